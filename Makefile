@@ -1,0 +1,54 @@
+# TrustDesk: two commands. `make run` serves on http://localhost:3000; `make test` runs everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15
+
+.PHONY: run test test-fast test-long lint bench deps system-deps clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+deps: .venv/.synced
+
+run: deps  ## serve the product on http://localhost:3000 (SQLite under ./data)
+	.venv/bin/trustdesk run --port $${PORT:-3000}
+
+# Debian packages the tests need (real Redis, PostgreSQL 15, Chromium, emoji font).
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+lint: deps
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+test: deps system-deps lint  ## the whole suite: API on SQLite and PostgreSQL, real time, browser
+	.venv/bin/pytest -m "not long" -p no:cacheprovider
+
+test-fast: deps
+	.venv/bin/pytest -m "not long and not browser" -x -q
+
+test-long: deps system-deps
+	.venv/bin/pytest -m long -p no:cacheprovider
+
+bench: deps system-deps
+	.venv/bin/python -m bench.run
+
+clean:
+	rm -rf .venv $(TOOLS) data

@@ -1,0 +1,98 @@
+"""The one place a message is created. Storage, fan-out and notifications hang off it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from trustdesk.actions.errors import Invalid
+from trustdesk.store.db import Tx
+from trustdesk.store.models import SupportMessage, Ticket, utcnow
+
+SENDER_TYPES = frozenset({"customer", "admin", "system", "bot"})
+KINDS = frozenset({"text", "note"})
+# Control characters other than newline and tab are stripped; NUL can never be stored.
+_CONTROL = {c: None for c in range(32) if c not in (9, 10)} | {127: None}
+
+
+def iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def clean_text(text: str, max_chars: int) -> str:
+    """Trim and bound a message: 1..max_chars characters after trimming."""
+    if not isinstance(text, str):
+        raise Invalid("message must be a string", "invalid_message")
+    text = text.translate(_CONTROL).strip()
+    if not text:
+        raise Invalid("message is empty", "empty_message")
+    if len(text) > max_chars:
+        raise Invalid(f"message is longer than {max_chars} characters", "message_too_long")
+    return text
+
+
+def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "ticket_id": ticket_number,
+        "sender_type": m.sender_type,
+        "sender_name": m.sender_name,
+        "message": m.message,
+        "created_at": iso(m.created_at),
+        "kind": m.kind,
+        "client_msg_id": m.client_msg_id,
+        "operator_id": m.operator_id,
+    }
+
+
+async def find_by_client_id(tx: Tx, ticket: Ticket, client_msg_id: str) -> SupportMessage | None:
+    row = await tx.session.scalar(
+        select(SupportMessage).where(
+            SupportMessage.ticket_id == ticket.id, SupportMessage.client_msg_id == client_msg_id
+        )
+    )
+    return row
+
+
+async def post_message(
+    tx: Tx,
+    ticket: Ticket,
+    *,
+    sender_type: str,
+    sender_name: str,
+    text: str,
+    kind: str = "text",
+    operator_id: int | None = None,
+    client_msg_id: str | None = None,
+) -> SupportMessage:
+    """Store one message in the caller's transaction and queue its events for after commit.
+
+    Text must already be cleaned (see clean_text). Private notes (kind "note") are only
+    ever published to operators.
+    """
+    assert sender_type in SENDER_TYPES and kind in KINDS
+    await tx.lock_messages()
+    now = utcnow()
+    msg = SupportMessage(
+        ticket_id=ticket.id,
+        sender_type=sender_type,
+        sender_name=sender_name[:100],
+        operator_id=operator_id,
+        message=text,
+        kind=kind,
+        client_msg_id=client_msg_id,
+        created_at=now,
+    )
+    tx.session.add(msg)
+    await tx.session.flush()
+    ticket.updated_at = now
+    ticket.last_message_id = msg.id
+    payload = message_json(msg, ticket.number)
+    frame = {"type": "message", "message": payload}
+    if kind != "note":
+        tx.emit(f"ticket:{ticket.id}", frame)
+    tx.emit("operators", {**frame, "ticket_ref": ticket.id})
+    tx.emit("operators", {"type": "ticket_changed", "ticket_ref": ticket.id})
+    return msg

@@ -1,0 +1,209 @@
+"""Operators, their passwords (argon2id) and server-side revocable sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select, update
+
+from trustdesk.actions.errors import Conflict, Invalid, NotFound, Unauthorized
+from trustdesk.actions.runtime import Runtime
+from trustdesk.store.models import Operator, OperatorSession, utcnow
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verified against when the email is unknown, so timing does not reveal which emails exist.
+_DUMMY_HASH = _hasher.hash("not a real password")
+ROLES = frozenset({"admin", "agent"})
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_rules(password: str) -> None:
+    if not isinstance(password, str) or len(password) < 8:
+        raise Invalid("password must have at least 8 characters", "weak_password")
+    if len(password) > 256:
+        raise Invalid("password is too long", "invalid_password")
+
+
+def operator_json(op: Operator) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "email": op.email,
+        "name": op.display_name,
+        "role": op.role,
+        "active": op.active,
+    }
+
+
+def _sid_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+@dataclass
+class Authenticated:
+    operator: Operator
+    session_hash: str
+    csrf_token: str
+
+
+async def create_operator(
+    rt: Runtime, email: str, name: str, password: str, role: str = "agent"
+) -> Operator:
+    email = email.strip().lower()
+    name = name.strip()
+    if not email or "@" not in email or len(email) > 254:
+        raise Invalid("a valid email is required", "invalid_email")
+    if not name or len(name) > rt.settings.max_name_chars:
+        raise Invalid("name must have 1-100 characters", "invalid_name")
+    if role not in ROLES:
+        raise Invalid("role must be admin or agent", "invalid_role")
+    check_password_rules(password)
+    async with rt.store.transaction() as tx:
+        exists = await tx.session.scalar(select(Operator.id).where(Operator.email == email))
+        if exists is not None:
+            raise Conflict("an operator with this email exists", "email_taken")
+        op = Operator(
+            email=email, display_name=name, password_hash=hash_password(password), role=role
+        )
+        tx.session.add(op)
+    return op
+
+
+async def count_operators(rt: Runtime) -> int:
+    async with rt.store.read() as session:
+        return int(await session.scalar(select(func.count(Operator.id))) or 0)
+
+
+async def list_operators(rt: Runtime) -> list[Operator]:
+    async with rt.store.read() as session:
+        return list((await session.scalars(select(Operator).order_by(Operator.id))).all())
+
+
+async def get_operator(rt: Runtime, operator_id: int) -> Operator:
+    async with rt.store.read() as session:
+        op = await session.get(Operator, operator_id)
+    if op is None:
+        raise NotFound("no such operator")
+    return op
+
+
+async def login(rt: Runtime, email: str, password: str) -> tuple[Operator, str, str]:
+    """Returns (operator, session id for the cookie, csrf token). A fresh session every time."""
+    email = (email or "").strip().lower()
+    async with rt.store.read() as session:
+        op = await session.scalar(select(Operator).where(Operator.email == email))
+    try:
+        _hasher.verify(op.password_hash if op else _DUMMY_HASH, password)
+        ok = op is not None and op.active
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    if not ok or op is None:
+        raise Unauthorized("wrong email or password", "bad_credentials")
+    sid = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    async with rt.store.transaction() as tx:
+        tx.session.add(
+            OperatorSession(
+                id_hash=_sid_hash(sid),
+                operator_id=op.id,
+                csrf_token=csrf,
+                expires_at=utcnow() + timedelta(hours=rt.settings.session_ttl_hours),
+            )
+        )
+        if _hasher.check_needs_rehash(op.password_hash):
+            fresh = await tx.session.get(Operator, op.id)
+            if fresh is not None:
+                fresh.password_hash = hash_password(password)
+    return op, sid, csrf
+
+
+async def authenticate(rt: Runtime, session_id: str | None) -> Authenticated | None:
+    if not session_id or len(session_id) > 128:
+        return None
+    h = _sid_hash(session_id)
+    async with rt.store.read() as session:
+        row = (
+            await session.execute(
+                select(OperatorSession, Operator)
+                .join(Operator, Operator.id == OperatorSession.operator_id)
+                .where(OperatorSession.id_hash == h)
+            )
+        ).first()
+    if row is None:
+        return None
+    sess, op = row
+    if sess.revoked or not op.active or sess.expires_at <= utcnow():
+        return None
+    return Authenticated(operator=op, session_hash=h, csrf_token=sess.csrf_token)
+
+
+async def session_valid(rt: Runtime, session_hash: str) -> bool:
+    async with rt.store.read() as session:
+        row = (
+            await session.execute(
+                select(OperatorSession.revoked, OperatorSession.expires_at, Operator.active)
+                .join(Operator, Operator.id == OperatorSession.operator_id)
+                .where(OperatorSession.id_hash == session_hash)
+            )
+        ).first()
+    return bool(row and not row[0] and row[2] and row[1] > utcnow())
+
+
+async def logout(rt: Runtime, session_hash: str, operator_id: int) -> None:
+    async with rt.store.transaction() as tx:
+        await tx.session.execute(
+            update(OperatorSession)
+            .where(OperatorSession.id_hash == session_hash)
+            .values(revoked=True)
+        )
+        tx.emit(
+            "operators",
+            {"type": "session_revoked", "session_hash": session_hash, "operator_id": operator_id},
+        )
+
+
+async def set_active(rt: Runtime, operator_id: int, active: bool) -> Operator:
+    async with rt.store.transaction() as tx:
+        op = await tx.session.get(Operator, operator_id)
+        if op is None:
+            raise NotFound("no such operator")
+        op.active = active
+        if not active:
+            await tx.session.execute(
+                update(OperatorSession)
+                .where(OperatorSession.operator_id == operator_id)
+                .values(revoked=True)
+            )
+            tx.emit(
+                "operators",
+                {"type": "session_revoked", "operator_id": operator_id, "session_hash": None},
+            )
+    return op
+
+
+async def set_password(rt: Runtime, operator_id: int, password: str) -> Operator:
+    check_password_rules(password)
+    async with rt.store.transaction() as tx:
+        op = await tx.session.get(Operator, operator_id)
+        if op is None:
+            raise NotFound("no such operator")
+        op.password_hash = hash_password(password)
+        # A reset ends every session of that operator.
+        await tx.session.execute(
+            update(OperatorSession)
+            .where(OperatorSession.operator_id == operator_id)
+            .values(revoked=True)
+        )
+        tx.emit(
+            "operators",
+            {"type": "session_revoked", "operator_id": operator_id, "session_hash": None},
+        )
+    return op

@@ -1,0 +1,572 @@
+"""Ticket lifecycle, exactly as the spec tells it, and the reads both sides make."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustdesk.actions import texts
+from trustdesk.actions.errors import Invalid, NotFound
+from trustdesk.actions.messages import (
+    clean_text,
+    find_by_client_id,
+    iso,
+    message_json,
+    post_message,
+)
+from trustdesk.actions.runtime import Runtime
+from trustdesk.store.db import Tx
+from trustdesk.store.models import (
+    Operator,
+    ReadCursor,
+    SupportMessage,
+    Ticket,
+    TicketJoin,
+    Visitor,
+    utcnow,
+)
+
+_B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+
+
+def new_ticket_number() -> str:
+    """The spec's TKT-<unix time>, plus a random suffix so that two in one second differ."""
+    suffix = "".join(secrets.choice(_B32) for _ in range(4))
+    return f"TKT-{int(time.time())}-{suffix}"
+
+
+def clean_client_id(client_msg_id: str | None) -> str | None:
+    if client_msg_id is None:
+        return None
+    if not isinstance(client_msg_id, str) or not 1 <= len(client_msg_id) <= 64:
+        raise Invalid("client_msg_id must have 1-64 characters", "invalid_client_msg_id")
+    return client_msg_id
+
+
+def operator_reader(operator_id: int) -> str:
+    return f"op:{operator_id}"
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
+    if not isinstance(number, str) or len(number) > 40:
+        return None
+    return await session.scalar(select(Ticket).where(Ticket.number == number))
+
+
+async def visitor_ticket(rt: Runtime, visitor: Visitor, number: str) -> Ticket:
+    """A ticket the visitor owns; anything else is a 404, whatever its id."""
+    async with rt.store.read() as session:
+        t = await ticket_by_number(session, number)
+    if t is None or t.visitor_id != visitor.id:
+        raise NotFound("no such ticket", "ticket_not_found")
+    return t
+
+
+async def messages_after(
+    session: AsyncSession, ticket_id: str, after: int, include_notes: bool, limit: int = 1000
+) -> list[SupportMessage]:
+    q = select(SupportMessage).where(
+        SupportMessage.ticket_id == ticket_id, SupportMessage.id > after
+    )
+    if not include_notes:
+        q = q.where(SupportMessage.kind != "note")
+    return list((await session.scalars(q.order_by(SupportMessage.id).limit(limit))).all())
+
+
+async def visitor_messages(
+    rt: Runtime, visitor: Visitor, number: str, after: int
+) -> tuple[Ticket, list[dict[str, Any]]]:
+    t = await visitor_ticket(rt, visitor, number)
+    async with rt.store.read() as session:
+        rows = await messages_after(session, t.id, after, include_notes=False)
+    return t, [message_json(m, t.number) for m in rows]
+
+
+async def cursor(session: AsyncSession, ticket_id: str, reader: str) -> int:
+    v = await session.scalar(
+        select(ReadCursor.last_read_id).where(
+            ReadCursor.ticket_id == ticket_id, ReadCursor.reader == reader
+        )
+    )
+    return int(v or 0)
+
+
+async def admin_read_id(session: AsyncSession, ticket_id: str) -> int:
+    """How far any operator has read: what the customer's read receipts show."""
+    v = await session.scalar(
+        select(func.max(ReadCursor.last_read_id)).where(
+            ReadCursor.ticket_id == ticket_id, ReadCursor.reader.like("op:%")
+        )
+    )
+    return int(v or 0)
+
+
+async def ticket_summaries(
+    rt: Runtime,
+    operator_id: int,
+    *,
+    status: str = "open",
+    filter_: str | None = None,
+    q: str | None = None,
+    ticket_ids: list[str] | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """The operator's list: each ticket with its unread count for that operator."""
+    reader = operator_reader(operator_id)
+    async with rt.store.read() as session:
+        stmt = (
+            select(Ticket, Visitor, Operator)
+            .join(Visitor, Visitor.id == Ticket.visitor_id)
+            .outerjoin(Operator, Operator.id == Ticket.assignee_id)
+        )
+        if status in ("open", "closed"):
+            stmt = stmt.where(Ticket.status == status)
+        if filter_ == "mine":
+            stmt = stmt.where(Ticket.assignee_id == operator_id)
+        elif filter_ == "unassigned":
+            stmt = stmt.where(Ticket.assignee_id.is_(None))
+        if ticket_ids is not None:
+            stmt = stmt.where(Ticket.id.in_(ticket_ids))
+        if q:
+            like = f"%{q.strip()[:100]}%"
+            text_match = (
+                select(SupportMessage.id)
+                .where(
+                    SupportMessage.ticket_id == Ticket.id,
+                    SupportMessage.message.ilike(like),
+                )
+                .exists()
+            )
+            stmt = stmt.where(or_(Ticket.number.ilike(like), Visitor.name.ilike(like), text_match))
+        stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit)
+        rows = (await session.execute(stmt)).all()
+        if not rows:
+            return []
+        ids = [t.id for t, _, _ in rows]
+        last_ids = [t.last_message_id for t, _, _ in rows if t.last_message_id]
+        lasts = {
+            m.id: m
+            for m in (
+                await session.scalars(select(SupportMessage).where(SupportMessage.id.in_(last_ids)))
+            ).all()
+        }
+        my_cursors = dict(
+            (
+                await session.execute(
+                    select(ReadCursor.ticket_id, ReadCursor.last_read_id).where(
+                        ReadCursor.ticket_id.in_(ids), ReadCursor.reader == reader
+                    )
+                )
+            ).all()
+        )
+        cust_cursors = dict(
+            (
+                await session.execute(
+                    select(ReadCursor.ticket_id, ReadCursor.last_read_id).where(
+                        ReadCursor.ticket_id.in_(ids), ReadCursor.reader == "customer"
+                    )
+                )
+            ).all()
+        )
+        unread_rows = (
+            await session.execute(
+                select(SupportMessage.ticket_id, func.count(SupportMessage.id))
+                .outerjoin(
+                    ReadCursor,
+                    and_(
+                        ReadCursor.ticket_id == SupportMessage.ticket_id,
+                        ReadCursor.reader == reader,
+                    ),
+                )
+                .where(
+                    SupportMessage.ticket_id.in_(ids),
+                    SupportMessage.sender_type == "customer",
+                    SupportMessage.id > func.coalesce(ReadCursor.last_read_id, 0),
+                )
+                .group_by(SupportMessage.ticket_id)
+            )
+        ).all()
+        unread = dict(unread_rows)
+    online = await rt.presence.online("visitor")
+    out = []
+    for t, v, op in rows:
+        last = lasts.get(t.last_message_id or -1)
+        out.append(
+            {
+                "ticketId": t.number,
+                "status": t.status,
+                "created_at": iso(t.created_at),
+                "updated_at": iso(t.updated_at),
+                "unread": int(unread.get(t.id, 0)),
+                "last_message": message_json(last, t.number) if last else None,
+                "customer_name": v.name or texts.CUSTOMER_NAME,
+                "assignee": {"id": op.id, "name": op.display_name} if op else None,
+                "visitor": {
+                    "online": v.id in online,
+                    "page_url": (online.get(v.id) or {}).get("page_url") or v.page_url,
+                    "user_agent": v.user_agent,
+                },
+                "customer_last_read_id": int(cust_cursors.get(t.id, 0)),
+                "my_last_read_id": int(my_cursors.get(t.id, 0)),
+            }
+        )
+    return out
+
+
+async def ticket_summary(rt: Runtime, operator_id: int, ticket_id: str) -> dict[str, Any]:
+    rows = await ticket_summaries(rt, operator_id, status="all", ticket_ids=[ticket_id])
+    if not rows:
+        raise NotFound("no such ticket", "ticket_not_found")
+    return rows[0]
+
+
+def visitor_ticket_json(t: Ticket, assignee: Operator | None) -> dict[str, Any]:
+    return {
+        "ticketId": t.number,
+        "status": t.status,
+        "assignee": {"name": assignee.display_name} if assignee else None,
+    }
+
+
+async def _emit_ticket(tx: Tx, t: Ticket) -> None:
+    assignee = await tx.session.get(Operator, t.assignee_id) if t.assignee_id else None
+    tx.emit(f"ticket:{t.id}", {"type": "ticket", "ticket": visitor_ticket_json(t, assignee)})
+    tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id})
+
+
+# ---------------------------------------------------------------- customer side
+
+
+async def send_customer_message(
+    rt: Runtime,
+    visitor: Visitor,
+    text: str,
+    number: str | None = None,
+    client_msg_id: str | None = None,
+) -> tuple[Ticket, dict[str, Any], bool]:
+    """The customer writes. Returns (ticket, message, created). Idempotent on client_msg_id.
+
+    No ticket given: the visitor's open ticket, or a new one that starts with the bot's
+    greeting. A message on a closed ticket reopens it.
+    """
+    text = clean_text(text, rt.settings.max_message_chars)
+    client_msg_id = clean_client_id(client_msg_id)
+    async with rt.store.transaction() as tx:
+        s = tx.session
+        await tx.lock_messages()
+        if number is not None:
+            t = await ticket_by_number(s, number)
+            if t is None or t.visitor_id != visitor.id:
+                raise NotFound("no such ticket", "ticket_not_found")
+        else:
+            t = None
+            if client_msg_id:
+                prev = await s.scalar(
+                    select(Ticket)
+                    .join(SupportMessage, SupportMessage.ticket_id == Ticket.id)
+                    .where(
+                        Ticket.visitor_id == visitor.id,
+                        SupportMessage.client_msg_id == client_msg_id,
+                    )
+                )
+                t = prev
+            if t is None:
+                t = await s.scalar(
+                    select(Ticket)
+                    .where(Ticket.visitor_id == visitor.id, Ticket.status == "open")
+                    .order_by(Ticket.updated_at.desc())
+                    .limit(1)
+                )
+        if t is not None and client_msg_id:
+            existing = await find_by_client_id(tx, t, client_msg_id)
+            if existing is not None:
+                return t, message_json(existing, t.number), False
+        if t is None:
+            now = utcnow()
+            t = Ticket(
+                id=secrets.token_hex(16),
+                number=new_ticket_number(),
+                visitor_id=visitor.id,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(t)
+            await s.flush()
+            await post_message(
+                tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=texts.GREETING
+            )
+        elif t.status == "closed":
+            await _reopen(tx, t)
+        msg = await post_message(
+            tx,
+            t,
+            sender_type="customer",
+            sender_name=visitor.name or texts.CUSTOMER_NAME,
+            text=text,
+            client_msg_id=client_msg_id,
+        )
+        await _set_cursor(tx, t, "customer", msg.id)
+        await _emit_ticket(tx, t)
+        return t, message_json(msg, t.number), True
+
+
+async def _set_cursor(tx: Tx, t: Ticket, reader: str, last_read_id: int) -> bool:
+    """Move a read cursor forward (never back). Returns True if it moved."""
+    row = await tx.session.get(ReadCursor, (t.id, reader))
+    if row is None:
+        tx.session.add(ReadCursor(ticket_id=t.id, reader=reader, last_read_id=last_read_id))
+        return True
+    if last_read_id > row.last_read_id:
+        row.last_read_id = last_read_id
+        row.updated_at = utcnow()
+        return True
+    return False
+
+
+async def mark_read_by_visitor(rt: Runtime, visitor: Visitor, number: str, last_id: int) -> None:
+    async with rt.store.transaction() as tx:
+        t = await ticket_by_number(tx.session, number)
+        if t is None or t.visitor_id != visitor.id:
+            raise NotFound("no such ticket", "ticket_not_found")
+        last_id = min(int(last_id), t.last_message_id or 0)
+        if await _set_cursor(tx, t, "customer", last_id):
+            ev = {
+                "type": "read",
+                "ticketId": t.number,
+                "reader": "customer",
+                "last_read_id": last_id,
+            }
+            tx.emit("operators", ev)
+
+
+# ---------------------------------------------------------------- operator side
+
+
+async def _load_for_operator(tx: Tx, number: str) -> Ticket:
+    t = await ticket_by_number(tx.session, number)
+    if t is None:
+        raise NotFound("no such ticket", "ticket_not_found")
+    return t
+
+
+async def _join(tx: Tx, t: Ticket, op: Operator) -> bool:
+    """Post "Оператор … подключился" once per operator per epoch (again after a reopen)."""
+    j = await tx.session.get(TicketJoin, (t.id, op.id))
+    if j is not None and j.epoch >= t.epoch:
+        return False
+    if j is None:
+        tx.session.add(TicketJoin(ticket_id=t.id, operator_id=op.id, epoch=t.epoch))
+    else:
+        j.epoch = t.epoch
+    await post_message(
+        tx,
+        t,
+        sender_type="system",
+        sender_name=texts.SYSTEM_NAME,
+        text=texts.operator_joined(op.display_name),
+        operator_id=op.id,
+    )
+    return True
+
+
+async def _mark_read_by_operator(tx: Tx, t: Ticket, op: Operator, last_id: int) -> None:
+    before = await admin_read_id(tx.session, t.id)
+    if await _set_cursor(tx, t, operator_reader(op.id), last_id):
+        tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id, "only": op.id})
+        if last_id > before:
+            tx.emit(
+                f"ticket:{t.id}",
+                {"type": "read", "ticketId": t.number, "reader": "admin", "last_read_id": last_id},
+            )
+            tx.emit(
+                "operators",
+                {
+                    "type": "read",
+                    "ticketId": t.number,
+                    "reader": "admin",
+                    "last_read_id": last_id,
+                    "operator_id": op.id,
+                },
+            )
+
+
+async def open_ticket(
+    rt: Runtime, op: Operator, number: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An operator opens a ticket: joins it (once) and reads it."""
+    async with rt.store.transaction() as tx:
+        t = await _load_for_operator(tx, number)
+        if t.status == "open":
+            await _join(tx, t, op)
+        await tx.session.flush()
+        await _mark_read_by_operator(tx, t, op, t.last_message_id or 0)
+        rows = await messages_after(tx.session, t.id, 0, include_notes=True, limit=100_000)
+        messages = [message_json(m, t.number) for m in rows]
+        tid = t.id
+    return await ticket_summary(rt, op.id, tid), messages
+
+
+async def operator_messages_after(rt: Runtime, after: int, limit: int) -> list[dict[str, Any]]:
+    """Every message (notes too) after a global id: the operator socket's replay."""
+    async with rt.store.read() as session:
+        rows = (
+            await session.execute(
+                select(SupportMessage, Ticket.number)
+                .join(Ticket, Ticket.id == SupportMessage.ticket_id)
+                .where(SupportMessage.id > after)
+                .order_by(SupportMessage.id)
+                .limit(limit)
+            )
+        ).all()
+    return [message_json(m, number) for m, number in rows]
+
+
+async def reply(
+    rt: Runtime,
+    op: Operator,
+    number: str,
+    text: str,
+    client_msg_id: str | None = None,
+    kind: str = "text",
+) -> dict[str, Any]:
+    text = clean_text(text, rt.settings.max_message_chars)
+    client_msg_id = clean_client_id(client_msg_id)
+    async with rt.store.transaction() as tx:
+        await tx.lock_messages()
+        t = await _load_for_operator(tx, number)
+        if client_msg_id:
+            existing = await find_by_client_id(tx, t, client_msg_id)
+            if existing is not None:
+                return message_json(existing, t.number)
+        if kind == "text" and t.status == "open":
+            await _join(tx, t, op)
+        msg = await post_message(
+            tx,
+            t,
+            sender_type="admin",
+            sender_name=op.display_name,
+            text=text,
+            kind=kind,
+            operator_id=op.id,
+            client_msg_id=client_msg_id,
+        )
+        await _mark_read_by_operator(tx, t, op, msg.id)
+        return message_json(msg, t.number)
+
+
+async def system_message(rt: Runtime, op: Operator, number: str, text: str) -> dict[str, Any]:
+    text = clean_text(text, rt.settings.max_message_chars)
+    async with rt.store.transaction() as tx:
+        t = await _load_for_operator(tx, number)
+        msg = await post_message(
+            tx,
+            t,
+            sender_type="system",
+            sender_name=texts.SYSTEM_NAME,
+            text=text,
+            operator_id=op.id,
+        )
+        return message_json(msg, t.number)
+
+
+async def close_ticket(
+    rt: Runtime, op: Operator, number: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Close, posting the spec's notice; closing a closed ticket posts nothing."""
+    async with rt.store.transaction() as tx:
+        t = await _load_for_operator(tx, number)
+        out = None
+        if t.status != "closed":
+            t.status = "closed"
+            msg = await post_message(
+                tx,
+                t,
+                sender_type="system",
+                sender_name=texts.SYSTEM_NAME,
+                text=texts.TICKET_CLOSED,
+                operator_id=op.id,
+            )
+            out = message_json(msg, t.number)
+            await _emit_ticket(tx, t)
+        tid = t.id
+    return await ticket_summary(rt, op.id, tid), out
+
+
+async def _reopen(tx: Tx, t: Ticket, operator_id: int | None = None) -> dict[str, Any]:
+    t.status = "open"
+    t.epoch += 1
+    msg = await post_message(
+        tx,
+        t,
+        sender_type="system",
+        sender_name=texts.SYSTEM_NAME,
+        text=texts.TICKET_REOPENED,
+        operator_id=operator_id,
+    )
+    await _emit_ticket(tx, t)
+    return message_json(msg, t.number)
+
+
+async def reopen_ticket(
+    rt: Runtime, op: Operator, number: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    async with rt.store.transaction() as tx:
+        t = await _load_for_operator(tx, number)
+        out = None
+        if t.status != "open":
+            out = await _reopen(tx, t, op.id)
+        tid = t.id
+    return await ticket_summary(rt, op.id, tid), out
+
+
+async def assign(
+    rt: Runtime, actor: Operator, number: str, operator_id: int | None
+) -> dict[str, Any]:
+    """Take, give to another operator, or unassign. Operators see a note; the customer sees
+    only "Оператор … подключился" (once, as when that operator opens the ticket)."""
+    async with rt.store.transaction() as tx:
+        t = await _load_for_operator(tx, number)
+        target = None
+        if operator_id is not None:
+            target = await tx.session.get(Operator, operator_id)
+            if target is None or not target.active:
+                raise NotFound("no such operator", "operator_not_found")
+        if t.assignee_id != (target.id if target else None):
+            t.assignee_id = target.id if target else None
+            if target is not None:
+                note = (
+                    f"{actor.display_name} взял(а) тикет"
+                    if target.id == actor.id
+                    else f"{actor.display_name} назначил(а) тикет: {target.display_name}"
+                )
+            else:
+                note = f"{actor.display_name} снял(а) назначение"
+            await post_message(
+                tx,
+                t,
+                sender_type="system",
+                sender_name=texts.SYSTEM_NAME,
+                text=note,
+                kind="note",
+                operator_id=actor.id,
+            )
+            if target is not None and t.status == "open":
+                await _join(tx, t, target)
+            await _emit_ticket(tx, t)
+        tid = t.id
+    return await ticket_summary(rt, actor.id, tid)
+
+
+async def mark_read_by_operator(rt: Runtime, op: Operator, number: str, last_id: int) -> None:
+    async with rt.store.transaction() as tx:
+        t = await _load_for_operator(tx, number)
+        last_id = max(0, min(int(last_id), t.last_message_id or 0))
+        await _mark_read_by_operator(tx, t, op, last_id)

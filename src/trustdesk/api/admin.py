@@ -1,0 +1,214 @@
+"""The operator's HTTP API (session cookie; X-CSRF-Token on every state change)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import delete, select
+
+from trustdesk.actions import operators, tickets
+from trustdesk.actions.errors import Conflict, NotFound, RateLimited, Unauthorized
+from trustdesk.actions.operators import operator_json
+from trustdesk.api import schemas as s
+from trustdesk.api.deps import SESSION_COOKIE, AdminDep, OperatorDep, RuntimeDep, client_ip
+from trustdesk.api.limits import limits
+from trustdesk.store.models import CannedResponse
+
+router = APIRouter(prefix="/api/admin", tags=["operator"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429)
+}
+
+
+def _op(op: Any, online: bool | None = None) -> s.OperatorOut:
+    return s.OperatorOut(**operator_json(op), online=online)
+
+
+@router.post("/login", response_model=s.LoginOut, responses=ERRORS)
+async def login(
+    body: s.LoginIn, request: Request, response: Response, rt: RuntimeDep
+) -> s.LoginOut:
+    """Email + password. Sets the HttpOnly session cookie; returns the CSRF token."""
+    lim = limits(rt)
+    ip, email = client_ip(request), body.email.strip().lower()
+    wait = max(lim.login_ip.peek_blocked(ip), lim.login_email.peek_blocked(email))
+    if wait > 0:
+        raise RateLimited("too many failed logins, try again later", wait)
+    try:
+        op, sid, csrf = await operators.login(rt, body.email, body.password)
+    except Unauthorized:
+        # Only failures spend the allowance.
+        for bucket, key in ((lim.login_ip, ip), (lim.login_email, email)):
+            with contextlib.suppress(RateLimited):
+                bucket.check(key)
+        raise
+    response.set_cookie(
+        SESSION_COOKIE,
+        sid,
+        httponly=True,
+        samesite="lax",
+        secure=rt.settings.cookie_secure,
+        max_age=rt.settings.session_ttl_hours * 3600,
+        path="/",
+    )
+    return s.LoginOut(operator=_op(op), csrf_token=csrf)
+
+
+@router.post("/logout", response_model=s.Ok, responses=ERRORS)
+async def logout(auth: OperatorDep, response: Response, rt: RuntimeDep) -> s.Ok:
+    await operators.logout(rt, auth.session_hash, auth.operator.id)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return s.Ok()
+
+
+@router.get("/me", response_model=s.LoginOut, responses=ERRORS)
+async def me(auth: OperatorDep) -> s.LoginOut:
+    return s.LoginOut(operator=_op(auth.operator), csrf_token=auth.csrf_token)
+
+
+# ------------------------------------------------------------------ tickets
+
+
+@router.get("/support/tickets", response_model=s.TicketsOut, responses=ERRORS)
+async def list_tickets(
+    auth: OperatorDep,
+    rt: RuntimeDep,
+    status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
+    filter: Annotated[str | None, Query(pattern="^(all|mine|unassigned)$")] = None,  # noqa: A002
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> s.TicketsOut:
+    """Tickets, latest activity first, each with this operator's unread count."""
+    rows = await tickets.ticket_summaries(
+        rt, auth.operator.id, status=status, filter_=filter, q=q or None
+    )
+    return s.TicketsOut(tickets=[s.TicketSummary(**r) for r in rows])
+
+
+@router.get("/support/ticket/{ticketId}", response_model=s.TicketOut, responses=ERRORS)
+async def open_ticket(ticketId: str, auth: OperatorDep, rt: RuntimeDep) -> s.TicketOut:  # noqa: N803
+    """Open a ticket: the whole history (notes included); joins it once and marks it read."""
+    summary, msgs = await tickets.open_ticket(rt, auth.operator, ticketId)
+    return s.TicketOut(ticket=s.TicketSummary(**summary), messages=[s.Message(**m) for m in msgs])
+
+
+@router.post("/support/reply", response_model=s.MessageOut, responses=ERRORS)
+async def reply(body: s.ReplyIn, auth: OperatorDep, rt: RuntimeDep) -> s.MessageOut:
+    msg = await tickets.reply(rt, auth.operator, body.ticketId, body.message, body.client_msg_id)
+    return s.MessageOut(message=s.Message(**msg))
+
+
+@router.post("/support/note", response_model=s.MessageOut, responses=ERRORS)
+async def note(body: s.ReplyIn, auth: OperatorDep, rt: RuntimeDep) -> s.MessageOut:
+    """A private note: operators only, never sent to the widget."""
+    msg = await tickets.reply(
+        rt, auth.operator, body.ticketId, body.message, body.client_msg_id, kind="note"
+    )
+    return s.MessageOut(message=s.Message(**msg))
+
+
+@router.post("/support/system-message", response_model=s.MessageOut, responses=ERRORS)
+async def system_message(
+    body: s.SystemMessageIn, auth: OperatorDep, rt: RuntimeDep
+) -> s.MessageOut:
+    msg = await tickets.system_message(rt, auth.operator, body.ticketId, body.message)
+    return s.MessageOut(message=s.Message(**msg))
+
+
+@router.post("/support/close/{ticketId}", response_model=s.TicketActionOut, responses=ERRORS)
+async def close(ticketId: str, auth: OperatorDep, rt: RuntimeDep) -> s.TicketActionOut:  # noqa: N803
+    t, msg = await tickets.close_ticket(rt, auth.operator, ticketId)
+    return s.TicketActionOut(ticket=s.TicketSummary(**t), message=s.Message(**msg) if msg else None)
+
+
+@router.post("/support/open/{ticketId}", response_model=s.TicketActionOut, responses=ERRORS)
+async def reopen(ticketId: str, auth: OperatorDep, rt: RuntimeDep) -> s.TicketActionOut:  # noqa: N803
+    t, msg = await tickets.reopen_ticket(rt, auth.operator, ticketId)
+    return s.TicketActionOut(ticket=s.TicketSummary(**t), message=s.Message(**msg) if msg else None)
+
+
+@router.post("/support/assign", response_model=s.AssignOut, responses=ERRORS)
+async def assign(body: s.AssignIn, auth: OperatorDep, rt: RuntimeDep) -> s.AssignOut:
+    t = await tickets.assign(rt, auth.operator, body.ticketId, body.operator_id)
+    return s.AssignOut(ticket=s.TicketSummary(**t))
+
+
+@router.post("/support/read", response_model=s.Ok, responses=ERRORS)
+async def read(body: s.OperatorReadIn, auth: OperatorDep, rt: RuntimeDep) -> s.Ok:
+    await tickets.mark_read_by_operator(rt, auth.operator, body.ticketId, body.last_read_id)
+    return s.Ok()
+
+
+# ------------------------------------------------------------------ operators
+
+
+@router.get("/operators", response_model=s.OperatorsOut, responses=ERRORS)
+async def list_ops(auth: OperatorDep, rt: RuntimeDep) -> s.OperatorsOut:
+    online = await rt.presence.online("operator")
+    ops = await operators.list_operators(rt)
+    return s.OperatorsOut(operators=[_op(o, str(o.id) in online) for o in ops])
+
+
+@router.post("/operators", status_code=201, response_model=s.OperatorOneOut, responses=ERRORS)
+async def add_op(body: s.OperatorCreateIn, auth: AdminDep, rt: RuntimeDep) -> s.OperatorOneOut:
+    op = await operators.create_operator(rt, body.email, body.name, body.password, body.role)
+    return s.OperatorOneOut(operator=_op(op))
+
+
+@router.post(
+    "/operators/{operator_id}/deactivate", response_model=s.OperatorOneOut, responses=ERRORS
+)
+async def deactivate(operator_id: int, auth: AdminDep, rt: RuntimeDep) -> s.OperatorOneOut:
+    if operator_id == auth.operator.id:
+        raise Conflict("you cannot deactivate yourself", "self_deactivate")
+    op = await operators.set_active(rt, operator_id, False)
+    return s.OperatorOneOut(operator=_op(op))
+
+
+@router.post("/operators/{operator_id}/activate", response_model=s.OperatorOneOut, responses=ERRORS)
+async def activate(operator_id: int, auth: AdminDep, rt: RuntimeDep) -> s.OperatorOneOut:
+    op = await operators.set_active(rt, operator_id, True)
+    return s.OperatorOneOut(operator=_op(op))
+
+
+@router.post("/operators/{operator_id}/password", response_model=s.OperatorOneOut, responses=ERRORS)
+async def reset_password(
+    operator_id: int, body: s.PasswordIn, auth: AdminDep, rt: RuntimeDep
+) -> s.OperatorOneOut:
+    op = await operators.set_password(rt, operator_id, body.password)
+    return s.OperatorOneOut(operator=_op(op))
+
+
+# ------------------------------------------------------------------ canned responses
+
+
+@router.get("/canned", response_model=s.CannedListOut, responses=ERRORS)
+async def list_canned(auth: OperatorDep, rt: RuntimeDep) -> s.CannedListOut:
+    async with rt.store.read() as session:
+        rows = (await session.scalars(select(CannedResponse).order_by(CannedResponse.name))).all()
+    return s.CannedListOut(canned=[s.Canned(id=r.id, name=r.name, text=r.text) for r in rows])
+
+
+@router.post("/canned", status_code=201, response_model=s.CannedOneOut, responses=ERRORS)
+async def add_canned(body: s.CannedIn, auth: OperatorDep, rt: RuntimeDep) -> s.CannedOneOut:
+    async with rt.store.transaction() as tx:
+        exists = await tx.session.scalar(
+            select(CannedResponse.id).where(CannedResponse.name == body.name)
+        )
+        if exists is not None:
+            raise Conflict("a canned response with this name exists", "name_taken")
+        row = CannedResponse(name=body.name, text=body.text.strip() or body.text)
+        tx.session.add(row)
+        await tx.session.flush()
+        out = s.Canned(id=row.id, name=row.name, text=row.text)
+    return s.CannedOneOut(canned=out)
+
+
+@router.delete("/canned/{canned_id}", response_model=s.Ok, responses=ERRORS)
+async def delete_canned(canned_id: int, auth: OperatorDep, rt: RuntimeDep) -> s.Ok:
+    async with rt.store.transaction() as tx:
+        res = await tx.session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))
+        if not res.rowcount:  # type: ignore[attr-defined]
+            raise NotFound("no such canned response")
+    return s.Ok()

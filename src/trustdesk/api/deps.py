@@ -1,0 +1,73 @@
+"""Who is calling: the visitor (bearer token) or the operator (session cookie + CSRF)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from trustdesk.actions import operators, visitors
+from trustdesk.actions.errors import Forbidden, Unauthorized
+from trustdesk.actions.operators import Authenticated
+from trustdesk.actions.runtime import Runtime
+from trustdesk.store.models import Visitor
+
+SESSION_COOKIE = "td_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def current_visitor(request: Request, rt: RuntimeDep) -> Visitor:
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("visitor token required (Authorization: Bearer)", "token_required")
+    visitor = await visitors.visitor_by_token(rt, token)
+    if visitor is None:
+        raise Unauthorized("unknown visitor token", "bad_token")
+    return visitor
+
+
+VisitorDep = Annotated[Visitor, Depends(current_visitor)]
+
+
+async def current_operator(request: Request, rt: RuntimeDep) -> Authenticated:
+    auth = await operators.authenticate(rt, request.cookies.get(SESSION_COOKIE))
+    if auth is None:
+        raise Unauthorized("login required", "login_required")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent.encode(), auth.csrf_token.encode()):
+            raise Forbidden("missing or wrong X-CSRF-Token header", "csrf_failed")
+    return auth
+
+
+OperatorDep = Annotated[Authenticated, Depends(current_operator)]
+
+
+async def admin_operator(auth: OperatorDep) -> Authenticated:
+    if auth.operator.role != "admin":
+        raise Forbidden("only an admin can do this", "admin_only")
+    return auth
+
+
+AdminDep = Annotated[Authenticated, Depends(admin_operator)]

@@ -1,0 +1,73 @@
+"""Static pages: the demo storefront, the widget loader and frame, the dashboard.
+
+Files are served as they are (plain ES modules, no build step), each with a strict
+Content-Security-Policy: no inline scripts anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from trustdesk.config import Settings
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+BASE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob: data:; font-src 'self' data:; connect-src 'self' ws: wss:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def csp_for(path: str, settings: Settings) -> str:
+    """The widget frame may be embedded by the allowed origins; nothing else may be framed."""
+    if path.startswith("/widget/"):
+        ancestors = " ".join(["'self'", *sorted(settings.origins)])
+        return f"{BASE_CSP}; frame-ancestors {ancestors}"
+    if path == "/" or path.startswith("/demo/"):
+        # The storefront frames the widget from its own origin.
+        return f"{BASE_CSP}; frame-src 'self'; frame-ancestors 'none'"
+    return f"{BASE_CSP}; frame-ancestors 'none'"
+
+
+class NoCacheStatic(StaticFiles):
+    """Static files revalidated on every load, so a deploy is seen at once."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def _file(path: Path) -> FileResponse:
+    return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+def mount_pages(app: FastAPI) -> None:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
+    async def storefront() -> FileResponse:
+        return _file(WEB / "demo" / "index.html")
+
+    @router.get("/widget.js")
+    async def widget_loader() -> FileResponse:
+        return _file(WEB / "widget" / "loader.js")
+
+    @router.get("/admin")
+    @router.get("/admin/")
+    async def dashboard() -> FileResponse:
+        return _file(WEB / "admin" / "index.html")
+
+    @router.get("/admin.html")
+    async def legacy_admin(request: Request) -> RedirectResponse:
+        return RedirectResponse("/admin", status_code=301)
+
+    app.include_router(router)
+    for name in ("widget", "admin", "demo", "i18n"):
+        app.mount(f"/{name}", NoCacheStatic(directory=WEB / name, check_dir=False), name=name)

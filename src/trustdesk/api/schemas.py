@@ -1,0 +1,202 @@
+"""Wire types of the HTTP API: one place, used for validation and for /api/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Raw bounds are looser than the rules (trimming happens in the action), but every
+# field is bounded before anything else looks at it.
+RawText = Field(min_length=1, max_length=16_000)
+TicketNumber = Field(min_length=1, max_length=40)
+ClientMsgId = Field(default=None, min_length=1, max_length=64)
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class Message(BaseModel):
+    id: int
+    ticket_id: str
+    sender_type: Literal["customer", "admin", "system", "bot"]
+    sender_name: str
+    message: str
+    created_at: str
+    kind: Literal["text", "note"] = "text"
+    client_msg_id: str | None = None
+    operator_id: int | None = None
+
+
+class SessionOut(BaseModel):
+    token: str
+    visitor_id: str
+
+
+class SessionIn(In):
+    page_url: str | None = Field(default=None, max_length=2048)
+
+
+class SendMessageIn(In):
+    message: str = RawText
+    ticketId: str | None = Field(default=None, min_length=1, max_length=40)  # noqa: N815
+    client_msg_id: str | None = ClientMsgId
+
+
+class SendMessageOut(BaseModel):
+    ticketId: str  # noqa: N815
+    message: Message
+
+
+class MessagesOut(BaseModel):
+    ticketId: str  # noqa: N815
+    status: Literal["open", "closed"]
+    messages: list[Message]
+
+
+class VisitorReadIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    last_read_id: int = Field(ge=0, le=2**62)
+
+
+class StatusOut(BaseModel):
+    operators_online: int
+
+
+class Ok(BaseModel):
+    ok: bool = True
+
+
+class OperatorOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: Literal["admin", "agent"]
+    active: bool
+    online: bool | None = None
+
+
+class LoginIn(In):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginOut(BaseModel):
+    operator: OperatorOut
+    csrf_token: str
+
+
+class Assignee(BaseModel):
+    id: int
+    name: str
+
+
+class VisitorInfo(BaseModel):
+    online: bool
+    page_url: str | None
+    user_agent: str | None
+
+
+class TicketSummary(BaseModel):
+    ticketId: str  # noqa: N815
+    status: Literal["open", "closed"]
+    created_at: str
+    updated_at: str
+    unread: int
+    last_message: Message | None
+    customer_name: str
+    assignee: Assignee | None
+    visitor: VisitorInfo
+    customer_last_read_id: int
+    my_last_read_id: int
+
+
+class TicketsOut(BaseModel):
+    tickets: list[TicketSummary]
+
+
+class TicketOut(BaseModel):
+    ticket: TicketSummary
+    messages: list[Message]
+
+
+class ReplyIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    message: str = RawText
+    client_msg_id: str | None = ClientMsgId
+
+
+class SystemMessageIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    message: str = RawText
+
+
+class MessageOut(BaseModel):
+    message: Message
+
+
+class TicketActionOut(BaseModel):
+    ticket: TicketSummary
+    message: Message | None
+
+
+class AssignIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    operator_id: int | None = Field(default=None, ge=1, le=2**62)
+
+
+class AssignOut(BaseModel):
+    ticket: TicketSummary
+
+
+class OperatorReadIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    last_read_id: int = Field(ge=0, le=2**62)
+
+
+class OperatorsOut(BaseModel):
+    operators: list[OperatorOut]
+
+
+class OperatorCreateIn(In):
+    email: str = Field(min_length=3, max_length=254)
+    name: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=8, max_length=256)
+    role: Literal["admin", "agent"] = "agent"
+
+
+class OperatorOneOut(BaseModel):
+    operator: OperatorOut
+
+
+class PasswordIn(In):
+    password: str = Field(min_length=8, max_length=256)
+
+
+class CannedIn(In):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[\w\-]+$")
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class Canned(BaseModel):
+    id: int
+    name: str
+    text: str
+
+
+class CannedListOut(BaseModel):
+    canned: list[Canned]
+
+
+class CannedOneOut(BaseModel):
+    canned: Canned

@@ -1,0 +1,584 @@
+"""WebSockets: /ws/visitor (token in the first frame) and /ws/operator (session cookie).
+
+The database is the truth; the hub only wakes sockets up. Each socket subscribes first,
+then replays stored rows after the client's `since`, then streams live events, dropping
+any message id it has already sent. So nothing is lost and nothing is shown twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from trustdesk.actions import operators, tickets, visitors
+from trustdesk.actions.errors import ActionError
+from trustdesk.actions.runtime import Runtime
+from trustdesk.api.deps import SESSION_COOKIE
+from trustdesk.api.limits import limits
+from trustdesk.realtime.hub import Subscription
+from trustdesk.store.models import Operator, Ticket, Visitor
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+MAX_FRAME = 64 * 1024
+REPLAY_LIMIT = 1000
+OPERATORS_TOPIC = "operators"
+VISITORS_PRESENCE_TOPIC = "presence:visitors"
+
+
+class Closed(Exception):
+    """The client went away, or we closed the socket."""
+
+
+def _rt(ws: WebSocket) -> Runtime:
+    rt: Runtime = ws.app.state.runtime
+    return rt
+
+
+async def _send(ws: WebSocket, frame: dict[str, Any]) -> None:
+    if ws.application_state != WebSocketState.CONNECTED:
+        raise Closed
+    try:
+        await ws.send_text(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+    except (WebSocketDisconnect, RuntimeError) as exc:
+        raise Closed from exc
+
+
+async def _receive(ws: WebSocket) -> dict[str, Any] | None:
+    """The next client frame as a dict, None for a frame we answered with an error."""
+    try:
+        msg = await ws.receive()
+    except (WebSocketDisconnect, RuntimeError) as exc:
+        raise Closed from exc
+    if msg["type"] == "websocket.disconnect":
+        raise Closed
+    raw = msg.get("text")
+    if raw is None:
+        raw_bytes = msg.get("bytes") or b""
+        if len(raw_bytes) > MAX_FRAME:
+            await _error(ws, "frame_too_large", "frames are limited to 64 KiB")
+            return None
+        try:
+            raw = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            await _error(ws, "bad_frame", "frames must be UTF-8 JSON")
+            return None
+    if len(raw) > MAX_FRAME:
+        await _error(ws, "frame_too_large", "frames are limited to 64 KiB")
+        return None
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        await _error(ws, "bad_frame", "frames must be JSON objects")
+        return None
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        await _error(ws, "bad_frame", "frames must be JSON objects with a type")
+        return None
+    return frame
+
+
+async def _error(ws: WebSocket, code: str, message: str, **extra: Any) -> None:
+    await _send(ws, {"type": "error", "code": code, "message": message, **extra})
+
+
+def _int(v: Any, default: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v > 2**62:
+        return default
+    return v
+
+
+def _str(v: Any, limit: int) -> str | None:
+    return v[:limit] if isinstance(v, str) and v else None
+
+
+async def _hello(ws: WebSocket, rt: Runtime) -> dict[str, Any]:
+    try:
+        frame = await asyncio.wait_for(_receive(ws), rt.settings.hello_timeout_seconds)
+    except TimeoutError:
+        await ws.close(4408, "hello timeout")
+        raise Closed from None
+    if frame is None or frame.get("type") != "hello":
+        with contextlib.suppress(Closed):
+            await _error(ws, "hello_required", "the first frame must be hello")
+        await ws.close(4400, "hello required")
+        raise Closed
+    return frame
+
+
+async def _operators_online(rt: Runtime) -> int:
+    return len(await rt.presence.online("operator"))
+
+
+# ====================================================================== visitor
+
+
+class VisitorConn:
+    def __init__(self, ws: WebSocket, rt: Runtime, visitor: Visitor, sub: Subscription) -> None:
+        self.ws, self.rt, self.visitor, self.sub = ws, rt, visitor, sub
+        self.ticket: Ticket | None = None
+        self.last_sent = 0
+        self.conn_id = secrets.token_hex(8)
+        self.typing_off: asyncio.TimerHandle | None = None
+        self.typing_active = False
+        self.page_url: str | None = None
+
+    async def follow(self, ticket: Ticket, since: int) -> None:
+        """Subscribe to a ticket, then replay what is stored after `since`."""
+        if self.ticket is not None and self.ticket.id != ticket.id:
+            await self.sub.remove(f"ticket:{self.ticket.id}")
+            self.last_sent = 0
+        self.ticket = ticket
+        self.last_sent = max(self.last_sent, since) if self.last_sent else since
+        await self.sub.add(f"ticket:{ticket.id}")
+        await self.replay()
+
+    async def replay(self) -> None:
+        assert self.ticket is not None
+        _, msgs = await tickets.visitor_messages(
+            self.rt, self.visitor, self.ticket.number, self.last_sent
+        )
+        for m in msgs:
+            await self.send_message(m)
+
+    async def send_message(self, m: dict[str, Any]) -> None:
+        if m["id"] <= self.last_sent:
+            return
+        self.last_sent = m["id"]
+        await _send(self.ws, {"type": "message", "message": m})
+
+    async def pump(self) -> None:
+        """Hub events -> the client."""
+        while True:
+            ev = await self.sub.get()
+            kind = ev.get("type")
+            if kind == "message":
+                m = ev["message"]
+                if self.ticket and m["ticket_id"] == self.ticket.number and m["kind"] != "note":
+                    if m["id"] > self.last_sent + 1:
+                        await self.replay()  # a gap: fill it from the database, in order
+                    await self.send_message(m)
+            elif kind == "resync":
+                if self.ticket:
+                    await self.replay()
+            elif kind in ("typing", "read", "ticket", "presence"):
+                await _send(self.ws, ev)
+
+    async def heartbeat(self) -> None:
+        ttl = self.rt.settings.presence_ttl_seconds
+        while True:
+            await asyncio.sleep(ttl / 3)
+            await self.rt.presence.touch(
+                "visitor", self.visitor.id, self.conn_id, ttl, self._info()
+            )
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "page_url": self.page_url,
+            "ticketId": self.ticket.number if self.ticket else None,
+        }
+
+    async def set_typing(self, active: bool) -> None:
+        if self.ticket is None:
+            return
+        if self.typing_off is not None:
+            self.typing_off.cancel()
+            self.typing_off = None
+        if active:
+            loop = asyncio.get_running_loop()
+            self.typing_off = loop.call_later(
+                self.rt.settings.typing_ttl_seconds,
+                lambda: asyncio.ensure_future(self.set_typing(False)),
+            )
+        if active == self.typing_active and not active:
+            return
+        self.typing_active = active
+        await self.rt.hub.publish(
+            OPERATORS_TOPIC,
+            {
+                "type": "typing",
+                "ticketId": self.ticket.number,
+                "sender_type": "customer",
+                "name": self.visitor.name or "Гость",
+                "active": active,
+                "ttl": self.rt.settings.typing_ttl_seconds,
+            },
+        )
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "ping":
+            await _send(self.ws, {"type": "pong"})
+        elif kind == "send":
+            await self.on_send(frame)
+        elif kind == "typing":
+            await self.set_typing(bool(frame.get("active")))
+        elif kind == "read":
+            if self.ticket is not None:
+                await tickets.mark_read_by_visitor(
+                    self.rt, self.visitor, self.ticket.number, _int(frame.get("last_read_id"))
+                )
+        else:
+            await _error(self.ws, "unknown_type", f"unknown frame type {kind[:32]!r}")
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        cid = frame.get("client_msg_id")
+        try:
+            text = frame.get("message")
+            if not isinstance(text, str):
+                await _error(
+                    self.ws,
+                    "invalid_message",
+                    "message must be a string",
+                    client_msg_id=cid if isinstance(cid, str) else None,
+                )
+                return
+            limits(self.rt).visitor_send.check(self.visitor.id, "too many messages, slow down")
+            ticket, msg, _ = await tickets.send_customer_message(
+                self.rt,
+                self.visitor,
+                text,
+                self.ticket.number if self.ticket else None,
+                cid if isinstance(cid, str) else None,
+            )
+        except ActionError as exc:
+            extra: dict[str, Any] = {"client_msg_id": cid if isinstance(cid, str) else None}
+            if hasattr(exc, "retry_after"):
+                extra["retry_after"] = exc.retry_after
+            await _error(self.ws, exc.code, exc.message, **extra)
+            return
+        if self.ticket is None or self.ticket.id != ticket.id:
+            await self.follow(ticket, 0)
+            await _send(
+                self.ws,
+                {
+                    "type": "ticket",
+                    "ticket": {
+                        "ticketId": ticket.number,
+                        "status": ticket.status,
+                        "assignee": None,
+                    },
+                },
+            )
+        else:
+            self.ticket = ticket
+            await self.replay()
+        await _send(
+            self.ws,
+            {"type": "ack", "client_msg_id": cid, "ticketId": ticket.number, "message": msg},
+        )
+        if self.typing_active:
+            await self.set_typing(False)
+
+
+@router.websocket("/ws/visitor")
+async def visitor_socket(ws: WebSocket) -> None:
+    rt = _rt(ws)
+    await ws.accept()
+    conn: VisitorConn | None = None
+    try:
+        hello = await _hello(ws, rt)
+        token = hello.get("token")
+        visitor = await visitors.visitor_by_token(rt, token) if isinstance(token, str) else None
+        if visitor is None:
+            await _error(ws, "bad_token", "unknown visitor token")
+            await ws.close(4401, "bad token")
+            return
+        number = hello.get("ticketId")
+        ticket = None
+        if number is not None:
+            try:
+                ticket = await tickets.visitor_ticket(rt, visitor, str(number)[:41])
+            except ActionError:
+                await _error(ws, "ticket_not_found", "no such ticket")
+                await ws.close(4404, "no such ticket")
+                return
+        async with rt.hub.subscribe([VISITORS_PRESENCE_TOPIC]) as sub:
+            conn = VisitorConn(ws, rt, visitor, sub)
+            conn.page_url = _str(hello.get("page_url"), 2048)
+            ready: dict[str, Any] = {
+                "type": "ready",
+                "ticketId": ticket.number if ticket else None,
+                "status": ticket.status if ticket else None,
+                "operators_online": await _operators_online(rt),
+                "admin_last_read_id": 0,
+            }
+            if ticket is not None:
+                async with rt.store.read() as session:
+                    ready["admin_last_read_id"] = await tickets.admin_read_id(session, ticket.id)
+            await _send(ws, ready)
+            if ticket is not None:
+                await conn.follow(ticket, _int(hello.get("since")))
+            await _visitor_online(rt, conn, ws)
+            await _serve(conn.pump(), conn.heartbeat(), _reader(ws, conn.handle))
+    except Closed:
+        pass
+    finally:
+        if conn is not None:
+            await _visitor_gone(rt, conn)
+
+
+async def _visitor_online(rt: Runtime, conn: VisitorConn, ws: WebSocket) -> None:
+    ua = ws.headers.get("user-agent")
+    await visitors.touch_visitor(rt, conn.visitor.id, ua, conn.page_url)
+    await rt.presence.touch(
+        "visitor", conn.visitor.id, conn.conn_id, rt.settings.presence_ttl_seconds, conn._info()
+    )
+    await rt.hub.publish(
+        OPERATORS_TOPIC,
+        {
+            "type": "presence",
+            "kind": "visitor",
+            "visitor_ref": conn.visitor.id,
+            "ticketId": conn.ticket.number if conn.ticket else None,
+            "online": True,
+            "page_url": conn.page_url,
+            "user_agent": ua,
+        },
+    )
+
+
+async def _visitor_gone(rt: Runtime, conn: VisitorConn) -> None:
+    with contextlib.suppress(Exception):
+        if conn.typing_off is not None:
+            conn.typing_off.cancel()
+        if conn.typing_active:
+            await conn.set_typing(False)
+        if await rt.presence.leave("visitor", conn.visitor.id, conn.conn_id):
+            await rt.hub.publish(
+                OPERATORS_TOPIC,
+                {
+                    "type": "presence",
+                    "kind": "visitor",
+                    "visitor_ref": conn.visitor.id,
+                    "ticketId": conn.ticket.number if conn.ticket else None,
+                    "online": False,
+                    "page_url": conn.page_url,
+                    "user_agent": None,
+                },
+            )
+
+
+async def _reader(ws: WebSocket, handle: Any) -> None:
+    while True:
+        frame = await _receive(ws)
+        if frame is not None:
+            await handle(frame)
+
+
+async def _serve(*coros: Any) -> None:
+    """Run the socket's loops until one ends (the client left); cancel the rest."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            exc = t.exception()
+            if exc is not None and not isinstance(exc, Closed):
+                log.error("socket loop failed", exc_info=exc)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ====================================================================== operator
+
+
+class OperatorConn:
+    def __init__(
+        self, ws: WebSocket, rt: Runtime, op: Operator, session_hash: str, sub: Subscription
+    ) -> None:
+        self.ws, self.rt, self.op, self.session_hash, self.sub = ws, rt, op, session_hash, sub
+        self.last_sent = 0
+        self.conn_id = secrets.token_hex(8)
+        self.refs: dict[str, str] = {}  # ticket number -> internal id
+
+    async def replay(self) -> None:
+        msgs = await tickets.operator_messages_after(self.rt, self.last_sent, REPLAY_LIMIT)
+        for m in msgs:
+            await self.send_message(m)
+        if len(msgs) >= REPLAY_LIMIT:
+            await _send(self.ws, {"type": "resync"})
+
+    async def send_message(self, m: dict[str, Any]) -> None:
+        if m["id"] <= self.last_sent:
+            return
+        self.last_sent = m["id"]
+        await _send(self.ws, {"type": "message", "message": m})
+
+    async def pump(self) -> None:
+        while True:
+            ev = await self.sub.get()
+            kind = ev.get("type")
+            if kind == "message":
+                ref = ev.get("ticket_ref")
+                if isinstance(ref, str):
+                    self.refs[ev["message"]["ticket_id"]] = ref
+                if ev["message"]["id"] > self.last_sent + 1:
+                    await self.replay()
+                await self.send_message(ev["message"])
+            elif kind == "ticket_changed":
+                only = ev.get("only")
+                if only is not None and only != self.op.id:
+                    continue
+                with contextlib.suppress(ActionError):
+                    summary = await tickets.ticket_summary(self.rt, self.op.id, ev["ticket_ref"])
+                    await _send(self.ws, {"type": "ticket", "ticket": summary})
+            elif kind == "session_revoked":
+                if ev.get("operator_id") == self.op.id and ev.get("session_hash") in (
+                    None,
+                    self.session_hash,
+                ):
+                    await self.ws.close(4401, "session ended")
+                    raise Closed
+            elif kind == "typing":
+                if ev.get("operator_id") != self.op.id:
+                    await _send(self.ws, ev)
+            elif kind == "presence":
+                await _send(self.ws, {k: v for k, v in ev.items() if k != "visitor_ref"})
+            elif kind == "read":
+                await _send(self.ws, ev)
+            elif kind == "resync":
+                await self.replay()
+                await _send(self.ws, {"type": "resync"})
+
+    async def heartbeat(self) -> None:
+        """Keep presence alive; end the socket as soon as the session is no longer valid."""
+        ttl = self.rt.settings.presence_ttl_seconds
+        beat = 0.0
+        while True:
+            await asyncio.sleep(2)
+            if not await operators.session_valid(self.rt, self.session_hash):
+                await self.ws.close(4401, "session ended")
+                raise Closed
+            beat += 2
+            if beat >= ttl / 3:
+                beat = 0
+                await self.rt.presence.touch(
+                    "operator", str(self.op.id), self.conn_id, ttl, {"name": self.op.display_name}
+                )
+
+    async def ref(self, number: str) -> str | None:
+        if number not in self.refs:
+            async with self.rt.store.read() as session:
+                t = await tickets.ticket_by_number(session, number)
+            if t is None:
+                return None
+            self.refs[number] = t.id
+        return self.refs[number]
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "ping":
+            await _send(self.ws, {"type": "pong"})
+        elif kind == "typing":
+            number = _str(frame.get("ticketId"), 41)
+            ref = await self.ref(number) if number else None
+            if ref is None or number is None:
+                await _error(self.ws, "ticket_not_found", "no such ticket")
+                return
+            ev = {
+                "type": "typing",
+                "ticketId": number,
+                "sender_type": "admin",
+                "name": self.op.display_name,
+                "active": bool(frame.get("active")),
+                "ttl": self.rt.settings.typing_ttl_seconds,
+            }
+            await self.rt.hub.publish(f"ticket:{ref}", ev)
+            await self.rt.hub.publish(OPERATORS_TOPIC, {**ev, "operator_id": self.op.id})
+        elif kind == "read":
+            number = _str(frame.get("ticketId"), 41)
+            try:
+                await tickets.mark_read_by_operator(
+                    self.rt, self.op, number or "", _int(frame.get("last_read_id"))
+                )
+            except ActionError as exc:
+                await _error(self.ws, exc.code, exc.message)
+        else:
+            await _error(self.ws, "unknown_type", f"unknown frame type {kind[:32]!r}")
+
+
+@router.websocket("/ws/operator")
+async def operator_socket(ws: WebSocket) -> None:
+    rt = _rt(ws)
+    origin = (ws.headers.get("origin") or "").rstrip("/")
+    host_origin = _own_origin(ws)
+    if origin not in rt.settings.origins and origin != host_origin:
+        await ws.close(4403, "origin not allowed")  # before accept: the handshake is refused
+        return
+    auth = await operators.authenticate(rt, ws.cookies.get(SESSION_COOKIE))
+    if auth is None:
+        await ws.close(4401, "login required")
+        return
+    await ws.accept()
+    op = auth.operator
+    conn_id = secrets.token_hex(8)
+    try:
+        hello = await _hello(ws, rt)
+        async with rt.hub.subscribe([OPERATORS_TOPIC]) as sub:
+            conn = OperatorConn(ws, rt, op, auth.session_hash, sub)
+            conn.conn_id = conn_id
+            became = await rt.presence.touch(
+                "operator",
+                str(op.id),
+                conn_id,
+                rt.settings.presence_ttl_seconds,
+                {"name": op.display_name},
+            )
+            online = await rt.presence.online("operator")
+            ops = await operators.list_operators(rt)
+            await _send(
+                ws,
+                {
+                    "type": "ready",
+                    "operators": [
+                        {"id": o.id, "name": o.display_name, "online": str(o.id) in online}
+                        for o in ops
+                        if o.active
+                    ],
+                },
+            )
+            if became:
+                await _operator_presence(rt, op, True)
+            conn.last_sent = _int(hello.get("since"))
+            await conn.replay()
+            await _serve(conn.pump(), conn.heartbeat(), _reader(ws, conn.handle))
+    except Closed:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            if await rt.presence.leave("operator", str(op.id), conn_id):
+                await _operator_presence(rt, op, False)
+
+
+def _own_origin(ws: WebSocket) -> str:
+    host = ws.headers.get("host", "")
+    scheme = "https" if ws.url.scheme == "wss" else "http"
+    return f"{scheme}://{host}"
+
+
+async def _operator_presence(rt: Runtime, op: Operator, online: bool) -> None:
+    await rt.hub.publish(
+        OPERATORS_TOPIC,
+        {
+            "type": "presence",
+            "kind": "operator",
+            "operator": {"id": op.id, "name": op.display_name},
+            "online": online,
+        },
+    )
+    await rt.hub.publish(
+        VISITORS_PRESENCE_TOPIC,
+        {
+            "type": "presence",
+            "operators_online": await _operators_online(rt),
+        },
+    )

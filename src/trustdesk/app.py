@@ -1,0 +1,130 @@
+"""create_app(settings): wires routes, hub, store and static pages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from trustdesk.actions.runtime import Runtime
+from trustdesk.api import admin, widget, ws
+from trustdesk.api.errors import BodyLimit, install_error_handlers
+from trustdesk.api.pages import csp_for, mount_pages
+from trustdesk.config import Settings
+from trustdesk.realtime.hub import make_hub
+from trustdesk.realtime.presence import make_presence
+from trustdesk.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+async def _expire_presence(rt: Runtime) -> None:
+    """Presence of a crashed client or process ends by itself: sweep expired entries."""
+    while True:
+        await asyncio.sleep(max(1.0, rt.settings.presence_ttl_seconds / 6))
+        try:
+            for kind, ident in await rt.presence.expire():
+                if kind == "operator":
+                    await rt.hub.publish(
+                        ws.OPERATORS_TOPIC,
+                        {
+                            "type": "presence",
+                            "kind": "operator",
+                            "operator": {"id": int(ident), "name": ""},
+                            "online": False,
+                        },
+                    )
+                    await rt.hub.publish(
+                        ws.VISITORS_PRESENCE_TOPIC,
+                        {
+                            "type": "presence",
+                            "operators_online": len(await rt.presence.online("operator")),
+                        },
+                    )
+                elif kind == "visitor":
+                    await rt.hub.publish(
+                        ws.OPERATORS_TOPIC,
+                        {
+                            "type": "presence",
+                            "kind": "visitor",
+                            "visitor_ref": ident,
+                            "ticketId": None,
+                            "online": False,
+                            "page_url": None,
+                            "user_agent": None,
+                        },
+                    )
+        except Exception:  # pragma: no cover - keep sweeping
+            log.exception("presence sweep failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub = make_hub(settings.redis_url)
+        presence = make_presence(settings.redis_url)
+        store = Store(settings, publish=hub.publish)
+        rt = Runtime(settings=settings, store=store, hub=hub, presence=presence)
+        app.state.runtime = rt
+        await hub.start()
+        sweeper = asyncio.create_task(_expire_presence(rt))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await hub.stop()
+            await store.dispose()
+
+    app = FastAPI(
+        title="TrustDesk",
+        version="0.1.0",
+        description="Live-chat support: visitor API (bearer token), operator API (session "
+        "cookie + X-CSRF-Token), WebSockets at /ws/visitor and /ws/operator "
+        "(see docs/protocol.md).",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        path = request.url.path
+        h = response.headers
+        if path == "/api/docs":
+            pass  # Swagger UI needs its CDN; the JSON spec itself is same-origin
+        elif path.startswith("/api/") or path == "/healthz":
+            h.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+            h.setdefault("Cache-Control", "no-store")
+        else:
+            h.setdefault("Content-Security-Policy", csp_for(path, settings))
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        if not path.startswith("/widget/"):
+            h.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(widget.router)
+    app.include_router(admin.router)
+    app.include_router(ws.router)
+    mount_pages(app)
+    return app

@@ -1,0 +1,114 @@
+"""`trustdesk run | migrate | create-operator`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import secrets
+import sys
+
+from trustdesk.config import Settings
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from trustdesk.actions.runtime import Runtime
+    from trustdesk.realtime.hub import make_hub
+    from trustdesk.realtime.presence import make_presence
+    from trustdesk.store.db import Store
+
+    return Runtime(
+        settings=settings, store=Store(settings), hub=make_hub(None), presence=make_presence(None)
+    )
+
+
+async def _create_operator(
+    settings: Settings, email: str, name: str, password: str, role: str
+) -> None:
+    from trustdesk.actions import operators
+
+    rt = _runtime(settings)
+    try:
+        await operators.create_operator(rt, email, name, password, role)
+    finally:
+        await rt.store.dispose()
+
+
+async def _first_operator(settings: Settings) -> None:
+    """No operator yet: create "Артём" with a random password and print the login once."""
+    from trustdesk.actions import operators
+
+    rt = _runtime(settings)
+    try:
+        if await operators.count_operators(rt) > 0:
+            return
+        password = secrets.token_urlsafe(12)
+        email = "admin@trust.store"
+        await operators.create_operator(rt, email, "Артём", password, "admin")
+        bar = "=" * 64
+        print(
+            f"\n{bar}\n  First operator created. Log in at {settings.public_url}/admin\n"
+            f"    email:    {email}\n    password: {password}\n"
+            f"  (shown once; change it or add operators in the dashboard)\n{bar}\n",
+            flush=True,
+        )
+    finally:
+        await rt.store.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="trustdesk", description="TrustDesk live-chat support")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="migrate, then serve the widget, dashboard and API")
+    run.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens
+    run.add_argument("--port", type=int, default=3000)
+    run.add_argument("--workers", type=int, default=1)
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    co = sub.add_parser("create-operator", help="add an operator who can log in")
+    co.add_argument("--email", required=True)
+    co.add_argument("--name", required=True)
+    co.add_argument("--role", choices=["admin", "agent"], default="admin")
+    co.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of a prompt",
+    )
+    args = parser.parse_args(argv)
+    settings = Settings()
+
+    from trustdesk.actions.errors import ActionError
+    from trustdesk.store.db import run_migrations
+
+    if args.command == "migrate":
+        run_migrations(settings)
+        print("database is up to date")
+    elif args.command == "create-operator":
+        run_migrations(settings)
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass("Password: ")
+            if password != getpass.getpass("Again: "):
+                sys.exit("passwords do not match")
+        try:
+            asyncio.run(_create_operator(settings, args.email, args.name, password, args.role))
+        except ActionError as exc:
+            sys.exit(f"error: {exc.message}")
+        print(f"operator {args.email} created")
+    elif args.command == "run":
+        import uvicorn
+
+        run_migrations(settings)
+        settings.resolved_secret_key  # noqa: B018 - generate and keep it before workers fork
+        if settings.create_first_operator:
+            asyncio.run(_first_operator(settings))
+        uvicorn.run(
+            "trustdesk.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+            ws_max_size=1024 * 1024,
+            proxy_headers=True,
+        )

@@ -1,0 +1,76 @@
+"""Settings, read from the environment with the prefix ``TRUSTDESK_``."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can change. Defaults serve one shop on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="TRUSTDESK_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    # Origins allowed to embed the widget and to open operator sockets, comma separated.
+    # The server's own origin is always allowed.
+    allowed_origins: str = ""
+    public_url: str = "http://localhost:3000"
+    locale: str = "ru"
+    cookie_secure: bool = False
+    session_ttl_hours: int = Field(default=24 * 7, ge=1)
+    # Limits (every input is bounded).
+    max_message_chars: int = 4000
+    max_body_bytes: int = 64 * 1024
+    max_name_chars: int = 100
+    # Send rate: a burst of `rate_burst` then `rate_per_minute` per visitor / per IP.
+    visitor_rate_per_minute: int = 60
+    visitor_rate_burst: int = 20
+    ip_rate_per_minute: int = 300
+    ip_rate_burst: int = 100
+    login_attempts_per_15min: int = 10
+    session_create_per_minute_per_ip: int = 30
+    # Real time.
+    typing_ttl_seconds: float = 6.0
+    presence_ttl_seconds: float = 30.0
+    hello_timeout_seconds: float = 10.0
+    long_poll_max_seconds: int = 30
+    create_first_operator: bool = True
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'trustdesk.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @cached_property
+    def origins(self) -> frozenset[str]:
+        items = {o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()}
+        items.add(self.public_url.rstrip("/"))
+        return frozenset(items)

@@ -1,0 +1,128 @@
+"""Engine, sessions and the one transaction helper (events are published after commit)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from trustdesk.config import Settings
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+# Serialises message inserts on PostgreSQL so that ids become visible in id order:
+# a client that has seen id N can never later miss an id below N.
+MESSAGE_LOCK_KEY = 0x7D35_0001
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        sync = engine.sync_engine
+
+        @event.listens_for(sync, "connect")
+        def _on_connect(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+            # We emit BEGIN ourselves (IMMEDIATE for writes) so that several processes on one
+            # file wait on the busy timeout instead of failing with "database is locked".
+            dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(sync, "begin")
+        def _on_begin(conn: Any) -> None:
+            immediate = conn.get_execution_options().get("td_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+@dataclass
+class Tx:
+    """One unit of work: a session plus the events to publish once it has committed."""
+
+    session: AsyncSession
+    dialect: str
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def emit(self, topic: str, event: dict[str, Any]) -> None:
+        self.events.append((topic, event))
+
+    async def lock_messages(self) -> None:
+        if self.dialect == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"), {"k": MESSAGE_LOCK_KEY}
+            )
+
+
+class Store:
+    def __init__(self, settings: Settings, publish: Publish | None = None) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings)
+        self.dialect = self.engine.dialect.name
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.publish = publish
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self, write: bool = True) -> AsyncIterator[Tx]:
+        """Run one action. On success: commit, then publish its events (never before)."""
+        async with self.sessions() as session:
+            if write and self.dialect == "sqlite":
+                await session.connection(execution_options={"td_write": True})
+            tx = Tx(session=session, dialect=self.dialect)
+            yield tx
+            await session.commit()
+        if self.publish is not None:
+            for topic, ev in tx.events:
+                await self.publish(topic, ev)
+        for fn in tx.after_commit:
+            try:
+                await fn()
+            except Exception:  # pragma: no cover - a side effect must not fail the action
+                log.exception("after-commit hook failed")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            yield session
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def run_migrations(settings: Settings) -> None:
+    """alembic upgrade head (used by `trustdesk migrate` and `trustdesk run`)."""
+    from alembic import command
+    from alembic.config import Config
+
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["database_url"] = settings.resolved_database_url
+    command.upgrade(cfg, "head")

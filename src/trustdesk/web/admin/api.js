@@ -1,0 +1,104 @@
+// HTTP client for /api/admin/*: JSON in and out, session cookie, CSRF header on writes.
+
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+let csrfToken = null;
+let onUnauthorized = () => {};
+
+export function setCsrf(token) {
+  csrfToken = token;
+}
+
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+}
+
+export async function request(method, path, body, { quiet401 = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch (e) {
+    throw new ApiError(0, "network", e.message);
+  }
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const err = (data && data.error) || {};
+    const detail = data && typeof data.detail === "string" ? data.detail : null;
+    const retry = Number(res.headers.get("Retry-After"));
+    const e = new ApiError(
+      res.status,
+      err.code || null,
+      err.message || detail || res.statusText,
+      Number.isFinite(retry) && retry > 0 ? retry : null,
+    );
+    if (res.status === 401 && !quiet401) onUnauthorized(e);
+    throw e;
+  }
+  return data || {};
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  me: () => request("GET", "/api/admin/me", undefined, { quiet401: true }),
+  login: (email, password) =>
+    request("POST", "/api/admin/login", { email, password }, { quiet401: true }),
+  logout: () => request("POST", "/api/admin/logout", {}, { quiet401: true }),
+  tickets: ({ status, filter, q }) => {
+    const p = new URLSearchParams();
+    p.set("status", status || "open");
+    if (filter) p.set("filter", filter);
+    if (q) p.set("q", q);
+    return request("GET", `/api/admin/support/tickets?${p}`);
+  },
+  ticket: (id) => request("GET", `/api/admin/support/ticket/${enc(id)}`),
+  reply: (ticketId, message, clientMsgId) =>
+    request("POST", "/api/admin/support/reply", {
+      ticketId,
+      message,
+      client_msg_id: clientMsgId,
+    }),
+  note: (ticketId, message) => request("POST", "/api/admin/support/note", { ticketId, message }),
+  system: (ticketId, message) =>
+    request("POST", "/api/admin/support/system-message", { ticketId, message }),
+  close: (id) => request("POST", `/api/admin/support/close/${enc(id)}`, {}),
+  reopen: (id) => request("POST", `/api/admin/support/open/${enc(id)}`, {}),
+  assign: (ticketId, operatorId) =>
+    request("POST", "/api/admin/support/assign", { ticketId, operator_id: operatorId }),
+  read: (ticketId, lastReadId) =>
+    request("POST", "/api/admin/support/read", { ticketId, last_read_id: lastReadId }),
+  operators: () => request("GET", "/api/admin/operators"),
+  addOperator: (o) => request("POST", "/api/admin/operators", o),
+  deactivate: (id) => request("POST", `/api/admin/operators/${enc(id)}/deactivate`, {}),
+  setPassword: (id, password) =>
+    request("POST", `/api/admin/operators/${enc(id)}/password`, { password }),
+  canned: () => request("GET", "/api/admin/canned"),
+  addCanned: (name, text) => request("POST", "/api/admin/canned", { name, text }),
+  deleteCanned: (id) => request("DELETE", `/api/admin/canned/${enc(id)}`),
+  pushKey: () => request("GET", "/api/admin/push/key"),
+  pushSubscribe: (sub) => request("POST", "/api/admin/push/subscribe", sub),
+};

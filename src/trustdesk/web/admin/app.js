@@ -1,0 +1,2120 @@
+// TrustDesk operator dashboard: login, the "Тикеты" inbox (list · conversation · customer
+// panel), settings (canned responses, operators), live over /ws/operator.
+//
+// Rules kept everywhere: user text only through textContent (dom.js `h`), no inline
+// scripts or styles (strict CSP), every message keyed by id so nothing shows twice.
+
+import { api, setCsrf, setUnauthorizedHandler } from "./api.js";
+import {
+  clear,
+  dayLabel,
+  describeBrowser,
+  fullWhen,
+  h,
+  hhmm,
+  hueOf,
+  initials,
+  replaceChildren,
+  safeHref,
+  shortWhen,
+  uuid,
+} from "./dom.js";
+import { formatWait, getLang, setLang, t } from "./i18n.js";
+import { Live } from "./live.js";
+import { enablePush, pushActive, pushSupported } from "./push.js";
+import { chime, isMuted, setMuted, unlockAudio } from "./sound.js";
+
+const FILTERS = ["open", "mine", "unassigned", "closed"];
+const TYPING_TTL_MS = 6000;
+const TYPING_SEND_EVERY_MS = 2500;
+const TYPING_IDLE_MS = 4000;
+const MAX_LEN = 4000;
+
+const root = document.getElementById("app");
+
+const state = {
+  me: null,
+  view: "tickets", // "tickets" | "settings"
+  filter: "open",
+  q: "",
+  tickets: new Map(), // ticketId -> TicketSummary (all we know of)
+  searchIds: null, // Set of ids matching the current `q` (server-side search)
+  listLoaded: false,
+  listError: null,
+  listSeq: 0,
+  currentId: null,
+  current: null, // {id, messages: Map, pending: Map, loaded, error, lastReadSent}
+  typing: new Map(), // ticketId -> Map(key -> {name, sender_type, until})
+  operators: new Map(), // id -> {id, name, email, role, active, online}
+  canned: [],
+  maxId: 0,
+  connected: true,
+  mode: "reply", // composer mode: "reply" | "note" | "system"
+  drafts: new Map(),
+  showInfo: false,
+  push: "off", // "on" | "off" | "unsupported"
+};
+
+const ui = {}; // live references into the current DOM
+let live = null;
+
+// ---------------------------------------------------------------- helpers
+
+function opName(id) {
+  const o = state.operators.get(id);
+  return o ? o.name : "";
+}
+
+function customerName(s) {
+  return (s && s.customer_name) || t("guest");
+}
+
+function isViewing(ticketId) {
+  return (
+    state.view === "tickets" &&
+    state.currentId === ticketId &&
+    state.current &&
+    state.current.loaded &&
+    document.visibilityState === "visible"
+  );
+}
+
+function ts(iso) {
+  const n = Date.parse(iso);
+  return Number.isNaN(n) ? 0 : n;
+}
+
+function avatar(name, { size = "", online = null, seed = name } = {}) {
+  const el = h(
+    "span",
+    { class: `avatar ${size}`, "aria-hidden": "true" },
+    initials(name),
+    online === null ? null : h("span", { class: `presence-dot ${online ? "on" : "off"}` }),
+  );
+  el.style.setProperty("--hue", String(hueOf(seed)));
+  return el;
+}
+
+/** Text with http(s) links made clickable; every piece inserted as text. */
+function linkify(text) {
+  const out = [];
+  const re = /\bhttps?:\/\/[^\s<>"']+/g;
+  let last = 0;
+  let m;
+  while ((m = re.exec(text))) {
+    let url = m[0];
+    const trail = url.match(/[.,!?;:)]+$/);
+    if (trail) url = url.slice(0, -trail[0].length);
+    if (m.index > last) out.push(text.slice(last, m.index));
+    const href = safeHref(url);
+    out.push(href ? h("a", { href, target: "_blank", rel: "noopener noreferrer" }, url) : url);
+    last = m.index + url.length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
+let toastTimer = null;
+function toast(message, kind = "info") {
+  if (!ui.toast) return;
+  replaceChildren(ui.toast, h("div", { class: `toast-card ${kind}` }, message));
+  ui.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    if (ui.toast) ui.toast.hidden = true;
+  }, 5000);
+}
+
+function errorText(e) {
+  if (e.status === 403) return t("error.forbidden");
+  if (e.status === 429) return t("error.rate");
+  if (e.status === 0) return t("login.offline");
+  return t("error.generic", { msg: e.message });
+}
+
+function totalUnread() {
+  let n = 0;
+  for (const s of state.tickets.values()) n += s.unread > 0 ? s.unread : 0;
+  return n;
+}
+
+function updateTitle() {
+  if (!state.me) {
+    document.title = `${t("title.login")} — TrustDesk`;
+    return;
+  }
+  const n = totalUnread();
+  const name = state.view === "settings" ? t("title.settings") : t("title.tickets");
+  document.title = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
+}
+
+// ---------------------------------------------------------------- boot & login
+
+async function boot() {
+  document.documentElement.lang = getLang();
+  unlockAudio();
+  setUnauthorizedHandler(() => {
+    if (state.me) signOut(t("login.expired"));
+  });
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", (ev) => {
+      if (ev.data && ev.data.type === "open" && typeof ev.data.url === "string") {
+        const url = new URL(ev.data.url, location.origin);
+        if (url.origin === location.origin && url.hash) location.hash = url.hash;
+      }
+    });
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") {
+      maybeMarkRead();
+      renderList();
+      renderBadges();
+    }
+  });
+  window.addEventListener("hashchange", onRoute);
+  setInterval(sweepTyping, 1000);
+  try {
+    const r = await api.me();
+    signedIn(r);
+  } catch (e) {
+    showLogin(e.status === 401 ? null : e.status === 0 ? t("login.offline") : null);
+  }
+}
+
+function showLogin(message) {
+  state.me = null;
+  clear(root);
+  root.className = "login-screen";
+  const email = h("input", {
+    id: "login-email",
+    name: "email",
+    type: "email",
+    autocomplete: "username",
+    inputmode: "email",
+    autocapitalize: "off",
+    spellcheck: "false",
+    required: true,
+  });
+  const password = h("input", {
+    id: "login-password",
+    name: "password",
+    type: "password",
+    autocomplete: "current-password",
+    required: true,
+  });
+  const error = h("p", { class: "form-error", role: "alert" }, message || "");
+  error.hidden = !message;
+  const submit = h("button", { type: "submit", class: "btn primary block" }, t("login.submit"));
+  let lockTimer = null;
+
+  const form = h(
+    "form",
+    { class: "login-card", novalidate: true, "aria-labelledby": "login-title" },
+    h("div", { class: "login-brand" }, h("img", { src: "/admin/icon.svg", alt: "", width: 40, height: 40 }), h("span", null, "TrustDesk")),
+    h("h1", { id: "login-title" }, t("login.title")),
+    h("p", { class: "muted" }, t("login.subtitle")),
+    h("label", { for: "login-email" }, t("login.email")),
+    email,
+    h("label", { for: "login-password" }, t("login.password")),
+    password,
+    error,
+    submit,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (submit.disabled) return;
+    const showError = (text) => {
+      error.textContent = text;
+      error.hidden = false;
+    };
+    if (!email.value.trim() || !password.value) {
+      showError(t("login.wrong"));
+      (email.value.trim() ? password : email).focus();
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = t("login.busy");
+    let locked = false;
+    try {
+      const r = await api.login(email.value.trim(), password.value);
+      signedIn(r);
+      return;
+    } catch (e) {
+      if (e.status === 401 || e.status === 400 || e.status === 422) {
+        showError(t("login.wrong"));
+        password.select();
+      } else if (e.status === 429) {
+        locked = true;
+        showError(
+          e.retryAfter ? t("login.locked", { wait: formatWait(e.retryAfter) }) : t("login.lockedNoWait"),
+        );
+        clearTimeout(lockTimer);
+        lockTimer = setTimeout(
+          () => {
+            submit.disabled = false;
+            error.hidden = true;
+          },
+          Math.min((e.retryAfter || 30) * 1000, 15 * 60 * 1000),
+        );
+      } else if (e.status === 0) {
+        showError(t("login.offline"));
+      } else {
+        showError(t("login.failed", { msg: e.message }));
+      }
+    }
+    submit.textContent = t("login.submit");
+    if (!locked) submit.disabled = false;
+  });
+
+  const langBtn = h(
+    "button",
+    {
+      type: "button",
+      class: "btn ghost lang-toggle",
+      "aria-label": t("header.lang"),
+      title: t("header.lang"),
+      onclick: () => {
+        setLang(getLang() === "ru" ? "en" : "ru");
+        showLogin();
+      },
+    },
+    t("header.langShort"),
+  );
+  root.append(
+    h("main", { class: "login-wrap" }, h("div", { class: "login-top" }, langBtn), form, h("p", { class: "login-foot muted" }, t("app.tagline"))),
+  );
+  updateTitle();
+  email.focus();
+}
+
+function signedIn(r) {
+  state.me = r.operator;
+  setCsrf(r.csrf_token);
+  state.operators.set(r.operator.id, { ...r.operator, online: true });
+  buildShell();
+  onRoute();
+  loadInitial();
+}
+
+async function loadInitial() {
+  const jobs = [fetchList(), loadOperators(), loadCanned()];
+  if (state.filter !== "open") jobs.push(fetchOpenForBadges());
+  await Promise.allSettled(jobs);
+  if (!state.me) return;
+  live = new Live({ since: () => state.maxId, onFrame, onState: onLiveState });
+  live.start();
+  refreshPushState();
+}
+
+async function signOut(message) {
+  if (live) live.stop();
+  live = null;
+  stopMyTyping();
+  Object.assign(state, {
+    me: null,
+    tickets: new Map(),
+    searchIds: null,
+    listLoaded: false,
+    currentId: null,
+    current: null,
+    typing: new Map(),
+    operators: new Map(),
+    canned: [],
+    maxId: 0,
+    drafts: new Map(),
+  });
+  for (const k of Object.keys(ui)) delete ui[k];
+  showLogin(message);
+}
+
+// ---------------------------------------------------------------- shell
+
+function buildShell() {
+  clear(root);
+  root.className = "app";
+  const me = state.me;
+
+  ui.navBadge = h("span", { class: "nav-badge", hidden: true });
+  ui.navTickets = h(
+    "a",
+    { href: "#/tickets", class: "nav-item", dataset: { view: "tickets" } },
+    h("span", { class: "nav-icon", "aria-hidden": "true" }, "💬"),
+    h("span", { class: "nav-label" }, t("nav.tickets")),
+    ui.navBadge,
+  );
+  ui.navSettings = h(
+    "a",
+    { href: "#/settings", class: "nav-item", dataset: { view: "settings" } },
+    h("span", { class: "nav-icon", "aria-hidden": "true" }, "⚙️"),
+    h("span", { class: "nav-label" }, t("nav.settings")),
+  );
+
+  ui.team = h("div", { class: "team-stack", role: "group", "aria-label": t("header.team") });
+  ui.muteBtn = h("button", { type: "button", class: "icon-btn", onclick: toggleMute });
+  ui.pushBtn = h(
+    "button",
+    { type: "button", class: "btn soft push-btn", onclick: onEnablePush },
+    h("span", { "aria-hidden": "true" }, "🔔 "),
+    h("span", { class: "push-label" }, t("header.push")),
+  );
+  ui.pushBtn.hidden = true;
+  const langBtn = h(
+    "button",
+    {
+      type: "button",
+      class: "btn ghost lang-toggle",
+      "aria-label": t("header.lang"),
+      title: t("header.lang"),
+      onclick: () => switchLang(getLang() === "ru" ? "en" : "ru"),
+    },
+    t("header.langShort"),
+  );
+  const whoami = h(
+    "div",
+    { class: "whoami" },
+    avatar(me.name, { seed: me.email || me.name }),
+    h(
+      "span",
+      { class: "whoami-text" },
+      h("strong", { class: "whoami-name" }, me.name),
+      h("span", { class: "whoami-role" }, t(`role.${me.role}`) || me.role),
+    ),
+  );
+  const logout = h(
+    "button",
+    { type: "button", class: "btn ghost", onclick: onLogout },
+    t("header.logout"),
+  );
+  ui.connBanner = h("div", { class: "conn-banner", role: "status", hidden: true }, t("conn.offline"));
+  ui.main = h("main", { class: "main", id: "main" });
+  ui.toast = h("div", { class: "toast", role: "status", "aria-live": "polite", hidden: true });
+
+  root.append(
+    h(
+      "header",
+      { class: "topbar" },
+      h(
+        "a",
+        { class: "brand", href: "#/tickets" },
+        h("img", { src: "/admin/icon.svg", alt: "", width: 28, height: 28 }),
+        h("span", { class: "brand-name" }, "TrustDesk"),
+        h("span", { class: "brand-sub" }, "Trust Store"),
+      ),
+      h("div", { class: "topbar-spacer" }),
+      ui.team,
+      ui.pushBtn,
+      ui.muteBtn,
+      langBtn,
+      whoami,
+      logout,
+    ),
+    ui.connBanner,
+    h(
+      "div",
+      { class: "shell" },
+      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navSettings),
+      ui.main,
+    ),
+    ui.toast,
+  );
+  renderMute();
+  renderTeam();
+  renderBadges();
+}
+
+function switchLang(lang) {
+  setLang(lang);
+  const keepDraft = ui.reply ? ui.reply.value : null;
+  if (keepDraft !== null && state.currentId) state.drafts.set(state.currentId, keepDraft);
+  buildShell();
+  state.view = null; // force the main view to be rebuilt
+  onRoute();
+  refreshPushState();
+}
+
+function renderBadges() {
+  if (!ui.navBadge) return;
+  const n = totalUnread();
+  ui.navBadge.textContent = n > 99 ? "99+" : String(n);
+  ui.navBadge.hidden = n === 0;
+  ui.navBadge.setAttribute("aria-label", t("list.unread", { n }));
+  updateTitle();
+}
+
+function renderNav() {
+  for (const link of [ui.navTickets, ui.navSettings]) {
+    if (!link) continue;
+    const active = link.dataset.view === state.view;
+    link.classList.toggle("active", active);
+    if (active) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+function renderMute() {
+  if (!ui.muteBtn) return;
+  const muted = isMuted();
+  ui.muteBtn.textContent = muted ? "🔕" : "🔔";
+  const label = muted ? t("header.unmute") : t("header.mute");
+  ui.muteBtn.setAttribute("aria-label", label);
+  ui.muteBtn.title = label;
+  ui.muteBtn.setAttribute("aria-pressed", muted ? "true" : "false");
+  if (ui.soundToggle) ui.soundToggle.checked = !muted;
+}
+
+function toggleMute() {
+  setMuted(!isMuted());
+  renderMute();
+}
+
+function renderTeam() {
+  if (!ui.team) return;
+  const online = [...state.operators.values()].filter((o) => o.online && o.active !== false);
+  online.sort((a, b) => (a.id === state.me.id ? -1 : b.id === state.me.id ? 1 : a.name.localeCompare(b.name)));
+  const items = online.slice(0, 5).map((o) => {
+    const el = h("span", { class: "team-member", title: `${o.name} · ${t("info.online")}` }, avatar(o.name, { online: true, seed: o.email || o.name }));
+    return el;
+  });
+  replaceChildren(
+    ui.team,
+    items,
+    online.length > 5 ? h("span", { class: "team-more" }, `+${online.length - 5}`) : null,
+  );
+  ui.team.title = online.map((o) => o.name).join(", ");
+  if (ui.teamList) renderTeamList();
+}
+
+async function refreshPushState() {
+  if (!ui.pushBtn) return;
+  if (!pushSupported()) {
+    state.push = "unsupported";
+  } else {
+    state.push = (await pushActive()) ? "on" : "off";
+  }
+  ui.pushBtn.hidden = state.push !== "off";
+}
+
+async function onEnablePush() {
+  ui.pushBtn.disabled = true;
+  try {
+    const r = await enablePush();
+    if (r.ok) {
+      state.push = "on";
+      ui.pushBtn.hidden = true;
+      toast(t("header.pushOn"), "ok");
+    } else if (r.reason === "denied") {
+      toast(t("header.pushDenied"), "warn");
+    } else if (r.reason === "unsupported") {
+      toast(t("header.pushUnsupported"), "warn");
+    } else {
+      toast(t("header.pushFailed"), "warn");
+    }
+  } catch (e) {
+    toast(`${t("header.pushFailed")}: ${e.message || e}`, "warn");
+  } finally {
+    ui.pushBtn.disabled = false;
+  }
+}
+
+async function onLogout() {
+  try {
+    await api.logout();
+  } catch {
+    /* the session may already be gone */
+  }
+  signOut(null);
+}
+
+// ---------------------------------------------------------------- routing
+
+function parseRoute() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [section, ...rest] = hash.split("/");
+  if (section === "settings") return { view: "settings", ticketId: null };
+  const id = section === "tickets" && rest.length ? decodeURIComponent(rest.join("/")) : null;
+  return { view: "tickets", ticketId: id || null };
+}
+
+function onRoute() {
+  if (!state.me) return;
+  const r = parseRoute();
+  if (r.view !== state.view) {
+    state.view = r.view;
+    if (r.view === "settings") {
+      leaveTicket();
+      buildSettings();
+    } else {
+      buildInbox();
+    }
+  }
+  if (r.view === "tickets") openTicket(r.ticketId);
+  renderNav();
+  updateTitle();
+}
+
+// ---------------------------------------------------------------- data loading
+
+function filterParams(filter) {
+  if (filter === "closed") return { status: "closed" };
+  if (filter === "mine") return { status: "open", filter: "mine" };
+  if (filter === "unassigned") return { status: "open", filter: "unassigned" };
+  return { status: "open" };
+}
+
+function matchesFilter(s) {
+  if (state.searchIds && !state.searchIds.has(s.ticketId)) return false;
+  switch (state.filter) {
+    case "closed":
+      return s.status === "closed";
+    case "mine":
+      return s.status === "open" && s.assignee && s.assignee.id === state.me.id;
+    case "unassigned":
+      return s.status === "open" && !s.assignee;
+    default:
+      return s.status === "open";
+  }
+}
+
+function noteMax(id) {
+  if (typeof id === "number" && id > state.maxId) state.maxId = id;
+}
+
+function upsertTicket(s) {
+  if (!s || !s.ticketId) return null;
+  const prev = state.tickets.get(s.ticketId);
+  const next = { ...(prev || {}), ...s };
+  // A slow HTTP answer must not roll back a newer live message.
+  if (prev && prev.last_message && (!s.last_message || s.last_message.id < prev.last_message.id)) {
+    next.last_message = prev.last_message;
+    if (ts(prev.updated_at) > ts(s.updated_at)) next.updated_at = prev.updated_at;
+  }
+  if (prev && prev.customer_last_read_id > (s.customer_last_read_id || 0)) {
+    next.customer_last_read_id = prev.customer_last_read_id;
+  }
+  if (isViewing(s.ticketId)) next.unread = 0;
+  if (next.last_message) noteMax(next.last_message.id);
+  state.tickets.set(s.ticketId, next);
+  return next;
+}
+
+async function fetchList() {
+  const seq = ++state.listSeq;
+  const params = filterParams(state.filter);
+  try {
+    const r = await api.tickets({ ...params, q: state.q.trim() });
+    if (seq !== state.listSeq) return;
+    for (const s of r.tickets || []) upsertTicket(s);
+    state.searchIds = state.q.trim() ? new Set((r.tickets || []).map((s) => s.ticketId)) : null;
+    state.listLoaded = true;
+    state.listError = null;
+  } catch (e) {
+    if (seq !== state.listSeq) return;
+    if (e.status === 401) return;
+    state.listError = errorText(e);
+  }
+  renderList();
+  renderBadges();
+  maybeMarkRead();
+}
+
+/** When the list shows closed tickets, still know the open ones for the unread badges. */
+async function fetchOpenForBadges() {
+  try {
+    const r = await api.tickets({ status: "open" });
+    for (const s of r.tickets || []) upsertTicket(s);
+    renderBadges();
+    renderList();
+  } catch {
+    /* the badge catches up with the next live frame */
+  }
+}
+
+let refetchTimer = null;
+function scheduleRefetch() {
+  clearTimeout(refetchTimer);
+  refetchTimer = setTimeout(fetchList, 250);
+}
+
+async function loadOperators() {
+  try {
+    const r = await api.operators();
+    for (const o of r.operators || []) {
+      const prev = state.operators.get(o.id) || {};
+      state.operators.set(o.id, { ...prev, ...o, online: o.online ?? prev.online ?? false });
+    }
+  } catch {
+    /* presence frames fill this in */
+  }
+  renderTeam();
+  renderAssign();
+  if (ui.opsList) renderOperatorsTable();
+}
+
+async function loadCanned() {
+  try {
+    const r = await api.canned();
+    state.canned = r.canned || [];
+  } catch {
+    state.canned = [];
+  }
+  if (ui.cannedList) renderCannedList();
+}
+
+// ---------------------------------------------------------------- live frames
+
+let bannerTimer = null;
+function onLiveState(connected, first) {
+  state.connected = connected;
+  clearTimeout(bannerTimer);
+  if (connected) {
+    if (ui.connBanner) ui.connBanner.hidden = true;
+    if (!first) resync();
+  } else {
+    bannerTimer = setTimeout(() => {
+      if (!state.connected && ui.connBanner) ui.connBanner.hidden = false;
+    }, 1500);
+    // Customer typing cannot be trusted while we hear nothing.
+    state.typing.clear();
+    renderTyping();
+  }
+}
+
+function resync() {
+  fetchList();
+  if (state.filter !== "open") fetchOpenForBadges();
+  refreshCurrent();
+  loadOperators();
+}
+
+function onFrame(f) {
+  switch (f.type) {
+    case "ready":
+      for (const o of f.operators || []) {
+        const prev = state.operators.get(o.id) || {};
+        state.operators.set(o.id, { ...prev, ...o });
+      }
+      renderTeam();
+      renderAssign();
+      break;
+    case "message":
+      if (f.message) onMessage(f.message);
+      break;
+    case "ticket":
+      onTicket(f.ticket);
+      break;
+    case "typing":
+      onTyping(f);
+      break;
+    case "read":
+      onRead(f);
+      break;
+    case "presence":
+      onPresence(f);
+      break;
+    case "resync":
+      resync();
+      break;
+    case "error":
+      if (f.code === "unauthorized") signOut(t("login.expired"));
+      break;
+    default:
+      break;
+  }
+}
+
+function onMessage(m) {
+  const isNew = m.id > state.maxId;
+  noteMax(m.id);
+  const s = state.tickets.get(m.ticket_id);
+  if (!s) {
+    scheduleRefetch();
+  } else if (!s.last_message || m.id > s.last_message.id) {
+    s.last_message = m;
+    if (ts(m.created_at) >= ts(s.updated_at)) s.updated_at = m.created_at;
+    if (m.sender_type === "customer" && m.kind !== "note") {
+      if (!isViewing(m.ticket_id)) s.unread = (s.unread || 0) + 1;
+      // A customer message on a closed ticket reopens it (the ticket frame confirms).
+      if (s.status === "closed") s.status = "open";
+    }
+  }
+  if (m.sender_type === "customer") clearTyping(m.ticket_id, "customer");
+  if (m.sender_type === "admin" && m.operator_id) clearTyping(m.ticket_id, `op${m.operator_id}`);
+  if (isNew && m.sender_type === "customer" && m.kind !== "note") {
+    const focused = isViewing(m.ticket_id) && document.hasFocus();
+    if (!focused) chime();
+  }
+  const cur = state.current;
+  if (cur && cur.id === m.ticket_id && cur.loaded) {
+    addMessage(cur, m);
+    renderMessages();
+    maybeMarkRead();
+  }
+  if (state.searchIds && s) scheduleRefetch();
+  renderList();
+  renderBadges();
+}
+
+function onTicket(ticket) {
+  if (!ticket) return;
+  const s = upsertTicket(ticket);
+  if (state.searchIds) scheduleRefetch();
+  renderList();
+  renderBadges();
+  if (state.currentId === ticket.ticketId) {
+    renderConvHeader();
+    renderInfo();
+    renderMessages();
+    maybeMarkRead();
+  }
+  return s;
+}
+
+function typingKey(f) {
+  return f.sender_type === "customer" ? "customer" : `op${f.operator_id ?? f.name}`;
+}
+
+function onTyping(f) {
+  if (!f.ticketId) return;
+  if (f.sender_type === "admin" && f.operator_id === state.me.id) return; // my own echo
+  const key = typingKey(f);
+  let m = state.typing.get(f.ticketId);
+  if (f.active) {
+    if (!m) state.typing.set(f.ticketId, (m = new Map()));
+    m.set(key, { name: f.name, sender_type: f.sender_type, until: Date.now() + TYPING_TTL_MS });
+  } else if (m) {
+    m.delete(key);
+    if (!m.size) state.typing.delete(f.ticketId);
+  }
+  renderTyping();
+  renderListTyping();
+}
+
+function clearTyping(ticketId, key) {
+  const m = state.typing.get(ticketId);
+  if (m && m.delete(key)) {
+    if (!m.size) state.typing.delete(ticketId);
+    renderTyping();
+    renderListTyping();
+  }
+}
+
+function sweepTyping() {
+  const now = Date.now();
+  let changed = false;
+  for (const [id, m] of state.typing) {
+    for (const [k, v] of m) {
+      if (v.until <= now) {
+        m.delete(k);
+        changed = true;
+      }
+    }
+    if (!m.size) state.typing.delete(id);
+  }
+  if (changed) {
+    renderTyping();
+    renderListTyping();
+  }
+}
+
+function onRead(f) {
+  const s = state.tickets.get(f.ticketId);
+  if (f.reader === "customer") {
+    if (s && f.last_read_id > (s.customer_last_read_id || 0)) {
+      s.customer_last_read_id = f.last_read_id;
+      if (state.currentId === f.ticketId) renderMessages();
+    }
+  }
+}
+
+function onPresence(f) {
+  if (f.kind === "operator" && f.operator) {
+    const prev = state.operators.get(f.operator.id) || { active: true };
+    state.operators.set(f.operator.id, { ...prev, ...f.operator, online: Boolean(f.online) });
+    renderTeam();
+    renderAssign();
+    if (ui.opsList) renderOperatorsTable();
+  } else if (f.kind === "visitor" && f.ticketId) {
+    const s = state.tickets.get(f.ticketId);
+    if (!s) return;
+    s.visitor = {
+      ...(s.visitor || {}),
+      online: Boolean(f.online),
+      page_url: f.page_url ?? s.visitor?.page_url ?? null,
+      user_agent: f.user_agent ?? s.visitor?.user_agent ?? null,
+    };
+    if (!f.online) clearTyping(f.ticketId, "customer");
+    renderList();
+    if (state.currentId === f.ticketId) {
+      renderConvHeader();
+      renderInfo();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- inbox layout
+
+function buildInbox() {
+  ui.search = h("input", {
+    type: "search",
+    class: "search",
+    placeholder: t("list.search"),
+    "aria-label": t("list.searchLabel"),
+    value: state.q,
+  });
+  let searchTimer = null;
+  ui.search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      state.q = ui.search.value;
+      fetchList();
+    }, 250);
+  });
+  ui.filterBtns = FILTERS.map((f) =>
+    h(
+      "button",
+      {
+        type: "button",
+        class: "filter",
+        dataset: { filter: f },
+        "aria-pressed": f === state.filter ? "true" : "false",
+        onclick: () => setFilter(f),
+      },
+      t(`filter.${f}`),
+    ),
+  );
+  ui.listCount = h("span", { class: "list-count" });
+  ui.list = h("ul", { class: "ticket-list", "aria-labelledby": "list-heading" });
+  ui.listPane = h(
+    "section",
+    { class: "list-pane", "aria-labelledby": "list-heading" },
+    h(
+      "div",
+      { class: "list-head" },
+      h("h1", { id: "list-heading" }, t("list.heading")),
+      ui.listCount,
+    ),
+    h("div", { class: "search-wrap" }, ui.search),
+    h("div", { class: "filters", role: "group", "aria-label": t("list.filters") }, ui.filterBtns),
+    h("div", { class: "list-scroll" }, ui.list),
+  );
+  ui.convPane = h("section", { class: "conv-pane" });
+  ui.infoPane = h("aside", { class: "info-pane", "aria-label": t("ticket.info") });
+  ui.inbox = h("div", { class: "inbox" }, ui.listPane, ui.convPane, ui.infoPane);
+  replaceChildren(ui.main, ui.inbox);
+  ui.cannedList = null;
+  ui.opsList = null;
+  ui.soundToggle = null;
+  renderList();
+  // The conversation is (re)built by openTicket.
+  const id = state.currentId;
+  state.currentId = undefined;
+  state.current = null;
+  if (!id) openTicket(null);
+}
+
+function setFilter(f) {
+  if (f === state.filter) return;
+  state.filter = f;
+  state.searchIds = state.q.trim() ? state.searchIds : null;
+  for (const b of ui.filterBtns || []) b.setAttribute("aria-pressed", b.dataset.filter === f ? "true" : "false");
+  renderList();
+  fetchList();
+}
+
+function sortedTickets() {
+  const items = [...state.tickets.values()].filter(matchesFilter);
+  items.sort((a, b) => {
+    const d = ts(b.updated_at) - ts(a.updated_at);
+    if (d) return d;
+    return (b.last_message?.id || 0) - (a.last_message?.id || 0);
+  });
+  return items;
+}
+
+function previewOf(s) {
+  const m = s.last_message;
+  if (!m) return { text: t("list.noMessages"), cls: "" };
+  if (m.kind === "note") return { text: `🔒 ${m.message}`, cls: "note" };
+  if (m.sender_type === "admin") {
+    const who = m.operator_id === state.me.id ? t("you") : m.sender_name;
+    return { text: `${who}: ${m.message}`, cls: "" };
+  }
+  if (m.sender_type === "system") return { text: m.message, cls: "system" };
+  if (m.sender_type === "bot") return { text: `🤖 ${m.message}`, cls: "" };
+  return { text: m.message, cls: "customer" };
+}
+
+function typingText(ticketId) {
+  const m = state.typing.get(ticketId);
+  if (!m || !m.size) return null;
+  return t("list.typing");
+}
+
+function renderList() {
+  if (!ui.list || state.view !== "tickets") return;
+  const items = sortedTickets();
+  ui.listCount.textContent = state.listLoaded ? String(items.length) : "";
+  if (!state.listLoaded && !state.listError) {
+    replaceChildren(ui.list, h("li", { class: "list-empty" }, t("list.loading")));
+    return;
+  }
+  if (state.listError && !items.length) {
+    replaceChildren(ui.list, h("li", { class: "list-empty error" }, state.listError));
+    return;
+  }
+  if (!items.length) {
+    const key = state.q.trim() ? "list.empty.search" : `list.empty.${state.filter}`;
+    replaceChildren(ui.list, h("li", { class: "list-empty" }, t(key)));
+    return;
+  }
+  const lang = getLang();
+  replaceChildren(
+    ui.list,
+    items.map((s) => {
+      const p = previewOf(s);
+      const typing = typingText(s.ticketId);
+      const active = s.ticketId === state.currentId;
+      const unread = s.unread > 0 ? s.unread : 0;
+      const name = customerName(s);
+      return h(
+        "li",
+        null,
+        h(
+          "a",
+          {
+            href: `#/tickets/${encodeURIComponent(s.ticketId)}`,
+            class: `ticket-row${active ? " active" : ""}${unread ? " has-unread" : ""}${s.status === "closed" ? " closed" : ""}`,
+            dataset: { ticketId: s.ticketId },
+            "aria-current": active ? "true" : null,
+          },
+          avatar(name, { online: Boolean(s.visitor && s.visitor.online), seed: s.ticketId }),
+          h(
+            "span",
+            { class: "row-main" },
+            h(
+              "span",
+              { class: "row-top" },
+              h("span", { class: "row-name" }, name),
+              h("span", { class: "row-id" }, s.ticketId),
+              h(
+                "time",
+                { class: "row-time", datetime: s.last_message?.created_at || s.updated_at },
+                shortWhen(s.last_message?.created_at || s.updated_at, lang),
+              ),
+            ),
+            h(
+              "span",
+              { class: `row-preview ${typing ? "typing" : p.cls}`, dataset: { preview: "1" } },
+              typing || p.text,
+            ),
+            h(
+              "span",
+              { class: "row-tags" },
+              h("span", { class: `pill status-${s.status}` }, t(`status.${s.status}`)),
+              h(
+                "span",
+                { class: `row-assignee${s.assignee ? "" : " none"}` },
+                s.assignee ? `👤 ${s.assignee.name}` : t("list.unassigned"),
+              ),
+              unread
+                ? h(
+                    "span",
+                    { class: "row-badge", "aria-label": t("list.unread", { n: unread }) },
+                    unread > 99 ? "99+" : String(unread),
+                  )
+                : null,
+            ),
+          ),
+        ),
+      );
+    }),
+  );
+}
+
+/** Cheap update of only the previews when someone starts or stops typing. */
+function renderListTyping() {
+  if (!ui.list) return;
+  for (const a of ui.list.querySelectorAll(".ticket-row")) {
+    const s = state.tickets.get(a.dataset.ticketId);
+    if (!s) continue;
+    const el = a.querySelector(".row-preview");
+    const typing = typingText(s.ticketId);
+    const p = previewOf(s);
+    el.textContent = typing || p.text;
+    el.className = `row-preview ${typing ? "typing" : p.cls}`;
+  }
+}
+
+// ---------------------------------------------------------------- conversation
+
+function leaveTicket() {
+  stopMyTyping();
+  if (ui.reply && state.currentId) state.drafts.set(state.currentId, ui.reply.value);
+  state.currentId = null;
+  state.current = null;
+}
+
+async function openTicket(id) {
+  if (id === state.currentId && (state.current || !id)) return;
+  if (ui.reply && state.currentId) state.drafts.set(state.currentId, ui.reply.value);
+  stopMyTyping();
+  state.currentId = id;
+  state.current = id
+    ? { id, messages: new Map(), pending: new Map(), loaded: false, error: null, lastReadSent: 0 }
+    : null;
+  state.mode = "reply";
+  state.showInfo = false;
+  if (ui.inbox) ui.inbox.classList.toggle("has-ticket", Boolean(id));
+  buildConversation();
+  renderList();
+  if (!id) return;
+  const cur = state.current;
+  try {
+    const r = await api.ticket(id);
+    if (state.current !== cur) return;
+    cur.loaded = true;
+    for (const m of r.messages || []) addMessage(cur, m);
+    cur.lastReadSent = Math.max(0, ...[...cur.messages.keys()]);
+    const s = upsertTicket(r.ticket);
+    if (s) s.unread = 0;
+  } catch (e) {
+    if (state.current !== cur) return;
+    if (e.status === 401) return;
+    cur.error = e.status === 404 ? t("ticket.notFound") : errorText(e);
+  }
+  renderConversation({ toBottom: true });
+  renderList();
+  renderBadges();
+  maybeMarkRead();
+}
+
+/** After a reconnect: fetch the open ticket again, merging by id. */
+async function refreshCurrent() {
+  const cur = state.current;
+  if (!cur || !cur.loaded) return;
+  try {
+    const r = await api.ticket(cur.id);
+    if (state.current !== cur) return;
+    for (const m of r.messages || []) addMessage(cur, m);
+    upsertTicket(r.ticket);
+    renderConversation();
+  } catch {
+    /* next reconnect tries again */
+  }
+}
+
+function addMessage(cur, m) {
+  noteMax(m.id);
+  cur.messages.set(m.id, m);
+  if (m.client_msg_id && cur.pending.has(m.client_msg_id)) cur.pending.delete(m.client_msg_id);
+}
+
+function maybeMarkRead() {
+  const cur = state.current;
+  if (!cur || !cur.loaded || !isViewing(cur.id)) return;
+  const s = state.tickets.get(cur.id);
+  let last = 0;
+  for (const id of cur.messages.keys()) if (id > last) last = id;
+  if (s && s.unread) {
+    s.unread = 0;
+    renderList();
+    renderBadges();
+  }
+  if (last > cur.lastReadSent) {
+    cur.lastReadSent = last;
+    const frame = { type: "read", ticketId: cur.id, last_read_id: last };
+    if (!(live && live.send(frame))) api.read(cur.id, last).catch(() => {});
+  }
+}
+
+function buildConversation() {
+  if (!ui.convPane) return;
+  for (const k of ["convHeader", "msgs", "typingEl", "composer", "reply", "closedNote", "canned"]) ui[k] = null;
+  if (!state.currentId) {
+    replaceChildren(
+      ui.convPane,
+      h(
+        "div",
+        { class: "conv-empty" },
+        h("div", { class: "conv-empty-icon", "aria-hidden": "true" }, "💬"),
+        h("h2", null, t("empty.title")),
+        h("p", { class: "muted" }, t("empty.text")),
+      ),
+    );
+    clear(ui.infoPane);
+    ui.inbox.classList.remove("show-info");
+    return;
+  }
+  ui.convHeader = h("div", { class: "conv-header" });
+  ui.msgs = h("div", { class: "messages", role: "log", "aria-live": "polite", "aria-relevant": "additions" });
+  ui.typingEl = h("div", { class: "typing-line", "aria-live": "polite" });
+  ui.closedNote = h("div", { class: "closed-note", hidden: true }, t("ticket.closedBanner"));
+  ui.composer = buildComposer();
+  replaceChildren(
+    ui.convPane,
+    ui.convHeader,
+    h("div", { class: "messages-scroll" }, ui.msgs, ui.typingEl),
+    ui.closedNote,
+    ui.composer,
+  );
+  ui.msgsScroll = ui.convPane.querySelector(".messages-scroll");
+  ui.msgsScroll.addEventListener("scroll", () => {
+    if (ui.msgsScroll.scrollTop < 4 && ui.msgs) ui.msgsScroll.dataset.top = "1";
+  });
+  replaceChildren(ui.msgs, h("div", { class: "conv-loading" }, t("list.loading")));
+  renderConvHeader();
+  renderInfo();
+}
+
+function renderConversation({ toBottom = false } = {}) {
+  if (!ui.msgs) return;
+  renderConvHeader();
+  renderMessages({ toBottom });
+  renderTyping();
+  renderInfo();
+  renderComposerState();
+}
+
+function renderConvHeader() {
+  if (!ui.convHeader || !state.current) return;
+  const s = state.tickets.get(state.currentId);
+  const back = h(
+    "a",
+    { href: "#/tickets", class: "icon-btn back-btn", "aria-label": t("ticket.back"), title: t("ticket.back") },
+    "←",
+  );
+  if (!s) {
+    replaceChildren(
+      ui.convHeader,
+      back,
+      h("div", { class: "conv-title" }, h("h2", null, state.currentId), state.current.error ? h("span", { class: "muted" }, state.current.error) : null),
+    );
+    return;
+  }
+  const name = customerName(s);
+  const online = Boolean(s.visitor && s.visitor.online);
+  const mine = s.assignee && s.assignee.id === state.me.id;
+  const actions = h("div", { class: "conv-actions" });
+  if (!mine && s.status === "open") {
+    actions.append(
+      h("button", { type: "button", class: "btn soft", onclick: () => assign(state.me.id) }, `✋ ${t("ticket.take")}`),
+    );
+  }
+  if (s.status === "open") {
+    actions.append(
+      h("button", { type: "button", class: "btn danger-soft", onclick: closeTicket }, t("ticket.close")),
+    );
+  } else {
+    actions.append(h("button", { type: "button", class: "btn primary", onclick: reopenTicket }, t("ticket.reopen")));
+  }
+  actions.append(
+    h(
+      "button",
+      {
+        type: "button",
+        class: "icon-btn info-btn",
+        "aria-label": t("ticket.info"),
+        title: t("ticket.info"),
+        "aria-expanded": state.showInfo ? "true" : "false",
+        onclick: () => {
+          state.showInfo = !state.showInfo;
+          ui.inbox.classList.toggle("show-info", state.showInfo);
+          renderConvHeader();
+        },
+      },
+      "ℹ︎",
+    ),
+  );
+  const sub = [
+    h("span", { class: `pill status-${s.status}` }, t(`status.${s.status}`)),
+    h("span", { class: `online-text ${online ? "on" : "off"}` }, online ? t("info.online") : t("info.offline")),
+  ];
+  replaceChildren(
+    ui.convHeader,
+    back,
+    avatar(name, { size: "lg", online, seed: s.ticketId }),
+    h(
+      "div",
+      { class: "conv-title" },
+      h("h2", null, name, h("span", { class: "conv-id" }, s.ticketId)),
+      h("div", { class: "conv-sub" }, sub, s.assignee ? h("span", { class: "muted" }, `👤 ${s.assignee.name}`) : null),
+    ),
+    actions,
+  );
+  ui.inbox.classList.toggle("show-info", state.showInfo);
+}
+
+function receiptFor(m, s) {
+  const read = s && m.id <= (s.customer_last_read_id || 0);
+  return h(
+    "span",
+    {
+      class: `receipt${read ? " read" : ""}`,
+      title: read ? t("ticket.read") : t("ticket.sent"),
+      "aria-label": read ? t("ticket.read") : t("ticket.sent"),
+    },
+    read ? "✓✓" : "✓",
+  );
+}
+
+function messageEl(m, s) {
+  const time = h("time", { datetime: m.created_at, title: fullWhen(m.created_at, getLang()) }, hhmm(m.created_at));
+  const base = { dataset: { id: String(m.id) } };
+  if (m.kind === "note") {
+    return h(
+      "div",
+      { ...base, class: "msg note" },
+      h("div", { class: "msg-author" }, t("sender.note"), h("span", { class: "muted" }, ` · ${m.sender_name}`)),
+      h("div", { class: "bubble" }, linkify(m.message)),
+      h("div", { class: "msg-meta" }, time),
+    );
+  }
+  if (m.sender_type === "system") {
+    return h(
+      "div",
+      { ...base, class: "msg system" },
+      h("div", { class: "system-pill" }, m.message),
+      h("div", { class: "msg-meta" }, time),
+    );
+  }
+  if (m.sender_type === "admin") {
+    const mine = m.operator_id === state.me.id;
+    return h(
+      "div",
+      { ...base, class: `msg admin${mine ? " mine" : ""}` },
+      h("div", { class: "msg-author" }, m.sender_name, mine ? h("span", { class: "muted" }, ` (${t("you")})`) : null, " 👤"),
+      h("div", { class: "bubble" }, linkify(m.message)),
+      h("div", { class: "msg-meta" }, time, receiptFor(m, s)),
+    );
+  }
+  if (m.sender_type === "bot") {
+    return h(
+      "div",
+      { ...base, class: "msg bot" },
+      h("div", { class: "msg-author" }, t("sender.bot")),
+      h("div", { class: "bubble" }, linkify(m.message)),
+      h("div", { class: "msg-meta" }, time),
+    );
+  }
+  return h(
+    "div",
+    { ...base, class: "msg customer" },
+    h("div", { class: "msg-author" }, t("sender.guest", { name: m.sender_name || customerName(s) })),
+    h("div", { class: "bubble" }, linkify(m.message)),
+    h("div", { class: "msg-meta" }, time),
+  );
+}
+
+function pendingEl(p) {
+  const cls = p.mode === "note" ? "note" : p.mode === "system" ? "system" : "admin mine";
+  const status = p.failed
+    ? h(
+        "button",
+        { type: "button", class: "link-btn failed", onclick: () => sendPending(p) },
+        `⚠ ${t("ticket.failed")}`,
+      )
+    : h("span", { class: "receipt pending", title: t("ticket.sending") }, "🕓");
+  if (p.mode === "system") {
+    return h("div", { class: `msg ${cls} pending` }, h("div", { class: "system-pill" }, p.text), h("div", { class: "msg-meta" }, status));
+  }
+  return h(
+    "div",
+    { class: `msg ${cls} pending` },
+    h("div", { class: "msg-author" }, p.mode === "note" ? t("sender.note") : state.me.name),
+    h("div", { class: "bubble" }, p.text),
+    h("div", { class: "msg-meta" }, status),
+  );
+}
+
+function renderMessages({ toBottom = false } = {}) {
+  const cur = state.current;
+  if (!ui.msgs || !cur) return;
+  if (!cur.loaded) {
+    if (cur.error) replaceChildren(ui.msgs, h("div", { class: "conv-loading error" }, cur.error));
+    return;
+  }
+  const scroller = ui.msgsScroll;
+  const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  const s = state.tickets.get(cur.id);
+  const lang = getLang();
+  const items = [];
+  let lastDay = null;
+  const msgs = [...cur.messages.values()].sort((a, b) => a.id - b.id);
+  for (const m of msgs) {
+    const day = new Date(m.created_at).toDateString();
+    if (day !== lastDay) {
+      items.push(h("div", { class: "day-sep" }, h("span", null, dayLabel(m.created_at, lang))));
+      lastDay = day;
+    }
+    items.push(messageEl(m, s));
+  }
+  for (const p of cur.pending.values()) items.push(pendingEl(p));
+  replaceChildren(ui.msgs, items);
+  if (toBottom || nearBottom) scroller.scrollTop = scroller.scrollHeight;
+}
+
+function renderTyping() {
+  if (!ui.typingEl) return;
+  const m = state.typing.get(state.currentId);
+  if (!m || !m.size) {
+    clear(ui.typingEl);
+    ui.typingEl.classList.remove("on");
+    return;
+  }
+  const s = state.tickets.get(state.currentId);
+  const names = [...m.values()].map((v) => (v.sender_type === "customer" ? `👥 ${customerName(s)}` : `👤 ${v.name}`));
+  const scroller = ui.msgsScroll;
+  const nearBottom = scroller && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  replaceChildren(
+    ui.typingEl,
+    h("span", { class: "typing-dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")),
+    h("span", { class: "typing-text" }, t("ticket.typing", { name: names.join(", ") })),
+  );
+  ui.typingEl.classList.add("on");
+  if (nearBottom) scroller.scrollTop = scroller.scrollHeight;
+}
+
+// ---------------------------------------------------------------- customer panel
+
+function renderInfo() {
+  if (!ui.infoPane) return;
+  const s = state.tickets.get(state.currentId);
+  if (!s) {
+    clear(ui.infoPane);
+    ui.assignSelect = null;
+    ui.teamList = null;
+    return;
+  }
+  const lang = getLang();
+  const name = customerName(s);
+  const online = Boolean(s.visitor && s.visitor.online);
+  const pageUrl = s.visitor && s.visitor.page_url;
+  const href = pageUrl && safeHref(pageUrl);
+  const ua = s.visitor && s.visitor.user_agent;
+  const dl = (rows) =>
+    h(
+      "dl",
+      { class: "facts" },
+      rows.filter(Boolean).map(([k, v]) => [h("dt", null, k), h("dd", null, v)]),
+    );
+
+  ui.assignSelect = h("select", { id: "assign-select", class: "select", "aria-label": t("info.assignLabel") });
+  ui.assignSelect.addEventListener("change", () => {
+    const v = ui.assignSelect.value;
+    assign(v ? Number(v) : null);
+  });
+  ui.teamList = h("ul", { class: "team-list" });
+
+  replaceChildren(
+    ui.infoPane,
+    h(
+      "div",
+      { class: "info-close-row" },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "icon-btn info-close",
+          "aria-label": "×",
+          onclick: () => {
+            state.showInfo = false;
+            ui.inbox.classList.remove("show-info");
+            renderConvHeader();
+          },
+        },
+        "✕",
+      ),
+    ),
+    h(
+      "section",
+      { class: "info-card customer-card" },
+      avatar(name, { size: "xl", online, seed: s.ticketId }),
+      h("h3", null, name),
+      h("p", { class: `online-text ${online ? "on" : "off"}`, dataset: { visitorOnline: online ? "1" : "0" } }, online ? t("info.online") : t("info.offline")),
+      dl([
+        [
+          t("info.page"),
+          pageUrl
+            ? href
+              ? h("a", { href, target: "_blank", rel: "noopener noreferrer", class: "page-url", title: pageUrl }, pageUrl)
+              : h("span", { class: "page-url" }, pageUrl)
+            : h("span", { class: "muted" }, t("info.unknown")),
+        ],
+        [t("info.browser"), ua ? h("span", { title: ua }, describeBrowser(ua)) : h("span", { class: "muted" }, t("info.unknown"))],
+      ]),
+    ),
+    h(
+      "section",
+      { class: "info-card" },
+      h("h3", null, t("info.ticket")),
+      dl([
+        [t("info.ticket"), s.ticketId],
+        [t("info.status"), h("span", { class: `pill status-${s.status}` }, t(`status.${s.status}`))],
+        [t("info.created"), fullWhen(s.created_at, lang)],
+      ]),
+      h("label", { for: "assign-select", class: "field-label" }, t("info.assignee")),
+      ui.assignSelect,
+    ),
+    h("section", { class: "info-card" }, h("h3", null, t("info.team")), ui.teamList),
+  );
+  renderAssign();
+  renderTeamList();
+}
+
+function renderAssign() {
+  const sel = ui.assignSelect;
+  if (!sel) return;
+  const s = state.tickets.get(state.currentId);
+  if (!s) return;
+  const current = s.assignee ? s.assignee.id : null;
+  const ops = [...state.operators.values()].filter((o) => o.active !== false || o.id === current);
+  if (current && !ops.some((o) => o.id === current)) ops.push({ id: current, name: s.assignee.name });
+  ops.sort((a, b) => a.name.localeCompare(b.name));
+  replaceChildren(
+    sel,
+    h("option", { value: "" }, t("info.nobody")),
+    ops.map((o) =>
+      h(
+        "option",
+        { value: String(o.id) },
+        `${o.name}${o.id === state.me.id ? ` (${t("you")})` : ""}${o.online ? " ●" : ""}`,
+      ),
+    ),
+  );
+  sel.value = current ? String(current) : "";
+}
+
+function renderTeamList() {
+  if (!ui.teamList) return;
+  const ops = [...state.operators.values()].filter((o) => o.active !== false);
+  ops.sort((a, b) => Number(Boolean(b.online)) - Number(Boolean(a.online)) || a.name.localeCompare(b.name));
+  replaceChildren(
+    ui.teamList,
+    ops.map((o) =>
+      h(
+        "li",
+        { class: "team-row", dataset: { operatorId: String(o.id), online: o.online ? "1" : "0" } },
+        avatar(o.name, { online: Boolean(o.online), seed: o.email || o.name }),
+        h("span", { class: "team-name" }, o.name, o.id === state.me.id ? h("span", { class: "muted" }, ` (${t("you")})`) : null),
+        h("span", { class: `online-text ${o.online ? "on" : "off"}` }, o.online ? t("info.online") : t("info.offline")),
+      ),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- actions
+
+async function assign(operatorId) {
+  const id = state.currentId;
+  if (!id) return;
+  try {
+    const r = await api.assign(id, operatorId);
+    onTicket(r.ticket);
+  } catch (e) {
+    toast(errorText(e), "warn");
+    renderAssign();
+  }
+}
+
+async function closeTicket() {
+  const id = state.currentId;
+  try {
+    const r = await api.close(id);
+    applyStatusResult(id, r);
+  } catch (e) {
+    toast(errorText(e), "warn");
+  }
+}
+
+async function reopenTicket() {
+  const id = state.currentId;
+  try {
+    const r = await api.reopen(id);
+    applyStatusResult(id, r);
+  } catch (e) {
+    toast(errorText(e), "warn");
+  }
+}
+
+function applyStatusResult(id, r) {
+  if (r.message && state.current && state.current.id === id) addMessage(state.current, r.message);
+  if (r.message) onMessage(r.message);
+  if (r.ticket) onTicket(r.ticket);
+  renderConversation();
+}
+
+// ---------------------------------------------------------------- composer
+
+function buildComposer() {
+  const tabs = ["reply", "note", "system"].map((mode) =>
+    h(
+      "button",
+      {
+        type: "button",
+        role: "tab",
+        class: "mode-tab",
+        dataset: { mode },
+        "aria-selected": mode === state.mode ? "true" : "false",
+        onclick: () => setMode(mode),
+      },
+      t(`composer.${mode}Tab`),
+    ),
+  );
+  ui.modeTabs = tabs;
+  ui.replyLabel = h("label", { for: "reply-box", class: "sr-only" }, t("composer.reply"));
+  ui.reply = h("textarea", {
+    id: "reply-box",
+    rows: 2,
+    maxlength: MAX_LEN,
+    "aria-autocomplete": "list",
+    "aria-controls": "canned-pop",
+  });
+  ui.reply.value = state.drafts.get(state.currentId) || "";
+  ui.canned = h("ul", { id: "canned-pop", class: "canned-pop", role: "listbox", "aria-label": t("composer.canned"), hidden: true });
+  ui.sendBtn = h("button", { type: "submit", class: "btn primary send-btn" }, t("composer.send"));
+  ui.composerHint = h("span", { class: "composer-hint" });
+  ui.composerError = h("span", { class: "composer-error", role: "alert" });
+  const form = h(
+    "form",
+    { class: "composer", novalidate: true },
+    h("div", { class: "mode-tabs", role: "tablist", "aria-label": t("composer.modes") }, tabs),
+    h("div", { class: "composer-box" }, ui.canned, ui.replyLabel, ui.reply),
+    h("div", { class: "composer-foot" }, ui.composerHint, ui.composerError, ui.sendBtn),
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    send();
+  });
+  ui.reply.addEventListener("keydown", onReplyKeydown);
+  ui.reply.addEventListener("input", onReplyInput);
+  ui.reply.addEventListener("blur", () => {
+    setTimeout(() => hideCanned(), 150);
+    stopMyTyping();
+  });
+  requestAnimationFrame(() => autoGrow());
+  return form;
+}
+
+function setMode(mode) {
+  state.mode = mode;
+  renderComposerState();
+  if (mode !== "reply") stopMyTyping();
+  ui.reply.focus();
+}
+
+function renderComposerState() {
+  if (!ui.composer) return;
+  const mode = state.mode;
+  ui.composer.classList.remove("mode-reply", "mode-note", "mode-system");
+  ui.composer.classList.add(`mode-${mode}`);
+  for (const tab of ui.modeTabs) tab.setAttribute("aria-selected", tab.dataset.mode === mode ? "true" : "false");
+  ui.replyLabel.textContent = t(mode === "reply" ? "composer.reply" : mode === "note" ? "composer.note" : "composer.system");
+  ui.reply.placeholder = t(`composer.placeholder.${mode}`);
+  ui.sendBtn.textContent = t(mode === "reply" ? "composer.send" : mode === "note" ? "composer.addNote" : "composer.sendSystem");
+  ui.composerHint.textContent = t(`composer.hint.${mode}`);
+  const s = state.tickets.get(state.currentId);
+  const loaded = state.current && state.current.loaded;
+  ui.reply.disabled = !loaded;
+  ui.sendBtn.disabled = !loaded;
+  if (ui.closedNote) ui.closedNote.hidden = !(s && s.status === "closed");
+}
+
+function autoGrow() {
+  const el = ui.reply;
+  if (!el) return;
+  el.style.height = "auto";
+  el.style.height = `${Math.min(el.scrollHeight + 2, 220)}px`;
+}
+
+function onReplyKeydown(ev) {
+  if (!ui.canned.hidden) {
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      moveCanned(ev.key === "ArrowDown" ? 1 : -1);
+      return;
+    }
+    if ((ev.key === "Enter" && !ev.shiftKey) || ev.key === "Tab") {
+      const active = ui.canned.querySelector("[aria-selected='true']");
+      if (active) {
+        ev.preventDefault();
+        chooseCanned(Number(active.dataset.cannedId));
+        return;
+      }
+    }
+    if (ev.key === "Escape") {
+      ev.preventDefault();
+      hideCanned();
+      return;
+    }
+  }
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+    ev.preventDefault();
+    send();
+  }
+}
+
+let lastTypingSent = 0;
+let typingActive = false;
+let typingIdleTimer = null;
+let typingTicket = null;
+
+function onReplyInput() {
+  autoGrow();
+  ui.composerError.textContent = "";
+  if (state.currentId) state.drafts.set(state.currentId, ui.reply.value);
+  updateCanned();
+  if (state.mode !== "reply") return;
+  if (!ui.reply.value.trim()) {
+    stopMyTyping();
+    return;
+  }
+  const now = Date.now();
+  if (!typingActive || now - lastTypingSent > TYPING_SEND_EVERY_MS || typingTicket !== state.currentId) {
+    if (live && live.send({ type: "typing", ticketId: state.currentId, active: true })) {
+      typingActive = true;
+      typingTicket = state.currentId;
+      lastTypingSent = now;
+    }
+  }
+  clearTimeout(typingIdleTimer);
+  typingIdleTimer = setTimeout(stopMyTyping, TYPING_IDLE_MS);
+}
+
+function stopMyTyping() {
+  clearTimeout(typingIdleTimer);
+  if (typingActive && typingTicket && live) {
+    live.send({ type: "typing", ticketId: typingTicket, active: false });
+  }
+  typingActive = false;
+  typingTicket = null;
+  lastTypingSent = 0;
+}
+
+function send() {
+  const cur = state.current;
+  if (!cur || !cur.loaded || !ui.reply) return;
+  if (!ui.canned.hidden) hideCanned();
+  const text = ui.reply.value.trim();
+  if (!text) {
+    ui.reply.focus();
+    return;
+  }
+  if (text.length > MAX_LEN) {
+    ui.composerError.textContent = t("composer.tooLong");
+    return;
+  }
+  const p = { cmid: uuid(), text, mode: state.mode, ticketId: cur.id, failed: false };
+  cur.pending.set(p.cmid, p);
+  ui.reply.value = "";
+  state.drafts.delete(cur.id);
+  autoGrow();
+  stopMyTyping();
+  renderMessages({ toBottom: true });
+  ui.reply.focus();
+  sendPending(p);
+}
+
+async function sendPending(p) {
+  p.failed = false;
+  const cur = state.current;
+  if (cur && cur.id === p.ticketId) renderMessages();
+  try {
+    let r;
+    if (p.mode === "note") r = await api.note(p.ticketId, p.text);
+    else if (p.mode === "system") r = await api.system(p.ticketId, p.text);
+    else r = await api.reply(p.ticketId, p.text, p.cmid);
+    const now = state.current;
+    if (now && now.id === p.ticketId) {
+      now.pending.delete(p.cmid);
+      if (r.message) addMessage(now, r.message);
+    }
+    if (r.message) onMessage(r.message);
+    else if (now && now.id === p.ticketId) renderMessages();
+  } catch (e) {
+    p.failed = true;
+    const now = state.current;
+    if (now && now.id === p.ticketId) {
+      renderMessages();
+      if (ui.composerError) ui.composerError.textContent = errorText(e);
+    }
+  }
+}
+
+// canned responses in the reply box: "/" + name
+
+function cannedQuery() {
+  const el = ui.reply;
+  const before = el.value.slice(0, el.selectionStart);
+  const m = before.match(/(^|\s)\/([^\s/]*)$/);
+  return m ? { query: m[2], start: before.length - m[2].length - 1 } : null;
+}
+
+function updateCanned() {
+  if (state.mode === "system") return hideCanned();
+  const q = cannedQuery();
+  if (!q) return hideCanned();
+  const needle = q.query.toLowerCase();
+  const items = state.canned
+    .filter((c) => c.name.toLowerCase().includes(needle))
+    .sort((a, b) => Number(b.name.toLowerCase().startsWith(needle)) - Number(a.name.toLowerCase().startsWith(needle)) || a.name.localeCompare(b.name))
+    .slice(0, 8);
+  if (!items.length) {
+    replaceChildren(ui.canned, h("li", { class: "canned-empty" }, t("composer.cannedEmpty", { q: q.query })));
+  } else {
+    replaceChildren(
+      ui.canned,
+      items.map((c, i) =>
+        h(
+          "li",
+          {
+            role: "option",
+            class: "canned-item",
+            id: `canned-${c.id}`,
+            dataset: { cannedId: String(c.id) },
+            "aria-selected": i === 0 ? "true" : "false",
+            onmousedown: (ev) => {
+              ev.preventDefault();
+              chooseCanned(c.id);
+            },
+          },
+          h("span", { class: "canned-name" }, `/${c.name}`),
+          h("span", { class: "canned-text" }, c.text),
+        ),
+      ),
+    );
+  }
+  ui.canned.hidden = false;
+}
+
+function hideCanned() {
+  if (ui.canned) {
+    ui.canned.hidden = true;
+    clear(ui.canned);
+  }
+}
+
+function moveCanned(delta) {
+  const items = [...ui.canned.querySelectorAll(".canned-item")];
+  if (!items.length) return;
+  let i = items.findIndex((el) => el.getAttribute("aria-selected") === "true");
+  i = (i + delta + items.length) % items.length;
+  items.forEach((el, j) => el.setAttribute("aria-selected", j === i ? "true" : "false"));
+  items[i].scrollIntoView({ block: "nearest" });
+}
+
+function chooseCanned(id) {
+  const c = state.canned.find((x) => x.id === id);
+  const q = cannedQuery();
+  if (!c || !q) return hideCanned();
+  const el = ui.reply;
+  const end = el.selectionStart;
+  el.value = el.value.slice(0, q.start) + c.text + el.value.slice(end);
+  const caret = q.start + c.text.length;
+  el.setSelectionRange(caret, caret);
+  hideCanned();
+  el.focus();
+  onReplyInput();
+}
+
+// ---------------------------------------------------------------- settings
+
+function buildSettings() {
+  ui.list = null;
+  ui.inbox = null;
+  ui.convPane = null;
+  ui.infoPane = null;
+  ui.msgs = null;
+  ui.reply = null;
+  ui.composer = null;
+  ui.assignSelect = null;
+  ui.teamList = null;
+
+  // Canned responses
+  ui.cannedList = h("ul", { class: "canned-list" });
+  const cName = h("input", { id: "canned-name", maxlength: 60, required: true, autocomplete: "off" });
+  const cText = h("textarea", { id: "canned-text", rows: 3, maxlength: MAX_LEN, required: true });
+  const cError = h("p", { class: "form-error", role: "alert", hidden: true });
+  const cannedForm = h(
+    "form",
+    { class: "stack-form", novalidate: true },
+    h("label", { for: "canned-name" }, t("settings.cannedName")),
+    cName,
+    h("label", { for: "canned-text" }, t("settings.cannedText")),
+    cText,
+    cError,
+    h("button", { type: "submit", class: "btn primary" }, t("settings.cannedAdd")),
+  );
+  cannedForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const name = cName.value.trim().replace(/^\/+/, "").replace(/\s+/g, "-");
+    const text = cText.value.trim();
+    if (!name || !text) {
+      cError.textContent = t("error.generic", { msg: "—" });
+      cError.hidden = false;
+      return;
+    }
+    try {
+      await api.addCanned(name, text);
+      cName.value = "";
+      cText.value = "";
+      cError.hidden = true;
+      await loadCanned();
+    } catch (e) {
+      cError.textContent = errorText(e);
+      cError.hidden = false;
+    }
+  });
+
+  // Notifications & language
+  ui.soundToggle = h("input", { type: "checkbox", id: "sound-toggle", checked: !isMuted() });
+  ui.soundToggle.addEventListener("change", () => {
+    setMuted(!ui.soundToggle.checked);
+    renderMute();
+    if (ui.soundToggle.checked) chime();
+  });
+  const langSelect = h(
+    "select",
+    { id: "lang-select", class: "select" },
+    h("option", { value: "ru" }, "Русский"),
+    h("option", { value: "en" }, "English"),
+  );
+  langSelect.value = getLang();
+  langSelect.addEventListener("change", () => switchLang(langSelect.value));
+
+  const sections = [
+    h(
+      "section",
+      { class: "settings-card", "aria-labelledby": "canned-heading" },
+      h("h2", { id: "canned-heading" }, "⚡ ", t("settings.canned")),
+      h("p", { class: "muted" }, t("settings.cannedHelp")),
+      ui.cannedList,
+      cannedForm,
+    ),
+  ];
+  if (state.me.role === "admin") sections.push(buildOperatorsCard());
+  sections.push(
+    h(
+      "section",
+      { class: "settings-card", "aria-labelledby": "notify-heading" },
+      h("h2", { id: "notify-heading" }, "🔔 ", t("settings.notifications")),
+      h("div", { class: "check-row" }, ui.soundToggle, h("label", { for: "sound-toggle" }, t("settings.sound"))),
+      h("label", { for: "lang-select", class: "field-label" }, t("settings.language")),
+      langSelect,
+    ),
+  );
+  replaceChildren(
+    ui.main,
+    h(
+      "div",
+      { class: "settings" },
+      h("h1", null, t("settings.heading")),
+      h("div", { class: "settings-grid" }, sections),
+    ),
+  );
+  renderCannedList();
+  loadCanned();
+  if (state.me.role === "admin") loadOperators();
+}
+
+function renderCannedList() {
+  if (!ui.cannedList) return;
+  if (!state.canned.length) {
+    replaceChildren(ui.cannedList, h("li", { class: "muted" }, t("settings.cannedNone")));
+    return;
+  }
+  replaceChildren(
+    ui.cannedList,
+    state.canned.map((c) =>
+      h(
+        "li",
+        { class: "canned-row", dataset: { cannedId: String(c.id) } },
+        h("div", { class: "canned-row-main" }, h("code", null, `/${c.name}`), h("p", null, c.text)),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn ghost small",
+            "aria-label": `${t("settings.delete")} /${c.name}`,
+            onclick: async () => {
+              try {
+                await api.deleteCanned(c.id);
+                await loadCanned();
+              } catch (e) {
+                toast(errorText(e), "warn");
+              }
+            },
+          },
+          t("settings.delete"),
+        ),
+      ),
+    ),
+  );
+}
+
+function buildOperatorsCard() {
+  ui.opsList = h("ul", { class: "ops-list" });
+  const name = h("input", { id: "op-name", autocomplete: "off", required: true, maxlength: 100 });
+  const email = h("input", { id: "op-email", type: "email", autocomplete: "off", required: true });
+  const password = h("input", { id: "op-password", type: "password", autocomplete: "new-password", required: true });
+  const role = h(
+    "select",
+    { id: "op-role", class: "select" },
+    h("option", { value: "agent" }, t("role.agent")),
+    h("option", { value: "admin" }, t("role.admin")),
+  );
+  const msg = h("p", { class: "form-msg", role: "status" });
+  const form = h(
+    "form",
+    { class: "stack-form two-col", novalidate: true },
+    h("div", null, h("label", { for: "op-name" }, t("settings.opName")), name),
+    h("div", null, h("label", { for: "op-email" }, t("settings.opEmail")), email),
+    h("div", null, h("label", { for: "op-password" }, t("settings.opPassword")), password),
+    h("div", null, h("label", { for: "op-role" }, t("settings.opRole")), role),
+    msg,
+    h("button", { type: "submit", class: "btn primary" }, t("settings.opAdd")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    msg.className = "form-msg";
+    try {
+      await api.addOperator({
+        name: name.value.trim(),
+        email: email.value.trim(),
+        password: password.value,
+        role: role.value,
+      });
+      msg.textContent = t("settings.opAdded", { name: name.value.trim() });
+      msg.classList.add("ok");
+      name.value = "";
+      email.value = "";
+      password.value = "";
+      await loadOperators();
+    } catch (e) {
+      msg.textContent = errorText(e);
+      msg.classList.add("error");
+    }
+  });
+  return h(
+    "section",
+    { class: "settings-card wide", "aria-labelledby": "ops-heading" },
+    h("h2", { id: "ops-heading" }, "👥 ", t("settings.operators")),
+    ui.opsList,
+    form,
+  );
+}
+
+function renderOperatorsTable() {
+  if (!ui.opsList) return;
+  const ops = [...state.operators.values()].filter((o) => o.email !== undefined);
+  ops.sort((a, b) => Number(b.active !== false) - Number(a.active !== false) || a.name.localeCompare(b.name));
+  replaceChildren(
+    ui.opsList,
+    ops.map((o) => {
+      const row = h("li", { class: `op-row${o.active === false ? " inactive" : ""}`, dataset: { operatorId: String(o.id) } });
+      const extra = h("div", { class: "op-extra" });
+      const statusText = o.active === false ? t("settings.opInactive") : o.online ? t("info.online") : t("info.offline");
+      const actions = h("div", { class: "op-actions" });
+      if (o.active !== false) {
+        actions.append(
+          h(
+            "button",
+            {
+              type: "button",
+              class: "btn ghost small",
+              "aria-label": `${t("settings.opReset")}: ${o.name}`,
+              onclick: () => showPasswordForm(o, extra),
+            },
+            t("settings.opReset"),
+          ),
+        );
+        if (o.id !== state.me.id) {
+          actions.append(
+            h(
+              "button",
+              {
+                type: "button",
+                class: "btn danger-soft small",
+                "aria-label": `${t("settings.opDeactivate")}: ${o.name}`,
+                onclick: () => showDeactivate(o, extra),
+              },
+              t("settings.opDeactivate"),
+            ),
+          );
+        }
+      }
+      row.append(
+        h(
+          "div",
+          { class: "op-main" },
+          avatar(o.name, { online: o.active !== false && Boolean(o.online), seed: o.email || o.name }),
+          h(
+            "div",
+            { class: "op-text" },
+            h("strong", null, o.name, o.id === state.me.id ? h("span", { class: "muted" }, ` (${t("you")})`) : null),
+            h("span", { class: "muted" }, `${o.email} · ${t(`role.${o.role}`)} · ${statusText}`),
+          ),
+          actions,
+        ),
+        extra,
+      );
+      return row;
+    }),
+  );
+}
+
+function showPasswordForm(o, extra) {
+  const inputId = `op-pw-${o.id}`;
+  const input = h("input", { id: inputId, type: "password", autocomplete: "new-password", minlength: 8 });
+  const msg = h("span", { class: "form-msg", role: "status" });
+  const form = h(
+    "form",
+    { class: "inline-form", novalidate: true },
+    h("label", { for: inputId }, t("settings.opNewPassword", { name: o.name })),
+    input,
+    h("button", { type: "submit", class: "btn primary small" }, t("settings.opSave")),
+    h("button", { type: "button", class: "btn ghost small", onclick: () => clear(extra) }, t("settings.cancel")),
+    msg,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api.setPassword(o.id, input.value);
+      replaceChildren(extra, h("p", { class: "form-msg ok", role: "status" }, t("settings.opSaved")));
+    } catch (e) {
+      msg.textContent = errorText(e);
+      msg.className = "form-msg error";
+    }
+  });
+  replaceChildren(extra, form);
+  input.focus();
+}
+
+function showDeactivate(o, extra) {
+  replaceChildren(
+    extra,
+    h(
+      "div",
+      { class: "inline-form confirm" },
+      h("span", null, t("settings.opConfirm", { name: o.name })),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn danger small",
+          onclick: async () => {
+            try {
+              await api.deactivate(o.id);
+              await loadOperators();
+            } catch (e) {
+              toast(errorText(e), "warn");
+            }
+          },
+        },
+        t("settings.opConfirmYes"),
+      ),
+      h("button", { type: "button", class: "btn ghost small", onclick: () => clear(extra) }, t("settings.cancel")),
+    ),
+  );
+}
+
+boot();

@@ -1,0 +1,35 @@
+// Trust Store demo: a pretend cart, and buttons that open the support chat via the widget's
+// public JS API (window.TrustDesk), exactly as a real shop could.
+
+const count = document.getElementById("cart-count");
+const cart = document.getElementById("cart");
+const toast = document.getElementById("toast");
+let items = 0;
+let toastTimer = 0;
+
+function say(text) {
+  toast.textContent = text;
+  toast.classList.add("is-shown");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => toast.classList.remove("is-shown"), 2200);
+}
+
+for (const button of document.querySelectorAll(".add")) {
+  button.addEventListener("click", () => {
+    items += 1;
+    count.textContent = String(items);
+    cart.setAttribute("aria-label", `Корзина, товаров: ${items}`);
+    cart.classList.add("is-bump");
+    setTimeout(() => cart.classList.remove("is-bump"), 300);
+    say(`«${button.dataset.name}» в корзине`);
+  });
+}
+
+function openChat() {
+  if (window.TrustDesk) window.TrustDesk.open();
+  else window.addEventListener("trustdesk:ready", () => window.TrustDesk.open(), { once: true });
+}
+
+for (const id of ["ask", "ask-2"]) {
+  document.getElementById(id)?.addEventListener("click", openChat);
+}

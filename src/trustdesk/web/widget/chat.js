@@ -1,0 +1,1336 @@
+// TrustDesk chat panel: runs inside the iframe served by TrustDesk (/widget/frame.html).
+// Plain ES module, no build step, no framework. User text is only ever inserted as text.
+//
+// Delivery model: storage is the truth. We keep the highest message id we have and ask for
+// everything after it (WebSocket "hello" with `since`, or long polling with `after`). Every
+// message is keyed by id, so replays and retries never show anything twice. Outgoing messages
+// carry a client_msg_id and wait in a persisted outbox until the server has stored them.
+
+import { detectLocale, EMOJI, localizeServerText, makeT } from "./i18n.js";
+
+// ---------------------------------------------------------------------------------------------
+// Configuration from the loader (frame URL hash) and the embedding page's origin.
+
+const params = new URLSearchParams(location.hash.slice(1));
+const EMBEDDED = window.parent !== window;
+const PARENT_ORIGIN = resolveParentOrigin();
+const locale = detectLocale(params.get("locale"), navigator.language);
+const t = makeT(locale);
+
+const TYPING_TTL_MS = 6000;
+const PING_EVERY_MS = 20000;
+const PONG_TIMEOUT_MS = 10000;
+const ACK_TIMEOUT_MS = 10000;
+const LONG_POLL_WAIT_S = 25;
+const WS_FAILURES_BEFORE_POLLING = 2;
+const WS_RETRY_WHILE_POLLING_MS = 30000;
+const MAX_CHARS = 4000;
+
+function resolveParentOrigin() {
+  if (!EMBEDDED) return null;
+  let origin;
+  try {
+    origin = new URL(params.get("origin") || "").origin;
+  } catch {
+    return null;
+  }
+  if (!origin || origin === "null") return null;
+  // Where the browser tells us who embeds us, the claim in the hash must match it.
+  const ancestors = location.ancestorOrigins;
+  if (ancestors && ancestors.length > 0 && ancestors[0] !== origin) return null;
+  return origin;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage (localStorage of the TrustDesk origin; falls back to memory when blocked).
+
+const KEYS = {
+  token: "trustdesk.token",
+  ticket: "trustdesk.ticketId",
+  seen: "trustdesk.seen",
+  outbox: "trustdesk.outbox",
+  muted: "trustdesk.muted",
+};
+
+const storage = (() => {
+  const memory = new Map();
+  let ls = null;
+  try {
+    ls = window.localStorage;
+    ls.setItem("trustdesk.probe", "1");
+    ls.removeItem("trustdesk.probe");
+  } catch {
+    ls = null;
+  }
+  return {
+    get(key) {
+      try {
+        return ls ? ls.getItem(key) : (memory.get(key) ?? null);
+      } catch {
+        return memory.get(key) ?? null;
+      }
+    },
+    set(key, value) {
+      memory.set(key, value);
+      try {
+        ls?.setItem(key, value);
+      } catch {
+        /* quota or blocked: memory only */
+      }
+    },
+    del(key) {
+      memory.delete(key);
+      try {
+        ls?.removeItem(key);
+      } catch {
+        /* ignore */
+      }
+    },
+  };
+})();
+
+function readJson(key, fallback) {
+  try {
+    const v = JSON.parse(storage.get(key) || "null");
+    return v ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State.
+
+const S = {
+  token: storage.get(KEYS.token),
+  ticketId: storage.get(KEYS.ticket),
+  status: null, // "open" | "closed" | null
+  lastId: 0, // highest stored message id we have rendered
+  seenId: 0, // highest id the customer has seen with the panel open
+  adminReadId: 0, // operators have read up to here (read receipts)
+  operatorsOnline: null,
+  open: !EMBEDDED || params.get("open") === "1",
+  pageUrl: null,
+  muted: storage.get(KEYS.muted) === "1",
+  rendered: new Map(), // message id -> row element
+  pending: new Map(), // client_msg_id -> row element
+  outbox: [], // [{client_msg_id, message, created_at, sentAt}]
+  unread: 0,
+  startedAt: Date.now(),
+  seenAtLoad: 0,
+};
+
+{
+  const seen = readJson(KEYS.seen, null);
+  if (seen && seen.ticketId === S.ticketId && Number.isInteger(seen.id)) S.seenId = seen.id;
+  S.seenAtLoad = S.seenId;
+  const box = readJson(KEYS.outbox, []);
+  if (Array.isArray(box)) {
+    S.outbox = box.filter(
+      (i) => i && typeof i.client_msg_id === "string" && typeof i.message === "string",
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DOM.
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  app: $("app"),
+  status: $("status"),
+  statusText: $("status-text"),
+  banner: $("banner"),
+  scroller: $("scroller"),
+  log: $("log"),
+  typing: $("typing"),
+  typingText: $("typing-text"),
+  pill: $("pill"),
+  closedNote: $("closed-note"),
+  form: $("composer"),
+  input: $("input"),
+  send: $("send"),
+  emojiBtn: $("emoji-btn"),
+  emojiPanel: $("emoji-panel"),
+  mute: $("mute"),
+  close: $("close"),
+};
+
+function h(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function applyTranslations() {
+  document.documentElement.lang = locale;
+  document.title = t("frameTitle");
+  for (const node of document.querySelectorAll("[data-i18n]")) {
+    node.textContent = t(node.dataset.i18n);
+  }
+  for (const node of document.querySelectorAll("[data-i18n-label]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nLabel));
+  }
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+    node.setAttribute("placeholder", t(node.dataset.i18nPlaceholder));
+  }
+  const color = params.get("color");
+  if (color && /^#[0-9a-f]{3,8}$/i.test(color)) {
+    document.documentElement.style.setProperty("--accent", color);
+  }
+  if (!EMBEDDED) document.body.classList.add("standalone");
+  document.body.classList.remove("is-loading");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time and text.
+
+function pad(n) {
+  return String(n).padStart(2, "0");
+}
+
+function parseTime(iso) {
+  const d = iso ? new Date(iso) : new Date();
+  return Number.isNaN(d.getTime()) ? new Date() : d;
+}
+
+function hhmm(d) {
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function dayKey(d) {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+function dayLabel(d) {
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (dayKey(d) === dayKey(today)) return t("today");
+  if (dayKey(d) === dayKey(yesterday)) return t("yesterday");
+  return d.toLocaleDateString(locale === "en" ? "en-GB" : "ru-RU", {
+    day: "numeric",
+    month: "long",
+  });
+}
+
+function timeEl(date) {
+  const node = h("time", "time", hhmm(date));
+  node.dateTime = date.toISOString();
+  return node;
+}
+
+const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/giu;
+
+// Text with http(s) links made clickable; everything goes in as text nodes.
+function appendRichText(parent, text) {
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    if (match.index > last) parent.append(document.createTextNode(text.slice(last, match.index)));
+    const a = h("a", "link", match[0]);
+    a.href = match[0];
+    a.target = "_blank";
+    a.rel = "noopener noreferrer nofollow";
+    parent.append(a);
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
+}
+
+function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering messages.
+
+function roleOf(senderType) {
+  if (senderType === "customer") return "customer";
+  if (senderType === "system") return "system";
+  return "agent"; // admin and bot
+}
+
+function buildRow({ role, senderType, senderName, text, date }) {
+  const row = h("div", `row row--${role}`);
+  row.dataset.sender = senderType;
+  row.dataset.name = senderName || "";
+  row.dataset.ts = String(date.getTime());
+  if (role === "system") {
+    row.append(h("div", "sys", text), timeEl(date));
+    return row;
+  }
+  if (role === "agent") {
+    const who = senderType === "admin" && senderName ? ` · ${senderName}` : "";
+    row.append(h("div", "row__label", t("supportLabel") + who));
+  }
+  const line = h("div", "row__line");
+  const bubble = h("div", "bubble");
+  appendRichText(bubble, text);
+  line.append(bubble);
+  if (role === "customer") {
+    const avatar = h("span", "row__avatar", "👤");
+    avatar.setAttribute("aria-hidden", "true");
+    line.append(avatar);
+  }
+  const meta = h("div", "meta");
+  meta.append(timeEl(date));
+  if (role === "customer") meta.append(h("span", "receipt"));
+  row.append(line, meta);
+  return row;
+}
+
+function setReceipt(row) {
+  const receipt = row.querySelector(".receipt");
+  if (!receipt) return;
+  let state;
+  if (!row.dataset.id) state = row.dataset.state === "failed" ? "failed" : "pending";
+  else state = Number(row.dataset.id) <= S.adminReadId ? "read" : "sent";
+  row.dataset.state = state;
+  receipt.dataset.state = state;
+  receipt.textContent = { pending: "🕓", sent: "✓", read: "✓✓", failed: "⚠" }[state];
+  receipt.title = t(state);
+  receipt.setAttribute("aria-label", t(state));
+}
+
+function updateReceipts() {
+  for (const row of els.log.querySelectorAll(".row--customer")) setReceipt(row);
+}
+
+function refreshGrouping(row) {
+  if (!row || !row.classList.contains("row")) return;
+  const prev = row.previousElementSibling;
+  const same =
+    prev &&
+    prev.classList.contains("row") &&
+    !prev.classList.contains("row--system") &&
+    prev.dataset.sender === row.dataset.sender &&
+    prev.dataset.name === row.dataset.name &&
+    Math.abs(Number(row.dataset.ts) - Number(prev.dataset.ts)) < 5 * 60 * 1000;
+  row.classList.toggle("row--cont", Boolean(same) && !row.classList.contains("row--system"));
+}
+
+// Put a stored row in id order: after the last stored row with a smaller id, before pending rows.
+function placeStored(row, id) {
+  row.remove();
+  const rows = [...els.log.querySelectorAll(".row[data-id]")];
+  let after = null;
+  for (let i = rows.length - 1; i >= 0; i--) {
+    if (Number(rows[i].dataset.id) < id) {
+      after = rows[i];
+      break;
+    }
+  }
+  const date = new Date(Number(row.dataset.ts));
+  if (after) {
+    const isLast = after === rows[rows.length - 1];
+    if (isLast && after.dataset.day !== dayKey(date)) after.after(dayDivider(date), row);
+    else after.after(row);
+  } else {
+    const first = rows[0] || els.log.querySelector(".row--pending");
+    const local = els.log.querySelector(".row[data-local]");
+    const nodes = rows.length === 0 ? [dayDivider(date), row] : [row];
+    if (first) first.before(...nodes);
+    else if (local) local.after(...nodes);
+    else els.log.append(...nodes);
+  }
+  row.dataset.day = dayKey(date);
+  refreshGrouping(row);
+  refreshGrouping(row.nextElementSibling);
+}
+
+function dayDivider(date) {
+  const node = h("div", "day", dayLabel(date));
+  node.setAttribute("aria-hidden", "true");
+  return node;
+}
+
+function showLocalGreeting() {
+  if (els.log.querySelector("[data-local]") || S.ticketId) return;
+  const row = buildRow({
+    role: "agent",
+    senderType: "bot",
+    senderName: "",
+    text: t("greeting"),
+    date: new Date(),
+  });
+  row.dataset.local = "greeting";
+  els.log.prepend(row);
+}
+
+function removeLocalGreeting() {
+  els.log.querySelector("[data-local]")?.remove();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scrolling and the "new messages" pill.
+
+function nearBottom() {
+  const s = els.scroller;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+}
+
+function scrollToBottom() {
+  els.scroller.scrollTop = els.scroller.scrollHeight;
+  els.pill.hidden = true;
+}
+
+els.scroller.addEventListener(
+  "scroll",
+  () => {
+    if (nearBottom()) els.pill.hidden = true;
+  },
+  { passive: true },
+);
+els.pill.addEventListener("click", () => {
+  els.scroller.scrollTo({ top: els.scroller.scrollHeight, behavior: "smooth" });
+  els.pill.hidden = true;
+});
+
+// Run a DOM change, then keep the view pinned to the bottom if it was there (or if forced).
+function withScroll(change, { force = false, quiet = false } = {}) {
+  const stick = force || nearBottom() || !isVisible();
+  change();
+  if (stick) scrollToBottom();
+  else if (!quiet) els.pill.hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages in.
+
+function setTicket(ticketId) {
+  if (!ticketId || ticketId === S.ticketId) return;
+  const had = S.ticketId;
+  S.ticketId = ticketId;
+  storage.set(KEYS.ticket, ticketId);
+  if (had) {
+    // A different conversation than the one we knew: start its view from scratch.
+    resetView();
+  }
+  wakePoller();
+}
+
+function resetView() {
+  for (const row of S.rendered.values()) row.remove();
+  for (const node of els.log.querySelectorAll(".day")) node.remove();
+  S.rendered.clear();
+  S.lastId = 0;
+  S.seenId = 0;
+  S.seenAtLoad = 0;
+  S.adminReadId = 0;
+  S.unread = 0;
+  reportUnread();
+}
+
+function forgetTicket() {
+  S.ticketId = null;
+  storage.del(KEYS.ticket);
+  resetView();
+  showLocalGreeting();
+}
+
+function setStatus(status) {
+  if (status !== "open" && status !== "closed") return;
+  S.status = status;
+  els.closedNote.hidden = status !== "closed";
+}
+
+const CLOSED_TEXT = "✅ Тикет закрыт. Спасибо за обращение!";
+const REOPENED_TEXT = "Тикет открыт повторно";
+
+function handleMessage(m, { live = true } = {}) {
+  if (!m || !Number.isInteger(m.id) || typeof m.message !== "string") return;
+  if (m.kind === "note") return; // private operator notes never belong here
+  if (m.ticket_id && S.ticketId && m.ticket_id !== S.ticketId) return;
+  if (m.ticket_id && !S.ticketId) setTicket(m.ticket_id);
+  if (S.rendered.has(m.id)) return; // already shown: never twice
+
+  const role = roleOf(m.sender_type);
+  const date = parseTime(m.created_at);
+  const pendingRow = m.client_msg_id ? S.pending.get(m.client_msg_id) : null;
+  const isNew = m.id > S.seenAtLoad;
+
+  withScroll(
+    () => {
+      let row;
+      if (pendingRow) {
+        row = pendingRow;
+        S.pending.delete(m.client_msg_id);
+        dropFromOutbox(m.client_msg_id);
+        row.classList.remove("row--pending");
+        row.removeAttribute("data-cmid");
+        row.dataset.ts = String(date.getTime());
+        const time = row.querySelector("time");
+        time.textContent = hhmm(date);
+        time.dateTime = date.toISOString();
+      } else {
+        const text = role === "customer" ? m.message : localizeServerText(locale, m.message);
+        row = buildRow({
+          role,
+          senderType: m.sender_type,
+          senderName: m.sender_name,
+          text,
+          date,
+        });
+      }
+      row.dataset.id = String(m.id);
+      if (m.client_msg_id) row.dataset.cmid = m.client_msg_id;
+      S.rendered.set(m.id, row);
+      placeStored(row, m.id);
+      if (role === "customer") setReceipt(row);
+      if (m.sender_type === "bot") removeLocalGreeting();
+      if (m.sender_type === "admin") hideTyping();
+    },
+    { force: role === "customer", quiet: !isNew },
+  );
+
+  if (m.id > S.lastId) S.lastId = m.id;
+  if (m.sender_type === "system") {
+    if (m.message === CLOSED_TEXT) setStatus("closed");
+    else if (m.message === REOPENED_TEXT) setStatus("open");
+  }
+
+  const fromSupport = m.sender_type === "admin" || m.sender_type === "system";
+  if (fromSupport && m.id > S.seenId && !isVisible()) {
+    S.unread += 1;
+    reportUnread();
+  }
+  if (m.sender_type === "admin" && isNew && live && m.id > S.seenId) chime();
+  if (isNew) {
+    postParent({
+      type: "message",
+      message: {
+        id: m.id,
+        ticket_id: m.ticket_id,
+        sender_type: m.sender_type,
+        sender_name: m.sender_name,
+        message: m.message,
+        created_at: m.created_at,
+      },
+    });
+  }
+  markSeen();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages out: the outbox.
+
+function saveOutbox() {
+  storage.set(
+    KEYS.outbox,
+    JSON.stringify(
+      S.outbox.map(({ client_msg_id, message, created_at }) => ({
+        client_msg_id,
+        message,
+        created_at,
+      })),
+    ),
+  );
+}
+
+function dropFromOutbox(clientMsgId) {
+  const before = S.outbox.length;
+  S.outbox = S.outbox.filter((i) => i.client_msg_id !== clientMsgId);
+  if (S.outbox.length !== before) saveOutbox();
+}
+
+function renderPending(item) {
+  const row = buildRow({
+    role: "customer",
+    senderType: "customer",
+    senderName: "",
+    text: item.message,
+    date: parseTime(item.created_at),
+  });
+  row.classList.add("row--pending");
+  row.dataset.cmid = item.client_msg_id;
+  S.pending.set(item.client_msg_id, row);
+  withScroll(() => {
+    els.log.append(row);
+    setReceipt(row);
+    refreshGrouping(row);
+  }, { force: true });
+}
+
+function queueMessage(text) {
+  const item = {
+    client_msg_id: uuid(),
+    message: text,
+    created_at: new Date().toISOString(),
+    sentAt: 0,
+  };
+  S.outbox.push(item);
+  saveOutbox();
+  renderPending(item);
+  if (S.status === "closed") setStatus("open"); // the next message reopens the ticket
+  start();
+  flush();
+}
+
+function flush() {
+  if (conn.mode === "online") flushWs();
+  else if (conn.mode === "polling") flushHttp();
+}
+
+function flushWs() {
+  const now = Date.now();
+  for (const item of S.outbox) {
+    if (item.sentAt && now - item.sentAt < ACK_TIMEOUT_MS) continue;
+    if (!wsSend({ type: "send", message: item.message, client_msg_id: item.client_msg_id })) {
+      return;
+    }
+    item.sentAt = now;
+  }
+}
+
+let httpFlushing = false;
+
+async function flushHttp() {
+  if (httpFlushing) return;
+  httpFlushing = true;
+  try {
+    while (S.outbox.length && conn.mode === "polling") {
+      const item = S.outbox[0];
+      const body = { message: item.message, client_msg_id: item.client_msg_id };
+      if (S.ticketId) body.ticketId = S.ticketId;
+      const res = await api("/api/support/send-message", { method: "POST", body });
+      if (res.status === 429) {
+        await sleep(retryAfter(res));
+        continue;
+      }
+      if (res.status === 401) {
+        dropToken();
+        return;
+      }
+      if (!res.ok) {
+        // Refused for good (e.g. invalid): keep the text visible, marked as not sent.
+        markFailed(item.client_msg_id);
+        continue;
+      }
+      const data = await res.json();
+      if (data.ticketId) setTicket(data.ticketId);
+      handleMessage(data.message);
+      dropFromOutbox(item.client_msg_id);
+    }
+  } catch {
+    /* network trouble: the poll loop retries */
+  } finally {
+    httpFlushing = false;
+  }
+}
+
+function markFailed(clientMsgId) {
+  const row = S.pending.get(clientMsgId);
+  dropFromOutbox(clientMsgId);
+  if (row) {
+    row.dataset.state = "failed";
+    setReceipt(row);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP.
+
+async function api(path, { method = "GET", body, signal } = {}) {
+  const headers = {};
+  if (S.token) headers.Authorization = `Bearer ${S.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  return fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+    credentials: "omit",
+    cache: "no-store",
+  });
+}
+
+function retryAfter(res) {
+  const s = Number(res.headers.get("Retry-After"));
+  return (Number.isFinite(s) && s > 0 ? Math.min(s, 60) : 2) * 1000;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function ensureSession() {
+  if (S.token) return true;
+  const res = await api("/api/support/session", { method: "POST", body: {} });
+  if (!res.ok) throw new Error(`session ${res.status}`);
+  const data = await res.json();
+  if (typeof data.token !== "string") throw new Error("session: no token");
+  S.token = data.token;
+  storage.set(KEYS.token, S.token);
+  return true;
+}
+
+function dropToken() {
+  S.token = null;
+  storage.del(KEYS.token);
+  forgetTicket();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection: WebSocket first, long polling when WebSocket cannot be had.
+
+const conn = {
+  mode: "idle", // idle | connecting | online | polling | offline | waiting
+  ws: null,
+  started: false,
+  attempts: 0,
+  wsFailures: 0,
+  retryTimer: 0,
+  pingTimer: 0,
+  pongTimer: 0,
+  readyAt: 0,
+  sentReadId: 0,
+  polling: false,
+  pollAbort: null,
+  pollWake: null,
+  disconnectedAt: 0,
+};
+
+function setMode(mode) {
+  conn.mode = mode;
+  if (mode !== "online" && mode !== "polling" && !conn.disconnectedAt) {
+    conn.disconnectedAt = Date.now();
+  }
+  if (mode === "online" || mode === "polling") conn.disconnectedAt = 0;
+  renderStatus();
+}
+
+function start() {
+  if (conn.started) return;
+  conn.started = true;
+  connect();
+}
+
+function wsUrl() {
+  return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws/visitor`;
+}
+
+function scheduleConnect(delay) {
+  clearTimeout(conn.retryTimer);
+  conn.retryTimer = setTimeout(connect, delay);
+}
+
+function backoff() {
+  const base = Math.min(30000, 500 * 2 ** Math.min(conn.attempts, 6));
+  conn.attempts += 1;
+  return Math.round(base * (0.6 + Math.random() * 0.4));
+}
+
+async function connect() {
+  clearTimeout(conn.retryTimer);
+  if (conn.ws) return;
+  if (navigator.onLine === false) {
+    setMode("offline");
+    return;
+  }
+  if (conn.mode !== "polling") setMode("connecting");
+  try {
+    await ensureSession();
+  } catch {
+    if (conn.mode !== "polling") setMode("waiting");
+    scheduleConnect(backoff());
+    return;
+  }
+  if (typeof WebSocket !== "function" || conn.wsFailures >= WS_FAILURES_BEFORE_POLLING) {
+    startPolling();
+    if (typeof WebSocket === "function") {
+      // Keep trying WebSocket now and then; polling stops once it works.
+      clearTimeout(conn.retryTimer);
+      conn.retryTimer = setTimeout(() => openSocket(), WS_RETRY_WHILE_POLLING_MS);
+    }
+    return;
+  }
+  openSocket();
+}
+
+function openSocket() {
+  if (conn.ws || !S.token) return;
+  let ws;
+  try {
+    ws = new WebSocket(wsUrl());
+  } catch {
+    conn.wsFailures += 1;
+    scheduleReconnect();
+    return;
+  }
+  conn.ws = ws;
+  let ready = false;
+  let authFailed = false;
+  const helloTimer = setTimeout(() => ws.close(), 12000);
+
+  ws.onopen = () => {
+    const hello = { type: "hello", token: S.token, ticketId: S.ticketId, since: S.lastId };
+    if (S.pageUrl) hello.page_url = S.pageUrl;
+    ws.send(JSON.stringify(hello));
+  };
+  ws.onmessage = (ev) => {
+    let frame;
+    try {
+      frame = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame !== "object") return;
+    clearTimeout(conn.pongTimer);
+    if (frame.type === "ready") {
+      ready = true;
+      clearTimeout(helloTimer);
+      onReady(frame);
+      return;
+    }
+    if (frame.type === "error" && !ready) {
+      authFailed = true;
+      const code = String(frame.code || "");
+      if (code.includes("ticket") || code === "not_found") forgetTicket();
+      else dropToken();
+      return;
+    }
+    onFrame(frame);
+  };
+  ws.onclose = (ev) => {
+    clearTimeout(helloTimer);
+    if (conn.ws !== ws) return;
+    conn.ws = null;
+    stopPing();
+    hideTyping();
+    if (ready) conn.wsFailures = 0;
+    else if (!authFailed && ![4401, 4403, 1008].includes(ev.code)) conn.wsFailures += 1;
+    else if (!authFailed) dropToken();
+    if (conn.mode === "online") setMode("waiting");
+    scheduleReconnect();
+  };
+  ws.onerror = () => {
+    /* onclose follows */
+  };
+}
+
+function scheduleReconnect() {
+  if (navigator.onLine === false) {
+    stopPolling();
+    setMode("offline");
+    return;
+  }
+  if (conn.wsFailures >= WS_FAILURES_BEFORE_POLLING) {
+    connect(); // goes to polling and schedules a later WebSocket retry
+    return;
+  }
+  if (conn.mode !== "polling") setMode("waiting");
+  scheduleConnect(backoff());
+}
+
+function wsSend(frame) {
+  const ws = conn.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || conn.mode !== "online") return false;
+  try {
+    ws.send(JSON.stringify(frame));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function startPing() {
+  stopPing();
+  conn.pingTimer = setInterval(() => {
+    if (!wsSend({ type: "ping" })) return;
+    clearTimeout(conn.pongTimer);
+    conn.pongTimer = setTimeout(() => conn.ws?.close(), PONG_TIMEOUT_MS);
+  }, PING_EVERY_MS);
+}
+
+function stopPing() {
+  clearInterval(conn.pingTimer);
+  clearTimeout(conn.pongTimer);
+}
+
+function onReady(frame) {
+  conn.attempts = 0;
+  conn.wsFailures = 0;
+  conn.readyAt = Date.now();
+  conn.sentReadId = 0;
+  stopPolling();
+  if (frame.ticketId) setTicket(frame.ticketId);
+  else if (S.ticketId) forgetTicket(); // the server no longer knows that ticket for us
+  setStatus(frame.status);
+  if (Number.isInteger(frame.admin_last_read_id)) {
+    S.adminReadId = Math.max(S.adminReadId, frame.admin_last_read_id);
+  }
+  setOperators(frame.operators_online);
+  setMode("online");
+  startPing();
+  updateReceipts();
+  flushWs();
+  markSeen();
+}
+
+function onFrame(f) {
+  switch (f.type) {
+    case "message":
+      handleMessage(f.message, { live: Date.now() - conn.readyAt > 1500 });
+      break;
+    case "ack":
+      if (f.ticketId) setTicket(f.ticketId);
+      handleMessage(f.message);
+      if (f.client_msg_id) dropFromOutbox(f.client_msg_id);
+      break;
+    case "typing":
+      if (f.sender_type === "admin" && (!f.ticketId || f.ticketId === S.ticketId)) {
+        if (f.active) showTyping(f.name);
+        else hideTyping();
+      }
+      break;
+    case "ticket":
+      if (f.ticket) {
+        setTicket(f.ticket.ticketId);
+        setStatus(f.ticket.status);
+      }
+      break;
+    case "read":
+      if (f.reader === "admin" && Number.isInteger(f.last_read_id)) {
+        S.adminReadId = Math.max(S.adminReadId, f.last_read_id);
+        updateReceipts();
+      }
+      break;
+    case "presence":
+      setOperators(f.operators_online);
+      break;
+    default:
+      break; // pong, errors after ready, future frame types
+  }
+}
+
+// Long polling: GET /api/support/messages/{id}?after=N&wait=25, sends by POST.
+
+function startPolling() {
+  if (conn.polling) return;
+  conn.polling = true;
+  setMode("polling");
+  pollLoop();
+}
+
+function stopPolling() {
+  conn.polling = false;
+  conn.pollAbort?.abort();
+  conn.pollAbort = null;
+  wakePoller();
+}
+
+function wakePoller() {
+  const wake = conn.pollWake;
+  conn.pollWake = null;
+  wake?.();
+}
+
+function pollPause(ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      resolve();
+    }
+    conn.pollWake = done;
+  });
+}
+
+async function pollLoop() {
+  let failures = 0;
+  let statusCheckedAt = 0;
+  while (conn.polling) {
+    if (navigator.onLine === false) {
+      conn.polling = false;
+      setMode("offline");
+      return;
+    }
+    try {
+      if (conn.mode !== "polling") setMode("polling");
+      if (Date.now() - statusCheckedAt > 30000) {
+        statusCheckedAt = Date.now();
+        const res = await api("/api/support/status");
+        if (res.ok) setOperators((await res.json()).operators_online);
+      }
+      await flushHttp();
+      if (!S.ticketId) {
+        await pollPause(LONG_POLL_WAIT_S * 1000);
+        continue;
+      }
+      conn.pollAbort = new AbortController();
+      const tid = S.ticketId;
+      const res = await api(
+        `/api/support/messages/${encodeURIComponent(tid)}?after=${S.lastId}&wait=${LONG_POLL_WAIT_S}`,
+        { signal: conn.pollAbort.signal },
+      );
+      if (res.status === 404) {
+        if (tid === S.ticketId) forgetTicket();
+        continue;
+      }
+      if (res.status === 401) {
+        dropToken();
+        await ensureSession();
+        continue;
+      }
+      if (res.status === 429) {
+        await pollPause(retryAfter(res));
+        continue;
+      }
+      if (!res.ok) throw new Error(`poll ${res.status}`);
+      const data = await res.json();
+      if (tid !== S.ticketId) continue;
+      setStatus(data.status);
+      for (const m of data.messages || []) handleMessage(m);
+      failures = 0;
+    } catch (err) {
+      if (!conn.polling) return;
+      if (err?.name === "AbortError") continue;
+      failures += 1;
+      setMode("waiting");
+      await pollPause(Math.min(30000, 1000 * 2 ** Math.min(failures, 5)));
+    }
+  }
+}
+
+window.addEventListener("online", () => {
+  conn.attempts = 0;
+  conn.wsFailures = 0;
+  if (!conn.started) return;
+  if (conn.polling) return;
+  connect();
+});
+
+window.addEventListener("offline", () => {
+  // Do not wait for the socket to notice: treat the link as gone now, queue what is typed.
+  stopPolling();
+  const ws = conn.ws;
+  conn.ws = null;
+  stopPing();
+  ws?.close();
+  if (conn.started) setMode("offline");
+});
+
+// Re-send anything not acknowledged in time (idempotent by client_msg_id).
+setInterval(() => {
+  if (conn.mode === "online") flushWs();
+  else if (conn.mode === "polling" && S.outbox.length) wakePoller();
+}, 3000);
+
+// ---------------------------------------------------------------------------------------------
+// Header status, banners, typing.
+
+function setOperators(n) {
+  if (Number.isInteger(n)) S.operatorsOnline = n;
+  renderStatus();
+}
+
+let bannerTimer = 0;
+
+function renderStatus() {
+  const connected = conn.mode === "online" || conn.mode === "polling";
+  let state = "connecting";
+  let text = t("connecting");
+  if (connected || S.operatorsOnline !== null) {
+    state = S.operatorsOnline > 0 ? "online" : "offline";
+    text = t(state);
+  }
+  els.status.dataset.state = state;
+  els.statusText.textContent = text;
+
+  clearTimeout(bannerTimer);
+  if (conn.mode === "offline") {
+    showBanner(t("offlineBanner"), "offline");
+  } else if ((conn.mode === "waiting" || conn.mode === "connecting") && conn.disconnectedAt) {
+    // Short blips do not deserve a banner.
+    const wait = 2500 - (Date.now() - conn.disconnectedAt);
+    if (wait <= 0 && S.lastId) showBanner(t("reconnecting"), "reconnecting");
+    else if (S.lastId) bannerTimer = setTimeout(renderStatus, wait);
+  } else {
+    els.banner.hidden = true;
+  }
+  els.app.dataset.conn = conn.mode;
+}
+
+function showBanner(text, kind) {
+  els.banner.textContent = text;
+  els.banner.dataset.kind = kind;
+  els.banner.hidden = false;
+}
+
+let typingTimer = 0;
+
+function showTyping(name) {
+  els.typingText.textContent = name ? t("operatorTyping", { name }) : t("typing");
+  withScroll(() => {
+    els.typing.hidden = false;
+  }, { quiet: true });
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(hideTyping, TYPING_TTL_MS);
+}
+
+function hideTyping() {
+  clearTimeout(typingTimer);
+  els.typing.hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Visibility, unread, read receipts to the server.
+
+function isVisible() {
+  return S.open && document.visibilityState === "visible";
+}
+
+function markSeen() {
+  if (!isVisible()) return;
+  if (S.lastId > S.seenId) {
+    S.seenId = S.lastId;
+    storage.set(KEYS.seen, JSON.stringify({ ticketId: S.ticketId, id: S.seenId }));
+  }
+  if (S.unread) {
+    S.unread = 0;
+    reportUnread();
+  }
+  if (S.ticketId && S.lastId > conn.sentReadId && wsSend({ type: "read", last_read_id: S.lastId })) {
+    conn.sentReadId = S.lastId;
+  }
+}
+
+function reportUnread() {
+  postParent({ type: "unread", count: S.unread });
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (isVisible()) {
+    markSeen();
+    if (!els.pill.hidden && nearBottom()) els.pill.hidden = true;
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Sound: a short two-tone chime made with Web Audio, after a user gesture (autoplay rules).
+
+let audio = null;
+
+function unlockAudio() {
+  const AC = window.AudioContext || window.webkitAudioContext;
+  if (!AC) return;
+  if (!audio) {
+    try {
+      audio = new AC();
+    } catch {
+      return;
+    }
+  }
+  if (audio.state === "suspended") audio.resume().catch(() => {});
+}
+
+document.addEventListener("pointerdown", unlockAudio, { passive: true });
+document.addEventListener("keydown", unlockAudio);
+
+let lastChime = 0;
+
+function chime() {
+  if (S.muted) return;
+  const now = Date.now();
+  if (now - lastChime < 1500) return;
+  lastChime = now;
+  if (!audio) unlockAudio();
+  if (!audio || audio.state !== "running") return;
+  const t0 = audio.currentTime;
+  for (const [freq, at] of [
+    [880, 0],
+    [1318.5, 0.12],
+  ]) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = "sine";
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, t0 + at);
+    gain.gain.exponentialRampToValueAtTime(0.12, t0 + at + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t0 + at + 0.28);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(t0 + at);
+    osc.stop(t0 + at + 0.3);
+  }
+}
+
+function renderMute() {
+  els.mute.setAttribute("aria-pressed", String(S.muted));
+  els.mute.setAttribute("aria-label", t(S.muted ? "unmute" : "mute"));
+  els.mute.title = t(S.muted ? "unmute" : "mute");
+  els.mute.classList.toggle("is-muted", S.muted);
+}
+
+els.mute.addEventListener("click", () => {
+  S.muted = !S.muted;
+  storage.set(KEYS.muted, S.muted ? "1" : "0");
+  renderMute();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Composer: Enter sends, Shift+Enter is a new line, the button is disabled while empty.
+
+function autosize() {
+  const input = els.input;
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, 140)}px`;
+}
+
+function updateSendButton() {
+  const text = els.input.value.trim();
+  els.send.disabled = text.length === 0 || text.length > MAX_CHARS;
+}
+
+let typingActive = false;
+let typingSentAt = 0;
+let typingIdle = 0;
+
+function signalTyping() {
+  if (!S.ticketId) return;
+  const now = Date.now();
+  if (!typingActive || now - typingSentAt > 3000) {
+    if (wsSend({ type: "typing", active: true })) {
+      typingActive = true;
+      typingSentAt = now;
+    }
+  }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(stopTyping, 4000);
+}
+
+function stopTyping() {
+  clearTimeout(typingIdle);
+  if (typingActive) wsSend({ type: "typing", active: false });
+  typingActive = false;
+}
+
+els.input.addEventListener("input", () => {
+  autosize();
+  updateSendButton();
+  if (els.input.value.trim()) signalTyping();
+  else stopTyping();
+});
+
+els.input.addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+    ev.preventDefault();
+    submit();
+  }
+});
+
+els.input.addEventListener("blur", stopTyping);
+
+els.form.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  submit();
+});
+
+function submit() {
+  const text = els.input.value.trim();
+  if (!text || text.length > MAX_CHARS) return;
+  els.input.value = "";
+  autosize();
+  updateSendButton();
+  stopTyping();
+  toggleEmoji(false);
+  queueMessage(text);
+  els.input.focus();
+}
+
+// Emoji panel.
+
+function buildEmojiPanel() {
+  for (const emoji of EMOJI) {
+    const b = h("button", "emoji", emoji);
+    b.type = "button";
+    b.setAttribute("aria-label", emoji);
+    b.addEventListener("click", () => insertAtCursor(emoji));
+    els.emojiPanel.append(b);
+  }
+}
+
+function insertAtCursor(text) {
+  const input = els.input;
+  const start = input.selectionStart ?? input.value.length;
+  const end = input.selectionEnd ?? input.value.length;
+  input.setRangeText(text, start, end, "end");
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+  input.focus();
+}
+
+function toggleEmoji(show = els.emojiPanel.hidden) {
+  els.emojiPanel.hidden = !show;
+  els.emojiBtn.setAttribute("aria-expanded", String(show));
+  els.emojiBtn.classList.toggle("is-active", show);
+}
+
+els.emojiBtn.addEventListener("click", () => toggleEmoji());
+document.addEventListener("click", (ev) => {
+  if (els.emojiPanel.hidden) return;
+  if (els.emojiPanel.contains(ev.target) || els.emojiBtn.contains(ev.target)) return;
+  toggleEmoji(false);
+});
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.key !== "Escape") return;
+  if (!els.emojiPanel.hidden) {
+    toggleEmoji(false);
+    els.emojiBtn.focus();
+    return;
+  }
+  if (EMBEDDED) postParent({ type: "close" });
+});
+
+els.close.addEventListener("click", () => postParent({ type: "close" }));
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the loader on the shop's page (postMessage, origin checked both ways).
+
+function postParent(msg) {
+  if (!EMBEDDED || !PARENT_ORIGIN) return;
+  window.parent.postMessage({ source: "trustdesk-frame", ...msg }, PARENT_ORIGIN);
+}
+
+window.addEventListener("message", (ev) => {
+  if (!EMBEDDED || ev.source !== window.parent || ev.origin !== PARENT_ORIGIN) return;
+  const d = ev.data;
+  if (!d || typeof d !== "object" || d.source !== "trustdesk-loader") return;
+  if (d.type === "state") {
+    if (typeof d.pageUrl === "string" && /^https?:\/\//.test(d.pageUrl)) {
+      S.pageUrl = d.pageUrl.slice(0, 2000);
+    }
+    const wasOpen = S.open;
+    S.open = Boolean(d.open);
+    if (S.open) {
+      start();
+      if (!wasOpen) scrollToBottom();
+      markSeen();
+      if (d.focus) els.input.focus({ preventScroll: true });
+    } else {
+      toggleEmoji(false);
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Boot.
+
+applyTranslations();
+buildEmojiPanel();
+renderMute();
+renderStatus();
+updateSendButton();
+if (!S.ticketId) showLocalGreeting();
+for (const item of S.outbox) renderPending(item);
+if (EMBEDDED && !PARENT_ORIGIN) {
+  // Embedded by a page we cannot verify: do nothing at all.
+  els.app.hidden = true;
+} else {
+  postParent({ type: "ready" });
+  if (S.open || S.token) start();
+}

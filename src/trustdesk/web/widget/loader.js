@@ -1,0 +1,434 @@
+/*! TrustDesk widget loader. Embed with:
+ *   <script src="https://support.example.com/widget.js" data-locale="ru" async></script>
+ * Optional data attributes: data-locale="ru|en", data-color="#2563eb", data-position="right|left".
+ *
+ * Draws the launcher (in a shadow root, so the shop's CSS cannot touch it) and, on first open,
+ * the chat panel: an iframe served by TrustDesk. Nothing is stored and no request is made
+ * before the customer opens the chat for the first time. The page and the frame talk only by
+ * postMessage, each checking the other's origin.
+ *
+ * JS API: TrustDesk.open(), TrustDesk.close(), TrustDesk.toggle(), TrustDesk.isOpen(),
+ *         TrustDesk.on("message" | "open" | "close" | "unread", fn) -> unsubscribe function.
+ */
+(function () {
+  "use strict";
+
+  if (window.TrustDesk && window.TrustDesk.__trustdesk) return; // included twice
+
+  var script =
+    document.currentScript ||
+    document.querySelector('script[src$="/widget.js"], script[src*="/widget.js?"]');
+  if (!script || !script.src) return;
+
+  var ORIGIN = new URL(script.src, location.href).origin;
+  var data = script.dataset || {};
+  var lang = String(data.locale || navigator.language || "").toLowerCase();
+  var LOCALE = /^en/.test(lang) ? "en" : "ru"; // data-locale wins, then the browser
+  var COLOR = /^#[0-9a-f]{3,8}$/i.test(data.color || "") ? data.color : "";
+  var LEFT = data.position === "left";
+  var SEEN_KEY = "trustdesk:opened"; // set only after the customer opened the chat once
+
+  var TEXT = {
+    ru: {
+      open: "Открыть чат",
+      close: "Свернуть чат",
+      unread: "новое сообщение",
+      frame: "Чат поддержки",
+    },
+    en: { open: "Open chat", close: "Minimize chat", unread: "new message", frame: "Support chat" },
+  }[LOCALE];
+
+  var CSS =
+    ":host{all:initial;}" +
+    "*{box-sizing:border-box;}" +
+    ".launcher{position:fixed;bottom:24px;right:24px;z-index:2147483000;width:60px;height:60px;" +
+    "display:grid;place-items:center;padding:0;margin:0;border:0;border-radius:50%;cursor:pointer;" +
+    "color:#fff;background:var(--td-accent,#2563eb);" +
+    "background-image:linear-gradient(135deg,rgba(255,255,255,.18),rgba(0,0,0,.12));" +
+    "box-shadow:0 8px 24px rgba(15,23,42,.28),0 2px 6px rgba(15,23,42,.18);" +
+    "transition:transform .18s ease,box-shadow .18s ease;-webkit-tap-highlight-color:transparent;}" +
+    ".launcher:hover{transform:translateY(-2px) scale(1.04);" +
+    "box-shadow:0 12px 28px rgba(15,23,42,.32),0 3px 8px rgba(15,23,42,.2);}" +
+    ".launcher:active{transform:scale(.96);}" +
+    ".launcher:focus-visible{outline:3px solid var(--td-accent,#2563eb);outline-offset:3px;}" +
+    ".launcher svg{position:absolute;transition:transform .2s ease,opacity .2s ease;}" +
+    ".launcher .i-close{opacity:0;transform:rotate(-90deg) scale(.6);}" +
+    ".is-open .launcher .i-chat{opacity:0;transform:rotate(90deg) scale(.6);}" +
+    ".is-open .launcher .i-close{opacity:1;transform:none;}" +
+    ".dot{position:absolute;top:1px;right:1px;width:16px;height:16px;border-radius:50%;" +
+    "background:#ef4444;box-shadow:0 0 0 2.5px #fff;animation:td-pulse 1.8s ease-out 2;}" +
+    ".dot[hidden]{display:none;}" +
+    ".panel{position:fixed;bottom:100px;right:24px;z-index:2147483000;width:380px;" +
+    "height:min(640px,calc(100vh - 124px));height:min(640px,calc(100dvh - 124px));" +
+    "border-radius:18px;overflow:hidden;background:#fff;" +
+    "box-shadow:0 24px 60px rgba(15,23,42,.28),0 4px 14px rgba(15,23,42,.12);" +
+    "opacity:0;visibility:hidden;pointer-events:none;transform:translateY(16px) scale(.98);" +
+    "transform-origin:bottom right;" +
+    "transition:opacity .2s ease,transform .2s ease,visibility 0s linear .2s;}" +
+    ".is-open .panel{opacity:1;visibility:visible;pointer-events:auto;transform:none;" +
+    "transition:opacity .2s ease,transform .2s ease,visibility 0s;}" +
+    ".panel iframe{display:block;width:100%;height:100%;border:0;background:#fff;color-scheme:light;}" +
+    ".spinner{position:absolute;inset:0;margin:auto;width:28px;height:28px;border-radius:50%;" +
+    "border:3px solid #e2e8f0;border-top-color:var(--td-accent,#2563eb);" +
+    "animation:td-spin .8s linear infinite;}" +
+    ".is-ready .spinner{display:none;}" +
+    ".left .launcher{right:auto;left:24px;}" +
+    ".left .panel{right:auto;left:24px;transform-origin:bottom left;}" +
+    "@media (max-width:480px){" +
+    ".launcher{bottom:16px;right:16px;width:56px;height:56px;}" +
+    ".left .launcher{left:16px;}" +
+    ".panel,.left .panel{inset:0;width:100%;height:100%;border-radius:0;transform:translateY(24px);}" +
+    ".is-open .launcher{display:none;}" +
+    "}" +
+    "@media (prefers-reduced-motion:reduce){.launcher,.panel,.launcher svg{transition:none;}" +
+    ".dot{animation:none;}}" +
+    "@keyframes td-spin{to{transform:rotate(360deg);}}" +
+    "@keyframes td-pulse{0%{box-shadow:0 0 0 2.5px #fff,0 0 0 2.5px rgba(239,68,68,.6);}" +
+    "100%{box-shadow:0 0 0 2.5px #fff,0 0 0 12px rgba(239,68,68,0);}}";
+
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  function icon(cls, d, size) {
+    var svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", cls);
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", size);
+    svg.setAttribute("height", size);
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    var path = document.createElementNS(SVG_NS, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", d);
+    svg.appendChild(path);
+    return svg;
+  }
+
+  function storageGet(key) {
+    try {
+      return window.localStorage.getItem(key);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function storageSet(key, value) {
+    try {
+      window.localStorage.setItem(key, value);
+    } catch (e) {
+      /* private mode: fine */
+    }
+  }
+
+  // --- state ---------------------------------------------------------------------------------
+
+  var host, root, wrap, launcher, dot, panel, frame;
+  var isOpen = false;
+  var frameReady = false;
+  var unread = 0;
+  var listeners = { message: [], open: [], close: [], unread: [], ready: [] };
+  var titleBase = null;
+  var titleSet = null;
+  var mobile = window.matchMedia ? window.matchMedia("(max-width: 480px)") : null;
+  var savedOverflow = null;
+
+  function emit(name, payload) {
+    var list = (listeners[name] || []).slice();
+    for (var i = 0; i < list.length; i++) {
+      try {
+        list[i](payload);
+      } catch (e) {
+        setTimeout(function () {
+          throw e;
+        });
+      }
+    }
+  }
+
+  // --- DOM -----------------------------------------------------------------------------------
+
+  function build() {
+    host = document.createElement("trustdesk-widget");
+    // Inline styles set through the CSSOM are allowed by CSP and beat the shop's selectors.
+    var hs = host.style;
+    hs.setProperty("display", "block", "important");
+    hs.setProperty("position", "static", "important");
+    hs.setProperty("width", "0", "important");
+    hs.setProperty("height", "0", "important");
+    hs.setProperty("margin", "0", "important");
+    hs.setProperty("padding", "0", "important");
+    hs.setProperty("border", "0", "important");
+    hs.setProperty("visibility", "visible", "important");
+    hs.setProperty("opacity", "1", "important");
+    root = host.attachShadow({ mode: "open" });
+    applyStyles(root);
+
+    wrap = document.createElement("div");
+    wrap.className = "td" + (LEFT ? " left" : "");
+    if (COLOR) wrap.style.setProperty("--td-accent", COLOR);
+
+    launcher = document.createElement("button");
+    launcher.type = "button";
+    launcher.className = "launcher";
+    launcher.setAttribute("aria-expanded", "false");
+    launcher.setAttribute("aria-haspopup", "dialog");
+    launcher.appendChild(
+      icon(
+        "i-chat",
+        "M12 3C6.48 3 2 6.97 2 11.86c0 2.38 1.06 4.54 2.79 6.13-.14 1.1-.6 2.5-1.71 3.63 0 0 2.9-.1 5.02-1.85 1.2.37 2.51.57 3.9.57 5.52 0 10-3.97 10-8.86S17.52 3 12 3Zm-4.5 10a1.25 1.25 0 1 1 0-2.5 1.25 1.25 0 0 1 0 2.5Zm4.5 0a1.25 1.25 0 1 1 0-2.5 1.25 1.25 0 0 1 0 2.5Zm4.5 0a1.25 1.25 0 1 1 0-2.5 1.25 1.25 0 0 1 0 2.5Z",
+        "30",
+      ),
+    );
+    launcher.appendChild(
+      icon(
+        "i-close",
+        "M18.3 5.71a1 1 0 0 0-1.41 0L12 10.59 7.11 5.7A1 1 0 0 0 5.7 7.11L10.59 12 5.7 16.89a1 1 0 1 0 1.41 1.41L12 13.41l4.89 4.89a1 1 0 0 0 1.41-1.41L13.41 12l4.89-4.89a1 1 0 0 0 0-1.4Z",
+        "26",
+      ),
+    );
+    dot = document.createElement("span");
+    dot.className = "dot";
+    dot.hidden = true;
+    dot.setAttribute("aria-hidden", "true");
+    launcher.appendChild(dot);
+    launcher.addEventListener("click", function () {
+      toggle();
+    });
+
+    panel = document.createElement("div");
+    panel.className = "panel";
+    panel.id = "trustdesk-panel";
+    panel.setAttribute("role", "dialog");
+    panel.setAttribute("aria-label", TEXT.frame);
+    panel.setAttribute("aria-hidden", "true");
+    panel.inert = true;
+    var spinner = document.createElement("div");
+    spinner.className = "spinner";
+    panel.appendChild(spinner);
+
+    launcher.setAttribute("aria-controls", panel.id);
+    wrap.appendChild(panel);
+    wrap.appendChild(launcher);
+    root.appendChild(wrap);
+    renderLauncher();
+    document.body.appendChild(host);
+  }
+
+  function applyStyles(shadow) {
+    try {
+      if ("adoptedStyleSheets" in shadow && typeof CSSStyleSheet === "function") {
+        var sheet = new CSSStyleSheet();
+        sheet.replaceSync(CSS);
+        shadow.adoptedStyleSheets = [sheet];
+        return;
+      }
+    } catch (e) {
+      /* fall through */
+    }
+    var style = document.createElement("style");
+    style.textContent = CSS;
+    shadow.appendChild(style);
+  }
+
+  function ensureFrame() {
+    if (frame) return;
+    frame = document.createElement("iframe");
+    frame.title = TEXT.frame;
+    frame.setAttribute("referrerpolicy", "no-referrer");
+    var params = new URLSearchParams();
+    params.set("origin", location.origin);
+    params.set("locale", LOCALE);
+    params.set("open", isOpen ? "1" : "0");
+    if (COLOR) params.set("color", COLOR);
+    frame.src = ORIGIN + "/widget/frame.html#" + params.toString();
+    panel.appendChild(frame);
+  }
+
+  function renderLauncher() {
+    wrap.classList.toggle("is-open", isOpen);
+    launcher.setAttribute("aria-expanded", String(isOpen));
+    var label = isOpen ? TEXT.close : TEXT.open;
+    if (!isOpen && unread > 0) label += " (" + unread + " " + TEXT.unread + ")";
+    launcher.setAttribute("aria-label", label);
+    launcher.title = isOpen ? TEXT.close : TEXT.open;
+    dot.hidden = isOpen || unread === 0;
+    panel.setAttribute("aria-hidden", String(!isOpen));
+    panel.inert = !isOpen;
+    renderTitle();
+  }
+
+  // Unread count in the page title while the tab is hidden.
+  function renderTitle() {
+    var want = document.hidden && unread > 0;
+    if (titleSet !== null && document.title !== titleSet) {
+      titleBase = null; // the shop changed its title meanwhile: keep theirs
+      titleSet = null;
+    }
+    if (want) {
+      if (titleBase === null) titleBase = document.title;
+      titleSet = "(" + unread + ") " + titleBase;
+      document.title = titleSet;
+    } else if (titleSet !== null) {
+      document.title = titleBase;
+      titleBase = null;
+      titleSet = null;
+    }
+  }
+
+  // --- phone: full screen, follow the visual viewport so the keyboard never hides the input --
+
+  function isMobile() {
+    return Boolean(mobile && mobile.matches);
+  }
+
+  function fitViewport() {
+    if (!panel) return;
+    var vv = window.visualViewport;
+    if (isOpen && isMobile() && vv) {
+      panel.style.top = vv.offsetTop + "px";
+      panel.style.height = vv.height + "px";
+      panel.style.bottom = "auto";
+    } else {
+      panel.style.removeProperty("top");
+      panel.style.removeProperty("height");
+      panel.style.removeProperty("bottom");
+    }
+  }
+
+  function lockScroll(lock) {
+    var style = document.documentElement.style;
+    if (lock && savedOverflow === null) {
+      savedOverflow = style.overflow;
+      style.overflow = "hidden";
+    } else if (!lock && savedOverflow !== null) {
+      style.overflow = savedOverflow;
+      savedOverflow = null;
+    }
+  }
+
+  if (window.visualViewport) {
+    window.visualViewport.addEventListener("resize", fitViewport);
+    window.visualViewport.addEventListener("scroll", fitViewport);
+  }
+
+  // --- talking to the frame ------------------------------------------------------------------
+
+  function postFrame(msg) {
+    if (!frame || !frameReady || !frame.contentWindow) return;
+    msg.source = "trustdesk-loader";
+    frame.contentWindow.postMessage(msg, ORIGIN);
+  }
+
+  function sendState(focus) {
+    postFrame({ type: "state", open: isOpen, focus: Boolean(focus), pageUrl: location.href });
+  }
+
+  window.addEventListener("message", function (ev) {
+    if (!frame || ev.origin !== ORIGIN || ev.source !== frame.contentWindow) return;
+    var msg = ev.data;
+    if (!msg || typeof msg !== "object" || msg.source !== "trustdesk-frame") return;
+    switch (msg.type) {
+      case "ready":
+        frameReady = true;
+        wrap.classList.add("is-ready");
+        sendState(isOpen && !isMobile());
+        emit("ready");
+        break;
+      case "close":
+        close();
+        launcher.focus();
+        break;
+      case "unread":
+        var n = Number(msg.count);
+        unread = isFinite(n) && n > 0 ? Math.floor(n) : 0;
+        renderLauncher();
+        emit("unread", unread);
+        break;
+      case "message":
+        if (msg.message && typeof msg.message === "object") emit("message", msg.message);
+        break;
+    }
+  });
+
+  document.addEventListener("visibilitychange", renderTitle);
+
+  // --- open / close --------------------------------------------------------------------------
+
+  function open() {
+    if (isOpen) return;
+    isOpen = true;
+    storageSet(SEEN_KEY, "1");
+    ensureFrame();
+    renderLauncher();
+    if (isMobile()) lockScroll(true);
+    fitViewport();
+    sendState(!isMobile());
+    if (frameReady && !isMobile()) frame.focus();
+    emit("open");
+  }
+
+  function close() {
+    if (!isOpen) return;
+    isOpen = false;
+    renderLauncher();
+    lockScroll(false);
+    fitViewport();
+    sendState(false);
+    emit("close");
+  }
+
+  function toggle() {
+    if (isOpen) close();
+    else open();
+  }
+
+  // --- public API ----------------------------------------------------------------------------
+
+  window.TrustDesk = {
+    __trustdesk: true,
+    version: "1",
+    open: open,
+    close: close,
+    toggle: toggle,
+    isOpen: function () {
+      return isOpen;
+    },
+    unread: function () {
+      return unread;
+    },
+    on: function (name, fn) {
+      if (!listeners[name] || typeof fn !== "function") return function () {};
+      listeners[name].push(fn);
+      return function () {
+        var i = listeners[name].indexOf(fn);
+        if (i >= 0) listeners[name].splice(i, 1);
+      };
+    },
+    off: function (name, fn) {
+      var list = listeners[name] || [];
+      var i = list.indexOf(fn);
+      if (i >= 0) list.splice(i, 1);
+    },
+  };
+
+  function boot() {
+    build();
+    // A customer who has chatted here before gets the frame loaded in the background, so a
+    // reply that arrives while they browse lights the red dot.
+    if (storageGet(SEEN_KEY) === "1") {
+      var later = window.requestIdleCallback || function (fn) {
+        setTimeout(fn, 300);
+      };
+      later(function () {
+        ensureFrame();
+      });
+    }
+    try {
+      window.dispatchEvent(new CustomEvent("trustdesk:ready"));
+    } catch (e) {
+      /* old browsers */
+    }
+  }
+
+  if (document.body) boot();
+  else document.addEventListener("DOMContentLoaded", boot);
+})();
