@@ -47,7 +47,8 @@ test-fast: deps
 test-long: deps system-deps
 	.venv/bin/pytest -m long -p no:cacheprovider
 
-bench: deps system-deps
+bench: deps system-deps  ## load benchmarks; figures go to docs/benchmarks.md
+	$(UV) sync --frozen --group bench --python $(PYTHON)
 	.venv/bin/python -m bench.run
 
 clean:

@@ -75,7 +75,7 @@ async def get_messages(
                     t, msgs = await tickets.visitor_messages(rt, visitor, ticketId, after)
     return s.MessagesOut(
         ticketId=t.number,
-        status=t.status,  # type: ignore[arg-type]
+        status=t.status,
         messages=[s.Message(**m) for m in msgs],
     )
 

@@ -92,7 +92,7 @@ async def _error(ws: WebSocket, code: str, message: str, **extra: Any) -> None:
 def _int(v: Any, default: int = 0) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v > 2**62:
         return default
-    return v
+    return int(v)
 
 
 def _str(v: Any, limit: int) -> str | None:

@@ -44,6 +44,7 @@ from typing import Any, cast
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from trustdesk.realtime.hub import (
     DEFAULT_QUEUE_SIZE,
@@ -209,9 +210,20 @@ class RedisHub(Hub):
             if conn is None:
                 kwargs = {**self._pool.connection_kwargs, "socket_timeout": self._publish_timeout}
                 conn = self._pub_conn = self._pool.connection_class(**kwargs)
-            # Connects first if needed (socket_connect_timeout), single attempt.
-            await conn.send_command("PUBLISH", channel, data, check_health=False)
-            await conn.read_response()
+            # A connection left over from before a Redis restart fails at first use:
+            # then try once more on a fresh one (a duplicate is harmless, a loss is not).
+            # send_command connects first if needed (socket_connect_timeout, one try).
+            reused = conn.is_connected
+            try:
+                await conn.send_command("PUBLISH", channel, data, check_health=False)
+                await conn.read_response()
+            except RedisConnectionError:
+                if not reused:
+                    raise
+                with suppress(Exception):
+                    await conn.disconnect(nowait=True)
+                await conn.send_command("PUBLISH", channel, data, check_health=False)
+                await conn.read_response()
 
     def _note_dropped(self, topic: str) -> None:
         if self._dropped_all or topic in self._dropped:

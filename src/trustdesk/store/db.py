@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -41,7 +42,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         def _on_connect(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
             # We emit BEGIN ourselves (IMMEDIATE for writes) so that several processes on one
             # file wait on the busy timeout instead of failing with "database is locked".
-            dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -68,7 +69,8 @@ class Tx:
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def emit(self, topic: str, event: dict[str, Any]) -> None:
-        self.events.append((topic, event))
+        if (topic, event) not in self.events:  # one wake-up per change is enough
+            self.events.append((topic, event))
 
     async def lock_messages(self) -> None:
         if self.dialect == "postgresql":
@@ -120,9 +122,17 @@ def run_migrations(settings: Settings) -> None:
     from alembic import command
     from alembic.config import Config
 
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["database_url"] = settings.resolved_database_url
-    command.upgrade(cfg, "head")
+    if not settings.is_sqlite:
+        command.upgrade(cfg, "head")  # env.py serialises processes with an advisory lock
+        return
+    # Several processes starting on one SQLite file migrate one at a time.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.data_dir / "migrate.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            command.upgrade(cfg, "head")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

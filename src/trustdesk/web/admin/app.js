@@ -34,7 +34,7 @@ const root = document.getElementById("app");
 
 const state = {
   me: null,
-  view: "tickets", // "tickets" | "settings"
+  view: null, // "tickets" | "settings" (null until the first route)
   filter: "open",
   q: "",
   tickets: new Map(), // ticketId -> TicketSummary (all we know of)
@@ -312,6 +312,7 @@ async function signOut(message) {
   stopMyTyping();
   Object.assign(state, {
     me: null,
+    view: null,
     tickets: new Map(),
     searchIds: null,
     listLoaded: false,

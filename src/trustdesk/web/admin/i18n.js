@@ -55,7 +55,7 @@ const STRINGS = {
     "list.empty.closed": "Закрытых тикетов нет.",
     "list.empty.search": "Ничего не найдено.",
     "list.loading": "Загружаем…",
-    "list.unread": "{n} непрочитанных",
+    "list.unread": "Непрочитанных: {n}",
     "list.noMessages": "Нет сообщений",
     "list.typing": "печатает…",
     "list.unassigned": "не назначен",

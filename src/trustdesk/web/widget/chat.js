@@ -374,15 +374,22 @@ function nearBottom() {
   return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
 }
 
+// "Pinned" = the customer is looking at the newest message. While pinned, any change of layout
+// (new rows, banners, the keyboard, a growing textarea) keeps the view at the bottom; once they
+// scroll up to read, we leave the view alone and offer the "new messages" pill instead.
+let pinned = true;
+
 function scrollToBottom() {
   els.scroller.scrollTop = els.scroller.scrollHeight;
+  pinned = true;
   els.pill.hidden = true;
 }
 
 els.scroller.addEventListener(
   "scroll",
   () => {
-    if (nearBottom()) els.pill.hidden = true;
+    pinned = nearBottom();
+    if (pinned) els.pill.hidden = true;
   },
   { passive: true },
 );
@@ -390,10 +397,17 @@ els.pill.addEventListener("click", () => {
   els.scroller.scrollTo({ top: els.scroller.scrollHeight, behavior: "smooth" });
   els.pill.hidden = true;
 });
+if (typeof ResizeObserver === "function") {
+  const keepPinned = new ResizeObserver(() => {
+    if (pinned) els.scroller.scrollTop = els.scroller.scrollHeight;
+  });
+  keepPinned.observe(els.scroller);
+  keepPinned.observe(els.log);
+}
 
-// Run a DOM change, then keep the view pinned to the bottom if it was there (or if forced).
+// Run a DOM change, then keep the view at the bottom if it was there (or if forced).
 function withScroll(change, { force = false, quiet = false } = {}) {
-  const stick = force || nearBottom() || !isVisible();
+  const stick = force || pinned || !isVisible();
   change();
   if (stick) scrollToBottom();
   else if (!quiet) els.pill.hidden = false;
