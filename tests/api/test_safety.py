@@ -74,16 +74,21 @@ def test_admin_state_change_without_csrf_is_403(server: ServerProcess) -> None:
 
 
 def test_login_wrong_password_and_session_rotation(server: ServerProcess) -> None:
-    r = httpx.post(server.url + "/api/admin/login",
-                   json={"email": ADMIN_EMAIL, "password": "wrong password"})
+    r = httpx.post(
+        server.url + "/api/admin/login", json={"email": ADMIN_EMAIL, "password": "wrong password"}
+    )
     _err(r, 401)
     a = OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
     b = OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert a.http.cookies["td_session"] != b.http.cookies["td_session"]
     cookie = a.http.cookies["td_session"]
-    set_cookie = httpx.post(server.url + "/api/admin/login",
-                            json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-                            ).headers["set-cookie"].lower()
+    set_cookie = (
+        httpx.post(
+            server.url + "/api/admin/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        .headers["set-cookie"]
+        .lower()
+    )
     assert "httponly" in set_cookie and "samesite=lax" in set_cookie
     assert a.post("/api/admin/logout").status_code == 200
     # The old session id is dead on the server, even if someone kept the cookie.
@@ -95,23 +100,35 @@ def test_login_wrong_password_and_session_rotation(server: ServerProcess) -> Non
 def test_bad_bodies_get_json_4xx(server: ServerProcess) -> None:
     v = VisitorClient(server.url)
     post = v.http.post
-    assert _err(post("/api/support/send-message", content=b"{not json",
-                     headers={"content-type": "application/json"}), 400)["code"] == (
-        "malformed_json")
+    assert _err(
+        post(
+            "/api/support/send-message",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        ),
+        400,
+    )["code"] == ("malformed_json")
     _err(post("/api/support/send-message", json={"message": 42}), 422)
     _err(post("/api/support/send-message", json={"message": ["a"]}), 422)
     _err(post("/api/support/send-message", json={}), 422)
     _err(post("/api/support/send-message", json=[1, 2]), 422)
     assert _err(post("/api/support/send-message", json={"message": "   \n\t "}), 422)["code"] == (
-        "empty_message")
-    assert _err(post("/api/support/send-message", json={"message": "я" * 4001}), 422)[
-        "code"] == "message_too_long"
+        "empty_message"
+    )
+    assert (
+        _err(post("/api/support/send-message", json={"message": "я" * 4001}), 422)["code"]
+        == "message_too_long"
+    )
     ok = post("/api/support/send-message", json={"message": "я" * 4000})
     assert ok.status_code == 200 and len(ok.json()["message"]["message"]) == 4000
     v.ticket_id = ok.json()["ticketId"]
     big = b'{"message": "' + b"a" * 70_000 + b'"}'
-    _err(post("/api/support/send-message", content=big,
-              headers={"content-type": "application/json"}), 413)
+    _err(
+        post(
+            "/api/support/send-message", content=big, headers={"content-type": "application/json"}
+        ),
+        413,
+    )
     _err(v.http.get("/api/support/messages/TKT-1?after=-1"), 422)
     _err(v.http.get("/api/support/messages/TKT-1?after=abc"), 422)
     # Nothing of that was stored; what was stored is intact.
@@ -127,10 +144,12 @@ def test_retried_client_msg_id_stores_one_message(
     assert first["message"]["id"] == again["message"]["id"]
     # Even the very first message, sent before the client knew its ticket id.
     w = VisitorClient(server.url)
-    a = w.http.post("/api/support/send-message",
-                    json={"message": "start", "client_msg_id": "first"}).json()
-    b = w.http.post("/api/support/send-message",
-                    json={"message": "start", "client_msg_id": "first"}).json()
+    a = w.http.post(
+        "/api/support/send-message", json={"message": "start", "client_msg_id": "first"}
+    ).json()
+    b = w.http.post(
+        "/api/support/send-message", json={"message": "start", "client_msg_id": "first"}
+    ).json()
     assert a["message"]["id"] == b["message"]["id"] and a["ticketId"] == b["ticketId"]
     w.ticket_id = a["ticketId"]
     assert w.texts().count("start") == 1
@@ -143,20 +162,25 @@ def test_retried_client_msg_id_stores_one_message(
 
 
 def test_visitor_send_is_rate_limited(tmp_path_factory: pytest.TempPathFactory) -> None:
-    srv = ServerProcess(tmp_path_factory.mktemp("ratelimit"), extra_env={
-        "TRUSTDESK_VISITOR_RATE_BURST": "5", "TRUSTDESK_VISITOR_RATE_PER_MINUTE": "6"})
+    srv = ServerProcess(
+        tmp_path_factory.mktemp("ratelimit"),
+        extra_env={"TRUSTDESK_VISITOR_RATE_BURST": "5", "TRUSTDESK_VISITOR_RATE_PER_MINUTE": "6"},
+    )
     srv.start()
     try:
         flooder, other = VisitorClient(srv.url), VisitorClient(srv.url)
-        codes = [flooder.http.post("/api/support/send-message",
-                                   json={"message": f"m{i}"}).status_code for i in range(8)]
+        codes = [
+            flooder.http.post("/api/support/send-message", json={"message": f"m{i}"}).status_code
+            for i in range(8)
+        ]
         assert codes[:5] == [200] * 5 and codes[5:] == [429] * 3
         r = flooder.http.post("/api/support/send-message", json={"message": "again"})
         assert int(r.headers["Retry-After"]) >= 1
         _err(r, 429)
         # Another visitor is not slowed down.
-        assert other.http.post("/api/support/send-message",
-                               json={"message": "hi"}).status_code == 200
+        assert (
+            other.http.post("/api/support/send-message", json={"message": "hi"}).status_code == 200
+        )
     finally:
         srv.stop()
 
@@ -168,6 +192,8 @@ def test_pages_and_health(server: ServerProcess) -> None:
         assert r.headers["x-content-type-options"] == "nosniff"
     r = httpx.get(server.url + "/admin.html", follow_redirects=False)
     assert r.status_code in (301, 302, 307, 308) and r.headers["location"] == "/admin"
-    assert "frame-ancestors 'none'" in httpx.get(server.url + "/admin").headers[
-        "content-security-policy"]
+    assert (
+        "frame-ancestors 'none'"
+        in httpx.get(server.url + "/admin").headers["content-security-policy"]
+    )
     _err(httpx.get(server.url + "/api/nope"), 404)

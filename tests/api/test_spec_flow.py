@@ -121,9 +121,7 @@ def test_join_notice_once_per_operator(server: ServerProcess, operator: Operator
     assert customer.messages()["messages"][-1]["sender_name"] == "Ольга"
 
 
-def test_unread_counts_follow_read_cursors(
-    server: ServerProcess, operator: OperatorClient
-) -> None:
+def test_unread_counts_follow_read_cursors(server: ServerProcess, operator: OperatorClient) -> None:
     customer = VisitorClient(server.url)
     ticket = customer.send("один")["ticketId"]
     customer.send("два")

@@ -20,7 +20,10 @@ class VisitorClient:
         self.ticket_id: str | None = None
 
     def send(self, text: str, client_msg_id: str | None = None, **kw: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"message": text, "client_msg_id": client_msg_id or str(uuid.uuid4())}
+        body: dict[str, Any] = {
+            "message": text,
+            "client_msg_id": client_msg_id or str(uuid.uuid4()),
+        }
         if self.ticket_id:
             body["ticketId"] = self.ticket_id
         body.update(kw)
@@ -31,8 +34,9 @@ class VisitorClient:
         return out
 
     def messages(self, after: int = 0, ticket_id: str | None = None) -> dict[str, Any]:
-        r = self.http.get(f"/api/support/messages/{ticket_id or self.ticket_id}",
-                          params={"after": after})
+        r = self.http.get(
+            f"/api/support/messages/{ticket_id or self.ticket_id}", params={"after": after}
+        )
         assert r.status_code == 200, r.text
         out: dict[str, Any] = r.json()
         return out
@@ -63,8 +67,9 @@ class OperatorClient:
         return out
 
     def reply(self, ticket_id: str, text: str, **kw: Any) -> dict[str, Any]:
-        r = self.http.post("/api/admin/support/reply",
-                           json={"ticketId": ticket_id, "message": text, **kw})
+        r = self.http.post(
+            "/api/admin/support/reply", json={"ticketId": ticket_id, "message": text, **kw}
+        )
         assert r.status_code == 200, r.text
         out: dict[str, Any] = r.json()["message"]
         return out

@@ -64,27 +64,45 @@ class ServerProcess:
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "trustdesk", *args],
-            env=self.env, input=stdin, capture_output=True, text=True, timeout=120,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
-    def create_operator(
-        self, email: str, name: str, password: str, role: str = "admin"
-    ) -> None:
+    def create_operator(self, email: str, name: str, password: str, role: str = "admin") -> None:
         out = self.cli(
-            "create-operator", "--email", email, "--name", name, "--role", role,
-            "--password-stdin", stdin=password + "\n",
+            "create-operator",
+            "--email",
+            email,
+            "--name",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            stdin=password + "\n",
         )
         assert out.returncode == 0, out.stderr
 
     def start(self, workers: int = 1) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        cmd = [sys.executable, "-m", "trustdesk", "run", "--host", "127.0.0.1",
-               "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "trustdesk",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if workers > 1:
             cmd += ["--workers", str(workers)]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_until(self.healthy, 60, f"server on port {self.port} (log: {self.log_path})")
         return self
 

@@ -80,25 +80,48 @@ class Postgres:
             os.chmod(self.root, 0o755)
         if not self.datadir.exists():
             self._run(
-                str(PG_BIN / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-                "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
             )
         self._run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-w", "-t", "30",
-            "-l", str(self.root / "pg.log"),
-            "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-w",
+            "-t",
+            "30",
+            "-l",
+            str(self.root / "pg.log"),
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c max_connections=300",
             "start",
         )
         wait_until(lambda: port_open(self.port), 30, "postgres port")
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop",
-                  check=False)
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop", check=False
+        )
 
     def create_database(self, name: str) -> str:
-        self._run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                  "-U", "postgres", name)
+        self._run(
+            str(PG_BIN / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            name,
+        )
         return self.url(name)
 
     def url(self, name: str = "postgres") -> str:
@@ -116,9 +139,21 @@ class Redis:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(lambda: port_open(self.port), 15, "redis port")
 
