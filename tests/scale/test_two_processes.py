@@ -1,0 +1,126 @@
+"""Two server processes on one PostgreSQL and one Redis: a conversation crosses between them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.clients import OperatorClient, VisitorClient
+from tests.support.server import ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, ServerProcess
+from tests.support.services import Postgres, Redis
+from tests.support.wsclient import operator_socket, visitor_socket
+
+
+@pytest.fixture(scope="module")
+def pair(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, ServerProcess, Redis]]:
+    redis = Redis(tmp_path_factory.mktemp("redis-pair"))
+    redis.start()
+    url = postgres.create_database("pair")
+    env = {"TRUSTDESK_TYPING_TTL_SECONDS": "2"}
+    a = ServerProcess(tmp_path_factory.mktemp("A"), database_url=url, redis_url=redis.url,
+                      extra_env=env)
+    b = ServerProcess(tmp_path_factory.mktemp("B"), database_url=url, redis_url=redis.url,
+                      extra_env=env)
+    a.create_operator(ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD)
+    a.start()
+    b.start()
+    yield a, b, redis
+    a.stop()
+    b.stop()
+    redis.stop()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 90))
+
+
+def test_visitor_on_a_operator_on_b_both_ways(
+    pair: tuple[ServerProcess, ServerProcess, Redis],
+) -> None:
+    a, b, _ = pair
+
+    async def go() -> None:
+        v = VisitorClient(a.url)
+        ticket = v.send("Здравствуйте, я на процессе A")["ticketId"]
+        op_http = OperatorClient(b.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        op, _ = await operator_socket(b.ws_url, op_http.http.cookies["td_session"], b.url)
+        vs, _ = await visitor_socket(a.ws_url, v.token, ticket, 0)
+        await vs.messages(2)
+        # Visitor (A) -> operator (B): message and typing.
+        await vs.send({"type": "typing", "active": True})
+        t = await op.until(lambda f: f["type"] == "typing" and f["sender_type"] == "customer")
+        assert t["active"] and t["ticketId"] == ticket
+        await vs.send({"type": "send", "message": "сообщение через A", "client_msg_id": "x1"})
+        m = await op.until(lambda f: f["type"] == "message"
+                           and f["message"]["message"] == "сообщение через A")
+        assert m["message"]["ticket_id"] == ticket
+        # Operator (B) -> visitor (A): typing, reply, read receipt.
+        await op.send({"type": "typing", "ticketId": ticket, "active": True})
+        t = await vs.until("typing")
+        assert t["active"] and t["name"] == "Артём"
+        await asyncio.to_thread(op_http.open, ticket)
+        await asyncio.to_thread(op_http.reply, ticket, "ответ с процесса B")
+        got = await vs.until(lambda f: f["type"] == "message"
+                             and f["message"]["message"] == "ответ с процесса B")
+        assert got["message"]["sender_type"] == "admin"
+        receipt = await vs.until("read")
+        assert receipt["reader"] == "admin" and receipt["last_read_id"] >= m["message"]["id"]
+        # The customer reads the reply: the operator on B sees the receipt.
+        await vs.send({"type": "read", "last_read_id": got["message"]["id"]})
+        r = await op.until(lambda f: f["type"] == "read" and f["reader"] == "customer")
+        assert r["last_read_id"] == got["message"]["id"]
+        await vs.close()
+        await op.close()
+
+    run(go())
+
+
+def test_redis_outage_loses_nothing_and_fanout_recovers(
+    pair: tuple[ServerProcess, ServerProcess, Redis],
+) -> None:
+    a, b, redis = pair
+
+    async def go() -> None:
+        v = VisitorClient(b.url)
+        ticket = v.send("перед сбоем Redis")["ticketId"]
+        op_http = OperatorClient(a.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        vs, _ = await visitor_socket(b.ws_url, v.token, ticket, 0)
+        seen = await vs.messages(2)
+        last = seen[-1]["id"]
+        await vs.close()
+        redis.stop()
+        try:
+            # Redis is down: replies are still stored (on A) ...
+            for i in range(3):
+                await asyncio.to_thread(op_http.reply, ticket, f"во время сбоя {i}")
+            # ... and the visitor (on B) gets them after reconnecting, from the database.
+            vs, _ = await visitor_socket(b.ws_url, v.token, ticket, last)
+            got = await vs.messages(4)
+            assert [m["message"] for m in got[1:]] == [f"во время сбоя {i}" for i in range(3)]
+            last = got[-1]["id"]
+        finally:
+            redis.start()
+        # Fan-out recovers: a live reply from A reaches the socket on B without reconnecting.
+        deadline = asyncio.get_running_loop().time() + 30
+        n = 0
+        while True:
+            n += 1
+            await asyncio.to_thread(op_http.reply, ticket, f"после сбоя {n}")
+            try:
+                f = await vs.until("message", timeout=1.5)
+                break
+            except TimeoutError:
+                assert asyncio.get_running_loop().time() < deadline, "fan-out did not recover"
+                await vs.send({"type": "ping"})
+        assert f["message"]["message"].startswith("после сбоя")
+        await vs.close()
+        # Nothing lost, nothing twice.
+        texts = v.texts()
+        assert all(texts.count(f"во время сбоя {i}") == 1 for i in range(3))
+
+    run(go())
