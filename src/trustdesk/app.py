@@ -7,9 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from trustdesk.actions import push
 from trustdesk.actions.runtime import Runtime
 from trustdesk.api import admin, widget, ws
 from trustdesk.api.errors import BodyLimit, install_error_handlers
@@ -72,6 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = Store(settings, publish=hub.publish)
         rt = Runtime(settings=settings, store=store, hub=hub, presence=presence)
         app.state.runtime = rt
+
+        async def on_messages(messages: list[dict[str, Any]]) -> None:
+            try:
+                await push.notify_new_messages(rt, messages)
+            except Exception:  # pragma: no cover - notifications never break the chat
+                log.exception("push notification failed")
+
+        store.on_messages = on_messages
         await hub.start()
         sweeper = asyncio.create_task(_expire_presence(rt))
         try:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     hello_timeout_seconds: float = 10.0
     long_poll_max_seconds: int = 30
     create_first_operator: bool = True
+    # Web Push: the contact put in VAPID claims; local endpoints only for tests.
+    push_contact: str = "mailto:support@localhost"
+    push_allow_local_endpoints: bool = False
 
     @cached_property
     def resolved_database_url(self) -> str:

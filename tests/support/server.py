@@ -41,6 +41,8 @@ class ServerProcess:
                 "TRUSTDESK_IP_RATE_PER_MINUTE": "100000",
                 "TRUSTDESK_IP_RATE_BURST": "100000",
                 "TRUSTDESK_LOGIN_ATTEMPTS_PER_15MIN": "1000",
+                # Tests receive browser push on a local endpoint (no outside network).
+                "TRUSTDESK_PUSH_ALLOW_LOCAL_ENDPOINTS": "true",
             }
         )
         for key in ("TRUSTDESK_DATABASE_URL", "TRUSTDESK_REDIS_URL"):

@@ -90,6 +90,7 @@ async def post_message(
     ticket.updated_at = now
     ticket.last_message_id = msg.id
     payload = message_json(msg, ticket.number)
+    tx.messages.append(payload)
     frame = {"type": "message", "message": payload}
     if kind != "note":
         tx.emit(f"ticket:{ticket.id}", frame)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import delete, select
 
-from trustdesk.actions import operators, tickets
+from trustdesk.actions import operators, push, tickets
 from trustdesk.actions.errors import Conflict, NotFound, RateLimited, Unauthorized
 from trustdesk.actions.operators import operator_json
 from trustdesk.api import schemas as s
@@ -211,4 +211,26 @@ async def delete_canned(canned_id: int, auth: OperatorDep, rt: RuntimeDep) -> s.
         res = await tx.session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))
         if not res.rowcount:  # type: ignore[attr-defined]
             raise NotFound("no such canned response")
+    return s.Ok()
+
+
+# ------------------------------------------------------------------ browser push
+
+
+@router.get("/push/key", response_model=s.PushKeyOut, responses=ERRORS)
+async def push_key(auth: OperatorDep, rt: RuntimeDep) -> s.PushKeyOut:
+    """The VAPID public key for PushManager.subscribe (applicationServerKey)."""
+    return s.PushKeyOut(public_key=push.public_key(rt.settings))
+
+
+@router.post("/push/subscribe", response_model=s.Ok, responses=ERRORS)
+async def push_subscribe(body: s.PushSubscribeIn, auth: OperatorDep, rt: RuntimeDep) -> s.Ok:
+    """Store this browser's push subscription for the operator."""
+    await push.subscribe(rt, auth.operator, body.endpoint, body.keys.p256dh, body.keys.auth)
+    return s.Ok()
+
+
+@router.post("/push/unsubscribe", response_model=s.Ok, responses=ERRORS)
+async def push_unsubscribe(body: s.PushUnsubscribeIn, auth: OperatorDep, rt: RuntimeDep) -> s.Ok:
+    await push.unsubscribe(rt, auth.operator, body.endpoint)
     return s.Ok()

@@ -200,3 +200,21 @@ class CannedListOut(BaseModel):
 
 class CannedOneOut(BaseModel):
     canned: Canned
+
+
+class PushKeyOut(BaseModel):
+    public_key: str
+
+
+class PushKeys(In):
+    p256dh: str = Field(min_length=1, max_length=256)
+    auth: str = Field(min_length=1, max_length=64)
+
+
+class PushSubscribeIn(In):
+    endpoint: str = Field(min_length=8, max_length=2048)
+    keys: PushKeys
+
+
+class PushUnsubscribeIn(In):
+    endpoint: str = Field(min_length=8, max_length=2048)

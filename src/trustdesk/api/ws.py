@@ -399,6 +399,10 @@ class OperatorConn:
         self.last_sent = 0
         self.conn_id = secrets.token_hex(8)
         self.refs: dict[str, str] = {}  # ticket number -> internal id
+        self.visible = True
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.op.display_name, "visible": self.visible}
 
     async def replay(self) -> None:
         msgs = await tickets.operator_messages_after(self.rt, self.last_sent, REPLAY_LIMIT)
@@ -462,7 +466,7 @@ class OperatorConn:
             if beat >= ttl / 3:
                 beat = 0
                 await self.rt.presence.touch(
-                    "operator", str(self.op.id), self.conn_id, ttl, {"name": self.op.display_name}
+                    "operator", str(self.op.id), self.conn_id, ttl, self.info()
                 )
 
     async def ref(self, number: str) -> str | None:
@@ -494,6 +498,16 @@ class OperatorConn:
             }
             await self.rt.hub.publish(f"ticket:{ref}", ev)
             await self.rt.hub.publish(OPERATORS_TOPIC, {**ev, "operator_id": self.op.id})
+        elif kind == "visibility":
+            # A hidden dashboard tab still gets browser push for new customer messages.
+            self.visible = bool(frame.get("visible", True))
+            await self.rt.presence.touch(
+                "operator",
+                str(self.op.id),
+                self.conn_id,
+                self.rt.settings.presence_ttl_seconds,
+                self.info(),
+            )
         elif kind == "read":
             number = _str(frame.get("ticketId"), 41)
             try:
@@ -531,7 +545,7 @@ async def operator_socket(ws: WebSocket) -> None:
                 str(op.id),
                 conn_id,
                 rt.settings.presence_ttl_seconds,
-                {"name": op.display_name},
+                conn.info(),
             )
             online = await rt.presence.online("operator")
             ops = await operators.list_operators(rt)

@@ -43,6 +43,11 @@ from redis.backoff import NoBackoff
 
 logger = logging.getLogger(__name__)
 
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 Clock = Callable[[], float]
 T = TypeVar("T")
 
@@ -295,9 +300,9 @@ class RedisPresence(Presence):
         except Exception as exc:
             if not self._failing:
                 self._failing = True
-                logger.warning("presence %s failed, Redis unavailable? (%r)", what, exc)
+                logger.warning("presence %s failed, Redis unavailable? (%s)", what, _why(exc))
             else:
-                logger.debug("presence %s failed: %r", what, exc)
+                logger.debug("presence %s failed: %s", what, _why(exc))
             return default
         if self._failing:
             self._failing = False
@@ -389,7 +394,7 @@ class RedisPresence(Presence):
         try:
             await self._redis.aclose()
         except Exception as exc:
-            logger.debug("closing the presence Redis client: %r", exc)
+            logger.debug("closing the presence Redis client: %s", _why(exc))
 
 
 def _load_info(raw: str) -> dict[str, Any]:

@@ -20,9 +20,10 @@ Redis going away is survivable, because storage is the truth:
   messages by id, and typing/presence events are idempotent.
 * Topics whose events could not be sent to Redis are remembered (up to
   ``max_dropped_topics``); a background task retries with backoff and, once Redis takes
-  publishes again, publishes a ``{"type": "resync"}`` event on each, so subscribers in *other* processes, who never heard of those
-  events, reload from the database. If too many topics were dropped, a control message
-  makes every hub on the prefix call its reconnect listeners instead.
+  publishes again, publishes a ``{"type": "resync"}`` event on each, so subscribers in
+  *other* processes, who never heard of those events, reload from the database. If too
+  many topics were dropped, a control message makes every hub on the prefix call its
+  reconnect listeners instead.
 * The listener reconnects with exponential backoff (capped at ``max_backoff``),
   re-subscribes every topic of interest, waits for Redis to confirm, and then calls the
   reconnect listeners so the WebSocket layer can tell its clients to resync. A
@@ -56,6 +57,11 @@ from trustdesk.realtime.hub import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
 
 CONTROL_TOPIC = "__hub__"
 """Reserved topic (under the prefix) for hub-to-hub control messages."""
@@ -190,9 +196,9 @@ class RedisHub(Hub):
                 self._pub_retry_at = loop.time() + self._publish_cooldown
                 if not self._pub_failing:
                     self._pub_failing = True
-                    logger.warning("publishing to Redis failed (%r); events are dropped", exc)
+                    logger.warning("publishing to Redis failed (%s); events are dropped", _why(exc))
                 else:
-                    logger.debug("publishing to Redis failed: %r", exc)
+                    logger.debug("publishing to Redis failed: %s", _why(exc))
         if sent:
             if self._pub_failing:
                 self._pub_failing = False
@@ -266,7 +272,7 @@ class RedisHub(Hub):
             try:
                 await asyncio.wait_for(self._send_publish(channel, data), 2 * self._publish_timeout)
             except Exception as exc:
-                logger.debug("could not publish a resync to Redis: %r", exc)
+                logger.debug("could not publish a resync to Redis: %s", _why(exc))
                 if topic is None:
                     self._dropped_all = True
                 else:
@@ -294,7 +300,7 @@ class RedisHub(Hub):
                     await conn.send_command("SUBSCRIBE", channel, check_health=False)
                 except Exception as exc:
                     # The listener notices the broken connection and re-subscribes.
-                    logger.debug("SUBSCRIBE %s failed: %r", channel, exc)
+                    logger.debug("SUBSCRIBE %s failed: %s", channel, _why(exc))
             # Else Redis is down: the listener subscribes on reconnect.
         if fut is not None and not fut.done():
             try:
@@ -314,7 +320,7 @@ class RedisHub(Hub):
             try:
                 await conn.send_command("UNSUBSCRIBE", channel, check_health=False)
             except Exception as exc:
-                logger.debug("UNSUBSCRIBE %s failed: %r", channel, exc)
+                logger.debug("UNSUBSCRIBE %s failed: %s", channel, _why(exc))
 
     # --- the listener --------------------------------------------------------------
 
@@ -328,11 +334,11 @@ class RedisHub(Hub):
                 raise
             except Exception as exc:
                 if self._healthy:
-                    logger.warning("lost the Redis pub/sub connection: %r; reconnecting", exc)
+                    logger.warning("lost the Redis pub/sub connection: %s; reconnecting", _why(exc))
                 elif not self._had_outage:
-                    logger.warning("cannot reach Redis for pub/sub: %r; retrying", exc)
+                    logger.warning("cannot reach Redis for pub/sub: %s; retrying", _why(exc))
                 else:
-                    logger.debug("Redis pub/sub still unavailable: %r", exc)
+                    logger.debug("Redis pub/sub still unavailable: %s", _why(exc))
             finally:
                 if self._healthy:
                     backoff = self._min_backoff

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ class Tx:
     session: AsyncSession
     dialect: str
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def emit(self, topic: str, event: dict[str, Any]) -> None:
@@ -86,6 +88,9 @@ class Store:
         self.dialect = self.engine.dialect.name
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.publish = publish
+        # Called (in the background) with the messages of each committed transaction.
+        self.on_messages: Callable[[list[dict[str, Any]]], Coroutine[Any, Any, None]] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -102,6 +107,10 @@ class Store:
         if self.publish is not None:
             for topic, ev in tx.events:
                 await self.publish(topic, ev)
+        if self.on_messages is not None and tx.messages:
+            task = asyncio.create_task(self.on_messages(list(tx.messages)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         for fn in tx.after_commit:
             try:
                 await fn()

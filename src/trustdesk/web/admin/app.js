@@ -301,7 +301,20 @@ async function loadInitial() {
   if (state.filter !== "open") jobs.push(fetchOpenForBadges());
   await Promise.allSettled(jobs);
   if (!state.me) return;
-  live = new Live({ since: () => state.maxId, onFrame, onState: onLiveState });
+  live = new Live({
+    since: () => state.maxId,
+    onFrame,
+    onState: onLiveState,
+    onAuthLost: async () => {
+      try {
+        await api.me();
+        if (live) live.scheduleRetry(); // a refused handshake, but the session is fine
+      } catch (e) {
+        if (e.status === 401 && state.me) signOut(t("login.expired"));
+        else if (live) live.scheduleRetry();
+      }
+    },
+  });
   live.start();
   refreshPushState();
 }
@@ -945,6 +958,16 @@ function previewOf(s) {
   return { text: m.message, cls: "customer" };
 }
 
+/**
+ * The preview is drawn from a data attribute by CSS (::before): the same words as the open
+ * conversation would otherwise appear twice on the page for find-by-text (tests, Ctrl+F).
+ * attr() is plain text, never markup.
+ */
+function previewEl(text, cls) {
+  const flat = String(text).replace(/\s+/g, " ").slice(0, 200);
+  return h("span", { class: `row-preview ${cls}`, "data-text": flat, title: flat });
+}
+
 function typingText(ticketId) {
   const m = state.typing.get(ticketId);
   if (!m || !m.size) return null;
@@ -1003,11 +1026,7 @@ function renderList() {
                 shortWhen(s.last_message?.created_at || s.updated_at, lang),
               ),
             ),
-            h(
-              "span",
-              { class: `row-preview ${typing ? "typing" : p.cls}`, dataset: { preview: "1" } },
-              typing || p.text,
-            ),
+            previewEl(typing || p.text, typing ? "typing" : p.cls),
             h(
               "span",
               { class: "row-tags" },
@@ -1038,11 +1057,9 @@ function renderListTyping() {
   for (const a of ui.list.querySelectorAll(".ticket-row")) {
     const s = state.tickets.get(a.dataset.ticketId);
     if (!s) continue;
-    const el = a.querySelector(".row-preview");
     const typing = typingText(s.ticketId);
     const p = previewOf(s);
-    el.textContent = typing || p.text;
-    el.className = `row-preview ${typing ? "typing" : p.cls}`;
+    a.querySelector(".row-preview").replaceWith(previewEl(typing || p.text, typing ? "typing" : p.cls));
   }
 }
 

@@ -87,8 +87,16 @@ export class Live {
       if (frame.type === "pong") return;
       this.opts.onFrame(frame);
     });
-    const closed = () => {
+    const closed = (ev) => {
       if (this.ws !== ws) return;
+      if (ev && ev.code === 4401 && this.opts.onAuthLost) {
+        // The session ended (logout elsewhere, deactivated): no point in reconnecting.
+        this.ws = null;
+        clearInterval(this.pingTimer);
+        this.connected = false;
+        this.opts.onAuthLost();
+        return;
+      }
       this.ws = null;
       clearInterval(this.pingTimer);
       if (this.connected || !this.connectedOnce) {

@@ -508,8 +508,8 @@ function handleMessage(m, { live = true } = {}) {
     else if (m.message === REOPENED_TEXT) setStatus("open");
   }
 
-  const fromSupport = m.sender_type === "admin" || m.sender_type === "system";
-  if (fromSupport && m.id > S.seenId && !isVisible()) {
+  // Operator replies count as unread (the red dot); notices and the bot greeting do not.
+  if (m.sender_type === "admin" && m.id > S.seenId && !isVisible()) {
     S.unread += 1;
     reportUnread();
   }
@@ -917,9 +917,24 @@ function onFrame(f) {
     case "presence":
       setOperators(f.operators_online);
       break;
+    case "error":
+      onSendError(f);
+      break;
     default:
-      break; // pong, errors after ready, future frame types
+      break; // pong, future frame types
   }
+}
+
+// A "send" refused by the server: wait and retry when rate limited, else mark it not sent.
+function onSendError(f) {
+  const item = S.outbox.find((i) => i.client_msg_id === f.client_msg_id);
+  if (!item) return;
+  if (f.code === "rate_limited" || Number(f.retry_after) > 0) {
+    const wait = Math.min(60, Math.max(1, Number(f.retry_after) || 2)) * 1000;
+    item.sentAt = Date.now() - ACK_TIMEOUT_MS + wait; // the watchdog resends after `wait`
+    return;
+  }
+  markFailed(f.client_msg_id);
 }
 
 // Long polling: GET /api/support/messages/{id}?after=N&wait=25, sends by POST.
@@ -1109,8 +1124,17 @@ function markSeen() {
     S.unread = 0;
     reportUnread();
   }
-  if (S.ticketId && S.lastId > conn.sentReadId && wsSend({ type: "read", last_read_id: S.lastId })) {
+  if (!S.ticketId || S.lastId <= conn.sentReadId) return;
+  if (wsSend({ type: "read", last_read_id: S.lastId })) {
     conn.sentReadId = S.lastId;
+  } else if (conn.mode === "polling") {
+    conn.sentReadId = S.lastId;
+    api("/api/support/read", {
+      method: "POST",
+      body: { ticketId: S.ticketId, last_read_id: S.lastId },
+    }).catch(() => {
+      conn.sentReadId = 0;
+    });
   }
 }
 

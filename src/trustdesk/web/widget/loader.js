@@ -32,10 +32,10 @@
     ru: {
       open: "Открыть чат",
       close: "Свернуть чат",
-      unread: "новое сообщение",
+      unread: "непрочитанных",
       frame: "Чат поддержки",
     },
-    en: { open: "Open chat", close: "Minimize chat", unread: "new message", frame: "Support chat" },
+    en: { open: "Open chat", close: "Minimize chat", unread: "unread", frame: "Support chat" },
   }[LOCALE];
 
   var CSS =
@@ -247,7 +247,7 @@
     wrap.classList.toggle("is-open", isOpen);
     launcher.setAttribute("aria-expanded", String(isOpen));
     var label = isOpen ? TEXT.close : TEXT.open;
-    if (!isOpen && unread > 0) label += " (" + unread + " " + TEXT.unread + ")";
+    if (!isOpen && unread > 0) label += ", " + TEXT.unread + ": " + unread;
     launcher.setAttribute("aria-label", label);
     launcher.title = isOpen ? TEXT.close : TEXT.open;
     dot.hidden = isOpen || unread === 0;
