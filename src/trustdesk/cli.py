@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--port", type=int, default=3000)
     run.add_argument("--workers", type=int, default=1)
     sub.add_parser("migrate", help="create or upgrade the database schema")
+    sub.add_parser("protocol-doc", help="print docs/protocol.md, rendered from the models")
     co = sub.add_parser("create-operator", help="add an operator who can log in")
     co.add_argument("--email", required=True)
     co.add_argument("--name", required=True)
@@ -79,6 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     from trustdesk.actions.errors import ActionError
     from trustdesk.store.db import run_migrations
 
+    if args.command == "protocol-doc":
+        from trustdesk.realtime.events import render_protocol_md
+
+        sys.stdout.write(render_protocol_md())
+        return
     if args.command == "migrate":
         run_migrations(settings)
         print("database is up to date")

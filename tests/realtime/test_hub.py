@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,16 +274,15 @@ def test_two_processes_see_each_other(hub: Backend) -> None:
     server = hub.redis_only()
 
     async def body(a: Hub) -> None:
-        async with hub.new() as b:
-            async with a.subscribe(["room"]) as sa, b.subscribe(["room"]) as sb:
-                await b.publish("room", {"from": "b"})
-                assert await next_event(sa) == {"from": "b"}
-                assert await next_event(sb) == {"from": "b"}
-                await a.publish("room", {"from": "a"})
-                assert await next_event(sa) == {"from": "a"}
-                assert await next_event(sb) == {"from": "a"}
-                await nothing(sa)  # exactly once, no local double delivery
-                await nothing(sb)
+        async with hub.new() as b, a.subscribe(["room"]) as sa, b.subscribe(["room"]) as sb:
+            await b.publish("room", {"from": "b"})
+            assert await next_event(sa) == {"from": "b"}
+            assert await next_event(sb) == {"from": "b"}
+            await a.publish("room", {"from": "a"})
+            assert await next_event(sa) == {"from": "a"}
+            assert await next_event(sb) == {"from": "a"}
+            await nothing(sa)  # exactly once, no local double delivery
+            await nothing(sb)
         # A hub on another prefix is another installation: it hears nothing.
         other = RedisHub(server.url, prefix=hub.prefix + "other:")
         async with other, other.subscribe(["room"]) as so:
@@ -394,23 +394,40 @@ def test_redis_outage_and_recovery(hub: Backend) -> None:
     hub.run(body)
 
 
+@asynccontextmanager
+async def publish_refused(
+    server: Redis,
+) -> AsyncIterator[tuple[str, Callable[[], Awaitable[None]]]]:
+    """A Redis user that may subscribe but not publish; yields (url, allow_publish)."""
+    user = f"u{uuid.uuid4().hex[:10]}"
+    r = aioredis.Redis.from_url(server.url)
+    acl = ["on", ">pw", "~*", "&*", "+@all", "-publish"]
+    await r.execute_command("ACL", "SETUSER", user, *acl)
+
+    async def allow() -> None:
+        await r.execute_command("ACL", "SETUSER", user, "+publish")
+
+    try:
+        yield f"redis://{user}:pw@127.0.0.1:{server.port}/0", allow
+    finally:
+        await r.execute_command("ACL", "DELUSER", user)
+        await r.aclose()
+
+
 def test_dropped_publish_makes_other_processes_resync(hub: Backend) -> None:
     """Process a cannot publish (Redis refuses, by ACL) while b's subscription is fine."""
     server = hub.redis_only()
-    user = f"u{uuid.uuid4().hex[:10]}"
 
     async def main() -> None:
-        r = aioredis.Redis.from_url(server.url)
-        await r.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-publish")
-        a = RedisHub(f"redis://{user}:pw@127.0.0.1:{server.port}/0", prefix=hub.prefix)
-        b = hub.new()
-        try:
+        async with publish_refused(server) as (url, allow):
+            a = RedisHub(url, prefix=hub.prefix)
+            b = hub.new()
             async with a, b, a.subscribe(["room"]) as sa, b.subscribe(["room"]) as sb:
                 assert a.healthy
                 await a.publish("room", {"n": 1})  # refused: NOPERM
                 assert await next_event(sa) == {"n": 1}  # local fallback
                 await nothing(sb)
-                await r.execute_command("ACL", "SETUSER", user, "+publish")
+                await allow()
                 # b never got n=1; a tells it to reload once Redis takes publishes again.
                 assert await next_event(sb, timeout=10) == RESYNC_EVENT
                 assert await next_event(sa) == RESYNC_EVENT
@@ -418,9 +435,28 @@ def test_dropped_publish_makes_other_processes_resync(hub: Backend) -> None:
                 assert await next_event(sb) == {"n": 2}
                 assert await next_event(sa) == {"n": 2}
                 await nothing(sa)
-        finally:
-            await r.execute_command("ACL", "DELUSER", user)
-            await r.aclose()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_too_many_dropped_topics_resync_everyone(hub: Backend) -> None:
+    server = hub.redis_only()
+
+    async def main() -> None:
+        async with publish_refused(server) as (url, allow):
+            a = RedisHub(url, prefix=hub.prefix, max_dropped_topics=2)
+            b = hub.new()
+            told = asyncio.Event()
+            b.add_reconnect_listener(told.set)
+            a_told = asyncio.Event()
+            a.add_reconnect_listener(a_told.set)
+            async with a, b, b.subscribe(["t0"]) as sb:
+                for n in range(3):
+                    await a.publish(f"t{n}", {"n": n})
+                await allow()
+                await asyncio.wait_for(told.wait(), 10)
+                await nothing(sb)  # no per-topic resync: the listeners cover everything
+                assert not a_told.is_set()  # a lost nothing itself
 
     asyncio.run(asyncio.wait_for(main(), 60))
 

@@ -7,12 +7,18 @@ import json
 from typing import Any
 
 import websockets
+from pydantic import TypeAdapter
 from websockets.asyncio.client import ClientConnection
+
+from trustdesk.realtime.events import operator_frames, visitor_frames
 
 
 class Socket:
-    def __init__(self, conn: ClientConnection) -> None:
+    """A client socket that checks every server frame against the protocol's models."""
+
+    def __init__(self, conn: ClientConnection, adapter: TypeAdapter[Any]) -> None:
         self.conn = conn
+        self.adapter = adapter
         self.frames: list[dict[str, Any]] = []
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -20,6 +26,7 @@ class Socket:
 
     async def recv(self, timeout: float = 5) -> dict[str, Any]:
         frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
+        self.adapter.validate_python(frame)  # docs/protocol.md is rendered from these models
         self.frames.append(frame)
         return frame
 
@@ -59,7 +66,7 @@ async def visitor_socket(
     ws_url: str, token: str, ticket_id: str | None = None, since: int = 0
 ) -> tuple[Socket, dict[str, Any]]:
     conn = await websockets.connect(ws_url + "/ws/visitor", open_timeout=10)
-    s = Socket(conn)
+    s = Socket(conn, visitor_frames)
     await s.send({"type": "hello", "token": token, "ticketId": ticket_id, "since": since})
     ready = await s.until("ready")
     return s, ready
@@ -74,7 +81,7 @@ async def operator_socket(
         additional_headers={"Cookie": f"td_session={session_cookie}"},
         open_timeout=10,
     )
-    s = Socket(conn)
+    s = Socket(conn, operator_frames)
     await s.send({"type": "hello", "since": since})
     ready = await s.until("ready")
     return s, ready

@@ -82,7 +82,12 @@ export const api = {
       message,
       client_msg_id: clientMsgId,
     }),
-  note: (ticketId, message) => request("POST", "/api/admin/support/note", { ticketId, message }),
+  note: (ticketId, message, clientMsgId) =>
+    request("POST", "/api/admin/support/note", {
+      ticketId,
+      message,
+      client_msg_id: clientMsgId,
+    }),
   system: (ticketId, message) =>
     request("POST", "/api/admin/support/system-message", { ticketId, message }),
   close: (id) => request("POST", `/api/admin/support/close/${enc(id)}`, {}),

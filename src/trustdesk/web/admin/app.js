@@ -1124,7 +1124,23 @@ async function refreshCurrent() {
 function addMessage(cur, m) {
   noteMax(m.id);
   cur.messages.set(m.id, m);
-  if (m.client_msg_id && cur.pending.has(m.client_msg_id)) cur.pending.delete(m.client_msg_id);
+  if (m.client_msg_id && cur.pending.has(m.client_msg_id)) {
+    cur.pending.delete(m.client_msg_id);
+    return;
+  }
+  // The live echo can beat the HTTP answer; without an id to match, match my own text.
+  if (!state.me || m.operator_id === null || m.operator_id === undefined) {
+    if (m.sender_type !== "system") return;
+  } else if (m.operator_id !== state.me.id) {
+    return;
+  }
+  const mode = m.kind === "note" ? "note" : m.sender_type === "system" ? "system" : "reply";
+  for (const [cmid, p] of cur.pending) {
+    if (p.mode === mode && p.text === m.message && !p.failed) {
+      cur.pending.delete(cmid);
+      break;
+    }
+  }
 }
 
 function maybeMarkRead() {
@@ -1738,7 +1754,7 @@ async function sendPending(p) {
   if (cur && cur.id === p.ticketId) renderMessages();
   try {
     let r;
-    if (p.mode === "note") r = await api.note(p.ticketId, p.text);
+    if (p.mode === "note") r = await api.note(p.ticketId, p.text, p.cmid);
     else if (p.mode === "system") r = await api.system(p.ticketId, p.text);
     else r = await api.reply(p.ticketId, p.text, p.cmid);
     const now = state.current;

@@ -34,8 +34,13 @@
       close: "Свернуть чат",
       unread: "непрочитанных",
       frame: "Чат поддержки",
+      support: "Поддержка",
+      dismiss: "Скрыть",
     },
-    en: { open: "Open chat", close: "Minimize chat", unread: "unread", frame: "Support chat" },
+    en: { open: "Open chat", close: "Minimize chat", unread: "unread", frame: "Support chat",
+      support: "Support",
+      dismiss: "Dismiss",
+    },
   }[LOCALE];
 
   var CSS =
@@ -72,6 +77,24 @@
     "border:3px solid #e2e8f0;border-top-color:var(--td-accent,#2563eb);" +
     "animation:td-spin .8s linear infinite;}" +
     ".is-ready .spinner{display:none;}" +
+    ".preview{position:fixed;bottom:98px;right:24px;z-index:2147483000;width:300px;" +
+    "max-width:calc(100vw - 48px);font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto," +
+    "'Helvetica Neue',Arial,'Noto Sans','Liberation Sans',sans-serif,'Apple Color Emoji'," +
+    "'Segoe UI Emoji','Noto Color Emoji';animation:td-rise .25s ease-out;}" +
+    ".preview[hidden]{display:none;}" +
+    ".preview__card{display:block;width:100%;margin:0;padding:12px 16px 14px;text-align:left;" +
+    "font:inherit;color:#0f172a;background:#fff;border:1px solid #e3e8f0;border-radius:16px;" +
+    "border-bottom-right-radius:6px;cursor:pointer;" +
+    "box-shadow:0 12px 32px rgba(15,23,42,.18),0 2px 6px rgba(15,23,42,.08);}" +
+    ".preview__card:focus-visible{outline:3px solid var(--td-accent,#2563eb);outline-offset:2px;}" +
+    ".preview__who{display:block;margin-bottom:3px;font-size:12.5px;font-weight:600;color:#64748b;}" +
+    ".preview__text{display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;" +
+    "overflow:hidden;overflow-wrap:anywhere;white-space:pre-line;}" +
+    ".preview__x{position:absolute;top:-10px;left:-10px;width:24px;height:24px;display:grid;" +
+    "place-items:center;padding:0;border:0;border-radius:50%;cursor:pointer;color:#475569;" +
+    "background:#fff;box-shadow:0 2px 8px rgba(15,23,42,.22);}" +
+    ".is-open .preview{display:none;}" +
+    ".left .preview{right:auto;left:24px;}" +
     ".left .launcher{right:auto;left:24px;}" +
     ".left .panel{right:auto;left:24px;transform-origin:bottom left;}" +
     "@media (max-width:480px){" +
@@ -79,10 +102,12 @@
     ".left .launcher{left:16px;}" +
     ".panel,.left .panel{inset:0;width:100%;height:100%;border-radius:0;transform:translateY(24px);}" +
     ".is-open .launcher{display:none;}" +
+    ".preview{bottom:84px;right:16px;max-width:calc(100vw - 32px);}" +
     "}" +
     "@media (prefers-reduced-motion:reduce){.launcher,.panel,.launcher svg{transition:none;}" +
     ".dot{animation:none;}}" +
     "@keyframes td-spin{to{transform:rotate(360deg);}}" +
+    "@keyframes td-rise{from{opacity:0;transform:translateY(8px);}}" +
     "@keyframes td-pulse{0%{box-shadow:0 0 0 2.5px #fff,0 0 0 2.5px rgba(239,68,68,.6);}" +
     "100%{box-shadow:0 0 0 2.5px #fff,0 0 0 12px rgba(239,68,68,0);}}";
 
@@ -121,7 +146,7 @@
 
   // --- state ---------------------------------------------------------------------------------
 
-  var host, root, wrap, launcher, dot, panel, frame;
+  var host, root, wrap, launcher, dot, panel, frame, preview, previewWho, previewText;
   var isOpen = false;
   var frameReady = false;
   var unread = 0;
@@ -205,7 +230,41 @@
     spinner.className = "spinner";
     panel.appendChild(spinner);
 
+    // A short preview of an operator's reply that arrived while the chat was closed.
+    preview = document.createElement("div");
+    preview.className = "preview";
+    preview.hidden = true;
+    var card = document.createElement("button");
+    card.type = "button";
+    card.className = "preview__card";
+    previewWho = document.createElement("span");
+    previewWho.className = "preview__who";
+    previewText = document.createElement("span");
+    previewText.className = "preview__text";
+    card.appendChild(previewWho);
+    card.appendChild(previewText);
+    card.addEventListener("click", function () {
+      open();
+    });
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "preview__x";
+    dismiss.setAttribute("aria-label", TEXT.dismiss);
+    dismiss.appendChild(
+      icon(
+        "",
+        "M18.3 5.71a1 1 0 0 0-1.41 0L12 10.59 7.11 5.7A1 1 0 0 0 5.7 7.11L10.59 12 5.7 16.89a1 1 0 1 0 1.41 1.41L12 13.41l4.89 4.89a1 1 0 0 0 1.41-1.41L13.41 12l4.89-4.89a1 1 0 0 0 0-1.4Z",
+        "14",
+      ),
+    );
+    dismiss.addEventListener("click", function () {
+      preview.hidden = true;
+    });
+    preview.appendChild(card);
+    preview.appendChild(dismiss);
+
     launcher.setAttribute("aria-controls", panel.id);
+    wrap.appendChild(preview);
     wrap.appendChild(panel);
     wrap.appendChild(launcher);
     root.appendChild(wrap);
@@ -243,6 +302,15 @@
     panel.appendChild(frame);
   }
 
+  function showPreview(m) {
+    var text = String(m.message || "");
+    if (text.length > 160) text = text.slice(0, 157) + "…";
+    var name = String(m.sender_name || "").slice(0, 60);
+    previewWho.textContent = name ? name + " · " + TEXT.support : TEXT.support;
+    previewText.textContent = text; // text, never HTML
+    preview.hidden = false;
+  }
+
   function renderLauncher() {
     wrap.classList.toggle("is-open", isOpen);
     launcher.setAttribute("aria-expanded", String(isOpen));
@@ -251,6 +319,7 @@
     launcher.setAttribute("aria-label", label);
     launcher.title = isOpen ? TEXT.close : TEXT.open;
     dot.hidden = isOpen || unread === 0;
+    if (isOpen || unread === 0) preview.hidden = true;
     panel.setAttribute("aria-hidden", String(!isOpen));
     panel.inert = !isOpen;
     renderTitle();
@@ -344,7 +413,9 @@
         emit("unread", unread);
         break;
       case "message":
-        if (msg.message && typeof msg.message === "object") emit("message", msg.message);
+        if (!msg.message || typeof msg.message !== "object") break;
+        if (!isOpen && unread > 0 && msg.message.sender_type === "admin") showPreview(msg.message);
+        emit("message", msg.message);
         break;
     }
   });

@@ -1,0 +1,333 @@
+"""The WebSocket protocol's frames, as pydantic models: the one place for wire types.
+
+docs/protocol.md is rendered from these models (`trustdesk protocol-doc`), and a test
+fails when the two differ, so the document cannot drift from the code. The socket tests
+validate every frame the server sends against `ServerFrame`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from trustdesk.api.schemas import Message, TicketSummary
+
+
+class Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------- client -> server
+
+
+class Hello(Frame):
+    """First frame on /ws/visitor, within 10 s (else the socket closes with 4408)."""
+
+    type: Literal["hello"]
+    token: str = Field(description="the visitor token from POST /api/support/session")
+    ticketId: str | None = Field(description="the ticket to follow, or null")  # noqa: N815
+    since: int = Field(ge=0, description="the highest message id the client already has")
+    page_url: str | None = Field(default=None, description="the shop page the widget is on")
+
+
+class OperatorHello(Frame):
+    """First frame on /ws/operator (the session cookie authenticated the handshake)."""
+
+    type: Literal["hello"]
+    since: int = Field(ge=0, description="the highest message id the dashboard already has")
+
+
+class Send(Frame):
+    """Visitor: post a message (idempotent on client_msg_id, like HTTP send-message)."""
+
+    type: Literal["send"]
+    message: str
+    client_msg_id: str = Field(min_length=1, max_length=64)
+
+
+class Typing(Frame):
+    """Visitor: typing started or stopped (expires by itself after the server's TTL)."""
+
+    type: Literal["typing"]
+    active: bool
+
+
+class OperatorTyping(Frame):
+    type: Literal["typing"]
+    ticketId: str  # noqa: N815
+    active: bool
+
+
+class Read(Frame):
+    """Visitor: read up to this message id."""
+
+    type: Literal["read"]
+    last_read_id: int = Field(ge=0)
+
+
+class OperatorRead(Frame):
+    type: Literal["read"]
+    ticketId: str  # noqa: N815
+    last_read_id: int = Field(ge=0)
+
+
+class Visibility(Frame):
+    """Operator: the dashboard tab was hidden or shown (hidden tabs get browser push)."""
+
+    type: Literal["visibility"]
+    visible: bool
+
+
+class Ping(Frame):
+    type: Literal["ping"]
+
+
+# --------------------------------------------------------------- server -> client
+
+
+class Ready(Frame):
+    """Visitor socket accepted; replayed messages (id > since) follow, then live frames."""
+
+    type: Literal["ready"]
+    ticketId: str | None  # noqa: N815
+    status: Literal["open", "closed"] | None
+    operators_online: int
+    admin_last_read_id: int
+
+
+class OperatorInfo(Frame):
+    id: int
+    name: str
+    online: bool
+
+
+class OperatorReady(Frame):
+    type: Literal["ready"]
+    operators: list[OperatorInfo]
+
+
+class MessageFrame(Frame):
+    """A stored message. Clients key messages by id: a repeated id is ignored."""
+
+    type: Literal["message"]
+    message: Message
+
+
+class Ack(Frame):
+    """Reply to `send`: the stored message (the same one again for a retried id)."""
+
+    type: Literal["ack"]
+    client_msg_id: str | None
+    ticketId: str  # noqa: N815
+    message: Message
+
+
+class TypingFrame(Frame):
+    type: Literal["typing"]
+    ticketId: str  # noqa: N815
+    sender_type: Literal["customer", "admin"]
+    name: str
+    active: bool
+    ttl: float = Field(description="seconds after which the client treats it as stopped")
+    operator_id: int | None = None
+
+
+class AssigneeName(Frame):
+    name: str
+
+
+class VisitorTicket(Frame):
+    ticketId: str  # noqa: N815
+    status: Literal["open", "closed"]
+    assignee: AssigneeName | None
+
+
+class TicketFrame(Frame):
+    """Visitor: the ticket's status or assignee changed."""
+
+    type: Literal["ticket"]
+    ticket: VisitorTicket
+
+
+class OperatorTicketFrame(Frame):
+    """Operator: a ticket is new or changed; `unread` is this operator's count."""
+
+    type: Literal["ticket"]
+    ticket: TicketSummary
+
+
+class ReadFrame(Frame):
+    type: Literal["read"]
+    ticketId: str  # noqa: N815
+    reader: Literal["customer", "admin"]
+    last_read_id: int
+    operator_id: int | None = None
+
+
+class OperatorsPresence(Frame):
+    """Visitor: how many operators are online."""
+
+    type: Literal["presence"]
+    operators_online: int
+
+
+class OperatorRef(Frame):
+    id: int
+    name: str
+
+
+class OperatorPresence(Frame):
+    type: Literal["presence"]
+    kind: Literal["operator"]
+    operator: OperatorRef
+    online: bool
+
+
+class VisitorPresence(Frame):
+    type: Literal["presence"]
+    kind: Literal["visitor"]
+    ticketId: str | None  # noqa: N815
+    online: bool
+    page_url: str | None
+    user_agent: str | None
+
+
+class Resync(Frame):
+    """Too much was missed (or the fan-out recovered): reload state over HTTP."""
+
+    type: Literal["resync"]
+
+
+class Pong(Frame):
+    type: Literal["pong"]
+
+
+class ErrorFrame(Frame):
+    """A frame was refused; the socket stays open. `client_msg_id` names a refused send."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+    client_msg_id: str | None = None
+    retry_after: int | None = None
+
+
+VisitorServerFrame = Annotated[
+    Ready
+    | MessageFrame
+    | Ack
+    | TypingFrame
+    | TicketFrame
+    | ReadFrame
+    | OperatorsPresence
+    | Pong
+    | ErrorFrame,
+    Field(union_mode="left_to_right"),
+]
+OperatorServerFrame = Annotated[
+    OperatorReady
+    | MessageFrame
+    | TypingFrame
+    | OperatorTicketFrame
+    | ReadFrame
+    | OperatorPresence
+    | VisitorPresence
+    | Resync
+    | Pong
+    | ErrorFrame,
+    Field(union_mode="left_to_right"),
+]
+visitor_frames: TypeAdapter[Any] = TypeAdapter(VisitorServerFrame)  # type: ignore[arg-type]
+operator_frames: TypeAdapter[Any] = TypeAdapter(OperatorServerFrame)  # type: ignore[arg-type]
+
+SECTIONS: list[tuple[str, list[type[Frame]]]] = [
+    ("Visitor socket `GET /ws/visitor`: client frames", [Hello, Send, Typing, Read, Ping]),
+    (
+        "Visitor socket: server frames",
+        [
+            Ready,
+            MessageFrame,
+            Ack,
+            TypingFrame,
+            TicketFrame,
+            ReadFrame,
+            OperatorsPresence,
+            Pong,
+            ErrorFrame,
+        ],
+    ),
+    (
+        "Operator socket `GET /ws/operator`: client frames",
+        [OperatorHello, OperatorTyping, OperatorRead, Visibility, Ping],
+    ),
+    (
+        "Operator socket: server frames",
+        [
+            OperatorReady,
+            MessageFrame,
+            OperatorTicketFrame,
+            TypingFrame,
+            ReadFrame,
+            OperatorPresence,
+            VisitorPresence,
+            Resync,
+            Pong,
+            ErrorFrame,
+        ],
+    ),
+]
+
+INTRO = """# TrustDesk real-time protocol
+
+<!-- Generated from src/trustdesk/realtime/events.py by `trustdesk protocol-doc`.
+     Do not edit by hand: tests/realtime/test_protocol_doc.py fails when it drifts. -->
+
+Frames are JSON text frames of at most 64 KiB. The database is the truth; a frame is only
+a wake-up. Each socket **subscribes first, then replays** every stored message with
+`id > since`, then streams live frames, skipping ids it already sent: a client that keeps
+the highest id it has seen and reconnects with it (with backoff) misses nothing and sees
+nothing twice. Typing and presence are never stored and expire by themselves.
+
+- The visitor authenticates in the first frame (`hello` with its token; never in the URL).
+  Another visitor's ticket closes the socket with 4404; a bad token with 4401; no `hello`
+  within 10 s with 4408.
+- The operator socket is authenticated by the session cookie at the handshake, and the
+  `Origin` header must be the server's own or an allowed origin: otherwise the handshake
+  is refused (HTTP 403). Logout, deactivation or a password reset closes it (4401).
+- Unknown frame types, bad JSON and frames over 64 KiB get an `error` frame; frames over
+  1 MiB close the socket (1009). Neither stops the server.
+- Without WebSocket, `GET /api/support/messages/{ticketId}?after=N&wait=25` long-polls the
+  same cursor.
+
+A `Message` is `{id, ticket_id, sender_type, sender_name, message, created_at, kind,
+client_msg_id, operator_id}` (see `/api/openapi.json`); `kind: "note"` (private notes)
+is only ever sent to operators.
+"""
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation).replace("typing.", "").replace("trustdesk.api.schemas.", "")
+    text = text.replace("trustdesk.realtime.events.", "").replace("NoneType", "null")
+    text = text.replace("<class '", "").replace("'>", "")
+    return text.replace(" | ", " or ")
+
+
+def render_protocol_md() -> str:
+    out = [INTRO]
+    for title, models in SECTIONS:
+        out.append(f"\n## {title}\n")
+        for model in models:
+            fields = model.model_fields
+            kind = (
+                getattr(fields["type"].annotation, "__args__", ("",))[0] if "type" in fields else ""
+            )
+            out.append(f"\n### `{kind}` ({model.__name__})\n")
+            if model.__doc__:
+                out.append(f"\n{model.__doc__.strip()}\n")
+            out.append("\n| field | type | required | notes |\n|---|---|---|---|\n")
+            for name, f in fields.items():
+                required = "yes" if f.is_required() else "no"
+                notes = f.description or ""
+                out.append(f"| `{name}` | `{_type_name(f.annotation)}` | {required} | {notes} |\n")
+    return "".join(out)
