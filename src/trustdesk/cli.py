@@ -104,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "run":
         import uvicorn
 
+        if args.workers > 1 and not settings.redis_url:
+            sys.exit(
+                "error: --workers > 1 needs TRUSTDESK_REDIS_URL (the workers share events "
+                "through Redis) and, for real load, TRUSTDESK_DATABASE_URL on PostgreSQL"
+            )
         run_migrations(settings)
         settings.resolved_secret_key  # noqa: B018 - generate and keep it before workers fork
         if settings.create_first_operator:

@@ -6,15 +6,13 @@ import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import delete, select
 
-from trustdesk.actions import operators, push, tickets
-from trustdesk.actions.errors import Conflict, NotFound, RateLimited, Unauthorized
+from trustdesk.actions import canned, operators, push, tickets
+from trustdesk.actions.errors import Conflict, RateLimited, Unauthorized
 from trustdesk.actions.operators import operator_json
 from trustdesk.api import schemas as s
 from trustdesk.api.deps import SESSION_COOKIE, AdminDep, OperatorDep, RuntimeDep, client_ip
 from trustdesk.api.limits import limits
-from trustdesk.store.models import CannedResponse
 
 router = APIRouter(prefix="/api/admin", tags=["operator"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -185,32 +183,19 @@ async def reset_password(
 
 @router.get("/canned", response_model=s.CannedListOut, responses=ERRORS)
 async def list_canned(auth: OperatorDep, rt: RuntimeDep) -> s.CannedListOut:
-    async with rt.store.read() as session:
-        rows = (await session.scalars(select(CannedResponse).order_by(CannedResponse.name))).all()
+    rows = await canned.list_canned(rt)
     return s.CannedListOut(canned=[s.Canned(id=r.id, name=r.name, text=r.text) for r in rows])
 
 
 @router.post("/canned", status_code=201, response_model=s.CannedOneOut, responses=ERRORS)
 async def add_canned(body: s.CannedIn, auth: OperatorDep, rt: RuntimeDep) -> s.CannedOneOut:
-    async with rt.store.transaction() as tx:
-        exists = await tx.session.scalar(
-            select(CannedResponse.id).where(CannedResponse.name == body.name)
-        )
-        if exists is not None:
-            raise Conflict("a canned response with this name exists", "name_taken")
-        row = CannedResponse(name=body.name, text=body.text.strip() or body.text)
-        tx.session.add(row)
-        await tx.session.flush()
-        out = s.Canned(id=row.id, name=row.name, text=row.text)
-    return s.CannedOneOut(canned=out)
+    row = await canned.add_canned(rt, body.name, body.text)
+    return s.CannedOneOut(canned=s.Canned(id=row.id, name=row.name, text=row.text))
 
 
 @router.delete("/canned/{canned_id}", response_model=s.Ok, responses=ERRORS)
 async def delete_canned(canned_id: int, auth: OperatorDep, rt: RuntimeDep) -> s.Ok:
-    async with rt.store.transaction() as tx:
-        res = await tx.session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))
-        if not res.rowcount:  # type: ignore[attr-defined]
-            raise NotFound("no such canned response")
+    await canned.delete_canned(rt, canned_id)
     return s.Ok()
 
 

@@ -78,7 +78,7 @@
     "animation:td-spin .8s linear infinite;}" +
     ".is-ready .spinner{display:none;}" +
     ".preview{position:fixed;bottom:98px;right:24px;z-index:2147483000;width:300px;" +
-    "max-width:calc(100vw - 48px);font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto," +
+    "max-width:calc(100vw - 48px);font:14px/1.45 'TrustDesk Emoji',system-ui,-apple-system,'Segoe UI',Roboto," +
     "'Helvetica Neue',Arial,'Noto Sans','Liberation Sans',sans-serif,'Apple Color Emoji'," +
     "'Segoe UI Emoji','Noto Color Emoji';animation:td-rise .25s ease-out;}" +
     ".preview[hidden]{display:none;}" +
@@ -186,6 +186,7 @@
     hs.setProperty("opacity", "1", "important");
     root = host.attachShadow({ mode: "open" });
     applyStyles(root);
+    addEmojiFace();
 
     wrap = document.createElement("div");
     wrap.className = "td" + (LEFT ? " left" : "");
@@ -270,6 +271,24 @@
     root.appendChild(wrap);
     renderLauncher();
     document.body.appendChild(host);
+  }
+
+  // @font-face is ignored inside shadow trees, so the emoji face goes to the document itself
+  // (a namespaced family that nothing else uses).
+  var EMOJI_FACE =
+    "@font-face{font-family:'TrustDesk Emoji';src:local('Apple Color Emoji'),local('AppleColorEmoji')," +
+    "local('Segoe UI Emoji'),local('SegoeUIEmoji'),local('Noto Color Emoji'),local('NotoColorEmoji');" +
+    "unicode-range:U+200D,U+2600-27BF,U+2B05-2B55,U+FE0F,U+1F000-1FAFF;}";
+
+  function addEmojiFace() {
+    try {
+      if (!("adoptedStyleSheets" in document)) return;
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(EMOJI_FACE);
+      document.adoptedStyleSheets = document.adoptedStyleSheets.concat([sheet]);
+    } catch (e) {
+      /* cosmetic only */
+    }
   }
 
   function applyStyles(shadow) {
