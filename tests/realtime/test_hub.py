@@ -270,6 +270,7 @@ def test_make_hub(hub: Backend) -> None:
 # --- Redis only ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("hub", ["redis"], indirect=True)
 def test_two_processes_see_each_other(hub: Backend) -> None:
     server = hub.redis_only()
 
@@ -292,6 +293,7 @@ def test_two_processes_see_each_other(hub: Backend) -> None:
     hub.run(body)
 
 
+@pytest.mark.parametrize("hub", ["redis"], indirect=True)
 def test_one_pubsub_connection_reference_counted(hub: Backend) -> None:
     server = hub.redis_only()
 
@@ -331,6 +333,7 @@ async def _eq(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
 
 
+@pytest.mark.parametrize("hub", ["redis"], indirect=True)
 def test_redis_outage_and_recovery(hub: Backend) -> None:
     server = hub.redis_only()
 
@@ -414,6 +417,7 @@ async def publish_refused(
         await r.aclose()
 
 
+@pytest.mark.parametrize("hub", ["redis"], indirect=True)
 def test_dropped_publish_makes_other_processes_resync(hub: Backend) -> None:
     """Process a cannot publish (Redis refuses, by ACL) while b's subscription is fine."""
     server = hub.redis_only()
@@ -439,6 +443,7 @@ def test_dropped_publish_makes_other_processes_resync(hub: Backend) -> None:
     asyncio.run(asyncio.wait_for(main(), 60))
 
 
+@pytest.mark.parametrize("hub", ["redis"], indirect=True)
 def test_too_many_dropped_topics_resync_everyone(hub: Backend) -> None:
     server = hub.redis_only()
 

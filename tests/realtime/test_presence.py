@@ -175,6 +175,7 @@ def test_expired_ident_touched_before_the_sweep(presence: Backend) -> None:
     presence.run(body)
 
 
+@pytest.mark.parametrize("presence", ["redis"], indirect=True)
 def test_shared_between_processes(presence: Backend) -> None:
     if presence.server is None:
         pytest.skip("Redis only")
