@@ -11,9 +11,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from trustdesk.actions import push
+from trustdesk.actions import email, push
 from trustdesk.actions.runtime import Runtime
-from trustdesk.api import admin, widget, ws
+from trustdesk.api import admin, integrations, widget, ws
 from trustdesk.api.errors import BodyLimit, install_error_handlers
 from trustdesk.api.pages import csp_for, mount_pages
 from trustdesk.config import Settings
@@ -64,6 +64,13 @@ async def _expire_presence(rt: Runtime) -> None:
             log.exception("presence sweep failed")
 
 
+# Side effects of every committed message (after commit, in the background).
+NOTIFIERS: list[Callable[[Runtime, list[dict[str, Any]]], Awaitable[None]]] = [
+    push.notify_new_messages,
+    email.notify_customers,
+]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -76,17 +83,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
 
         async def on_messages(messages: list[dict[str, Any]]) -> None:
-            try:
-                await push.notify_new_messages(rt, messages)
-            except Exception:  # pragma: no cover - notifications never break the chat
-                log.exception("push notification failed")
+            """Side effects of committed messages; each one on its own, none can break chat."""
+            for notify in NOTIFIERS:
+                try:
+                    await notify(rt, messages)
+                except Exception:  # pragma: no cover
+                    log.exception("notifier %s failed", notify.__qualname__)
 
         store.on_messages = on_messages
+        stop_integrations = integrations.start_background(rt)  # webhooks, retention
         await hub.start()
         sweeper = asyncio.create_task(_expire_presence(rt))
         try:
             yield
         finally:
+            await stop_integrations()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -134,7 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(widget.router)
+    app.include_router(widget.inbound_router)
     app.include_router(admin.router)
     app.include_router(ws.router)
+    integrations.install(app)  # API tokens, webhooks, privacy, /metrics
     mount_pages(app)
     return app

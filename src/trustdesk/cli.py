@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import secrets
 import sys
 
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--port", type=int, default=3000)
     run.add_argument("--workers", type=int, default=1)
     sub.add_parser("migrate", help="create or upgrade the database schema")
+    purge = sub.add_parser("purge", help="apply the retention policy now (prints what went)")
+    purge.add_argument("--days", type=int, default=None, help="override TRUSTDESK_RETENTION_DAYS")
     sub.add_parser("protocol-doc", help="print docs/protocol.md, rendered from the models")
     co = sub.add_parser("create-operator", help="add an operator who can log in")
     co.add_argument("--email", required=True)
@@ -88,6 +91,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         run_migrations(settings)
         print("database is up to date")
+    elif args.command == "purge":
+        from trustdesk.actions.retention import purge_once
+
+        run_migrations(settings)
+        print(json.dumps(asyncio.run(purge_once(settings, args.days))))
     elif args.command == "create-operator":
         run_migrations(settings)
         if args.password_stdin:
@@ -104,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "run":
         import uvicorn
 
+        from trustdesk.logging import log_config
+
         if args.workers > 1 and not settings.redis_url:
             sys.exit(
                 "error: --workers > 1 needs TRUSTDESK_REDIS_URL (the workers share events "
@@ -119,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            log_level="info",
+            log_config=log_config(settings),
+            log_level=settings.log_level,
             ws_max_size=1024 * 1024,
             proxy_headers=True,
         )

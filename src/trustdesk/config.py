@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,9 +44,43 @@ class Settings(BaseSettings):
     hello_timeout_seconds: float = 10.0
     long_poll_max_seconds: int = 30
     create_first_operator: bool = True
+    # Known customers: the shop signs its user id with this secret (HMAC-SHA256).
+    identity_secret: str | None = None
+    # When nobody is there: e.g. "mon-fri 09:00-18:00; sat 10:00-14:00" (empty = always).
+    business_hours: str = ""
+    business_timezone: str = "Europe/Moscow"
+    away_message: str = "Сейчас операторов нет на месте. Оставьте email — мы ответим письмом."
+    # Email to customers who left an address (empty host = email off).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    smtp_from: str = "Trust Store <support@localhost>"
+    # Replies go to reply+<ticket>.<signature>@<this domain>; the inbound endpoint needs the secret.
+    email_reply_domain: str = "localhost"
+    inbound_secret: str | None = None
     # Web Push: the contact put in VAPID claims; local endpoints only for tests.
     push_contact: str = "mailto:support@localhost"
     push_allow_local_endpoints: bool = False
+    # Privacy: closed tickets untouched for this many days are deleted (0 = keep for ever).
+    retention_days: int = Field(default=0, ge=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Webhooks: the hosts (host or host:port, comma separated; "*" = any) they may call.
+    # Empty = no webhook can be created, so a dashboard admin cannot make the server probe
+    # the internal network unless whoever runs the server allows it.
+    webhook_hosts: str = ""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    webhook_backoff_seconds: float = Field(default=10.0, gt=0)  # first retry; doubles
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_poll_seconds: float = Field(default=2.0, gt=0)
+    webhook_log_days: int = Field(default=30, ge=0)  # finished deliveries kept (0 = for ever)
+    # Operations: Prometheus text at /metrics; logs as JSON lines or text ("auto": JSON
+    # unless stderr is a terminal).
+    metrics: bool = True
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @cached_property
     def resolved_database_url(self) -> str:

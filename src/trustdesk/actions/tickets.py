@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustdesk.actions import texts
+from trustdesk.actions import customers, texts
 from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.actions.messages import (
     clean_text,
@@ -64,8 +64,8 @@ async def visitor_ticket(rt: Runtime, visitor: Visitor, number: str) -> Ticket:
     """A ticket the visitor owns; anything else is a 404, whatever its id."""
     async with rt.store.read() as session:
         t = await ticket_by_number(session, number)
-    if t is None or t.visitor_id != visitor.id:
-        raise NotFound("no such ticket", "ticket_not_found")
+        if t is None or not await customers.owns(session, visitor, t):
+            raise NotFound("no such ticket", "ticket_not_found")
     return t
 
 
@@ -207,6 +207,9 @@ async def ticket_summaries(
                 "unread": int(unread.get(t.id, 0)),
                 "last_message": message_json(last, t.number) if last else None,
                 "customer_name": v.name or texts.CUSTOMER_NAME,
+                "customer_email": v.email,
+                "customer_id": v.external_id,
+                "rating": ({"score": t.rating, "comment": t.rating_comment} if t.rating else None),
                 "assignee": {"id": op.id, "name": op.display_name} if op else None,
                 "visitor": {
                     "online": v.id in online,
@@ -250,6 +253,7 @@ async def send_customer_message(
     text: str,
     number: str | None = None,
     client_msg_id: str | None = None,
+    new_ticket: bool = False,
 ) -> tuple[Ticket, dict[str, Any], bool]:
     """The customer writes. Returns (ticket, message, created). Idempotent on client_msg_id.
 
@@ -261,26 +265,27 @@ async def send_customer_message(
     async with rt.store.transaction() as tx:
         s = tx.session
         await tx.lock_messages()
-        if number is not None:
+        if number is not None and not new_ticket:
             t = await ticket_by_number(s, number)
-            if t is None or t.visitor_id != visitor.id:
+            if t is None or not await customers.owns(s, visitor, t):
                 raise NotFound("no such ticket", "ticket_not_found")
         else:
             t = None
+            mine = await customers.owner_ids(s, visitor)
             if client_msg_id:
                 prev = await s.scalar(
                     select(Ticket)
                     .join(SupportMessage, SupportMessage.ticket_id == Ticket.id)
                     .where(
-                        Ticket.visitor_id == visitor.id,
+                        Ticket.visitor_id.in_(mine),
                         SupportMessage.client_msg_id == client_msg_id,
                     )
                 )
                 t = prev
-            if t is None:
+            if t is None and not new_ticket:
                 t = await s.scalar(
                     select(Ticket)
-                    .where(Ticket.visitor_id == visitor.id, Ticket.status == "open")
+                    .where(Ticket.visitor_id.in_(mine), Ticket.status == "open")
                     .order_by(Ticket.updated_at.desc())
                     .limit(1)
                 )
@@ -334,7 +339,7 @@ async def _set_cursor(tx: Tx, t: Ticket, reader: str, last_read_id: int) -> bool
 async def mark_read_by_visitor(rt: Runtime, visitor: Visitor, number: str, last_id: int) -> None:
     async with rt.store.transaction() as tx:
         t = await ticket_by_number(tx.session, number)
-        if t is None or t.visitor_id != visitor.id:
+        if t is None or not await customers.owns(tx.session, visitor, t):
             raise NotFound("no such ticket", "ticket_not_found")
         last_id = min(int(last_id), t.last_message_id or 0)
         if await _set_cursor(tx, t, "customer", last_id):
@@ -486,6 +491,7 @@ async def close_ticket(
         out = None
         if t.status != "closed":
             t.status = "closed"
+            t.closed_at = utcnow()
             msg = await post_message(
                 tx,
                 t,
@@ -570,3 +576,31 @@ async def mark_read_by_operator(rt: Runtime, op: Operator, number: str, last_id:
         t = await _load_for_operator(tx, number)
         last_id = max(0, min(int(last_id), t.last_message_id or 0))
         await _mark_read_by_operator(tx, t, op, last_id)
+
+
+async def related_tickets(rt: Runtime, number: str) -> list[dict[str, Any]]:
+    """The same customer's other tickets (same browser, or same signed-in user)."""
+    async with rt.store.read() as session:
+        t = await ticket_by_number(session, number)
+        if t is None:
+            raise NotFound("no such ticket", "ticket_not_found")
+        v = await session.get(Visitor, t.visitor_id)
+        assert v is not None
+        ids = await customers.owner_ids(session, v)
+        rows = (
+            await session.scalars(
+                select(Ticket)
+                .where(Ticket.visitor_id.in_(ids), Ticket.id != t.id)
+                .order_by(Ticket.updated_at.desc())
+                .limit(50)
+            )
+        ).all()
+    return [
+        {
+            "ticketId": r.number,
+            "status": r.status,
+            "created_at": iso(r.created_at),
+            "updated_at": iso(r.updated_at),
+        }
+        for r in rows
+    ]

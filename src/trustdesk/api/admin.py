@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from trustdesk.actions import canned, operators, push, tickets
+from trustdesk.actions import canned, customers, operators, push, tickets
 from trustdesk.actions.errors import Conflict, RateLimited, Unauthorized
 from trustdesk.actions.operators import operator_json
 from trustdesk.api import schemas as s
@@ -18,6 +18,8 @@ router = APIRouter(prefix="/api/admin", tags=["operator"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429)
 }
+# Row ids in paths are bounded like every other input (an unbounded int overflows SQLite).
+RowId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 def _op(op: Any, online: bool | None = None) -> s.OperatorOut:
@@ -91,6 +93,21 @@ async def open_ticket(ticketId: str, auth: OperatorDep, rt: RuntimeDep) -> s.Tic
     return s.TicketOut(ticket=s.TicketSummary(**summary), messages=[s.Message(**m) for m in msgs])
 
 
+@router.get("/support/ticket/{ticketId}/related", response_model=s.RelatedOut, responses=ERRORS)
+async def related(ticketId: str, auth: OperatorDep, rt: RuntimeDep) -> s.RelatedOut:  # noqa: N803
+    """The same customer's other tickets."""
+    rows = await tickets.related_tickets(rt, ticketId)
+    return s.RelatedOut(tickets=[s.RelatedTicket(**r) for r in rows])
+
+
+@router.get("/report", response_model=s.ReportOut, responses=ERRORS)
+async def report(
+    auth: OperatorDep, rt: RuntimeDep, days: Annotated[int, Query(ge=1, le=365)] = 30
+) -> s.ReportOut:
+    """Tickets per day, median first response and resolution times, ratings."""
+    return s.ReportOut(**await customers.report(rt, days))
+
+
 @router.post("/support/reply", response_model=s.MessageOut, responses=ERRORS)
 async def reply(body: s.ReplyIn, auth: OperatorDep, rt: RuntimeDep) -> s.MessageOut:
     msg = await tickets.reply(rt, auth.operator, body.ticketId, body.message, body.client_msg_id)
@@ -157,7 +174,7 @@ async def add_op(body: s.OperatorCreateIn, auth: AdminDep, rt: RuntimeDep) -> s.
 @router.post(
     "/operators/{operator_id}/deactivate", response_model=s.OperatorOneOut, responses=ERRORS
 )
-async def deactivate(operator_id: int, auth: AdminDep, rt: RuntimeDep) -> s.OperatorOneOut:
+async def deactivate(operator_id: RowId, auth: AdminDep, rt: RuntimeDep) -> s.OperatorOneOut:
     if operator_id == auth.operator.id:
         raise Conflict("you cannot deactivate yourself", "self_deactivate")
     op = await operators.set_active(rt, operator_id, False)
@@ -165,14 +182,14 @@ async def deactivate(operator_id: int, auth: AdminDep, rt: RuntimeDep) -> s.Oper
 
 
 @router.post("/operators/{operator_id}/activate", response_model=s.OperatorOneOut, responses=ERRORS)
-async def activate(operator_id: int, auth: AdminDep, rt: RuntimeDep) -> s.OperatorOneOut:
+async def activate(operator_id: RowId, auth: AdminDep, rt: RuntimeDep) -> s.OperatorOneOut:
     op = await operators.set_active(rt, operator_id, True)
     return s.OperatorOneOut(operator=_op(op))
 
 
 @router.post("/operators/{operator_id}/password", response_model=s.OperatorOneOut, responses=ERRORS)
 async def reset_password(
-    operator_id: int, body: s.PasswordIn, auth: AdminDep, rt: RuntimeDep
+    operator_id: RowId, body: s.PasswordIn, auth: AdminDep, rt: RuntimeDep
 ) -> s.OperatorOneOut:
     op = await operators.set_password(rt, operator_id, body.password)
     return s.OperatorOneOut(operator=_op(op))
@@ -194,7 +211,7 @@ async def add_canned(body: s.CannedIn, auth: OperatorDep, rt: RuntimeDep) -> s.C
 
 
 @router.delete("/canned/{canned_id}", response_model=s.Ok, responses=ERRORS)
-async def delete_canned(canned_id: int, auth: OperatorDep, rt: RuntimeDep) -> s.Ok:
+async def delete_canned(canned_id: RowId, auth: OperatorDep, rt: RuntimeDep) -> s.Ok:
     await canned.delete_canned(rt, canned_id)
     return s.Ok()
 

@@ -15,6 +15,7 @@ class Limits:
     session_create: TokenBucket
     login_ip: TokenBucket
     login_email: TokenBucket
+    transcript: TokenBucket
 
 
 _cache: dict[int, Limits] = {}
@@ -33,5 +34,6 @@ def limits(rt: Runtime) -> Limits:
             ),
             login_ip=TokenBucket(attempts * 5 / 15, attempts * 5),
             login_email=TokenBucket(attempts / 15, attempts),
+            transcript=TokenBucket(2, 2),
         )
     return _cache[key]

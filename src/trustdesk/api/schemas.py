@@ -51,6 +51,7 @@ class SendMessageIn(In):
     message: str = RawText
     ticketId: str | None = Field(default=None, min_length=1, max_length=40)  # noqa: N815
     client_msg_id: str | None = ClientMsgId
+    new_ticket: bool = Field(default=False, description="start a new ticket even if one is open")
 
 
 class SendMessageOut(BaseModel):
@@ -71,6 +72,100 @@ class VisitorReadIn(In):
 
 class StatusOut(BaseModel):
     operators_online: int
+    within_hours: bool
+    away_message: str | None
+    email_enabled: bool
+
+
+class IdentifyIn(In):
+    user_id: str = Field(min_length=1, max_length=128)
+    expires: int = Field(ge=0, le=2**40, description="unix seconds; the signature's expiry")
+    hash: str = Field(
+        min_length=64,
+        max_length=64,
+        pattern="^[0-9a-fA-F]{64}$",
+        description='hex HMAC-SHA256(shop secret, "<user_id>:<expires>")',
+    )
+    name: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=254)
+
+
+class IdentifyOut(BaseModel):
+    verified: bool
+    user_id: str
+
+
+class VisitorTicket(BaseModel):
+    ticketId: str  # noqa: N815
+    status: Literal["open", "closed"]
+    created_at: str
+    updated_at: str
+    last_message: Message | None
+    rating: int | None
+
+
+class VisitorTicketsOut(BaseModel):
+    tickets: list[VisitorTicket]
+
+
+class ContactIn(In):
+    email: str = Field(min_length=3, max_length=254)
+    name: str | None = Field(default=None, max_length=100)
+
+
+class RateIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class RateOut(BaseModel):
+    ticketId: str  # noqa: N815
+    rating: int
+    comment: str | None
+
+
+class TranscriptIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    email: str | None = Field(default=None, max_length=254)
+
+
+class TranscriptOut(BaseModel):
+    sent_to: str
+
+
+class InboundEmailIn(In):
+    to: str = Field(min_length=3, max_length=512)
+    from_: str = Field(alias="from", min_length=3, max_length=512)
+    subject: str | None = Field(default=None, max_length=1000)
+    text: str = Field(min_length=1, max_length=16_000)
+
+
+class RelatedTicket(BaseModel):
+    ticketId: str  # noqa: N815
+    status: Literal["open", "closed"]
+    created_at: str
+    updated_at: str
+
+
+class RelatedOut(BaseModel):
+    tickets: list[RelatedTicket]
+
+
+class DayCount(BaseModel):
+    date: str
+    tickets: int
+
+
+class ReportOut(BaseModel):
+    days: int
+    tickets: int
+    per_day: list[DayCount]
+    first_response_seconds_median: float | None
+    resolution_seconds_median: float | None
+    rating_average: float | None
+    ratings: int
+    rating_counts: dict[str, int]
 
 
 class Ok(BaseModel):
@@ -107,6 +202,11 @@ class VisitorInfo(BaseModel):
     user_agent: str | None
 
 
+class Rating(BaseModel):
+    score: int
+    comment: str | None
+
+
 class TicketSummary(BaseModel):
     ticketId: str  # noqa: N815
     status: Literal["open", "closed"]
@@ -115,6 +215,9 @@ class TicketSummary(BaseModel):
     unread: int
     last_message: Message | None
     customer_name: str
+    customer_email: str | None = None
+    customer_id: str | None = Field(default=None, description="the shop's verified user id")
+    rating: Rating | None = None
     assignee: Assignee | None
     visitor: VisitorInfo
     customer_last_read_id: int

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
-from trustdesk.actions import tickets, visitors
+from trustdesk.actions import customers, email, tickets, visitors
+from trustdesk.actions.errors import Unauthorized
 from trustdesk.api import schemas as s
 from trustdesk.api.deps import RuntimeDep, VisitorDep, client_ip
 from trustdesk.api.limits import limits
@@ -40,7 +42,7 @@ async def send_message(
     lim.visitor_send.check(visitor.id, "too many messages, slow down")
     lim.ip_send.check(client_ip(request), "too many messages from this address")
     t, msg, _ = await tickets.send_customer_message(
-        rt, visitor, body.message, body.ticketId, body.client_msg_id
+        rt, visitor, body.message, body.ticketId, body.client_msg_id, body.new_ticket
     )
     return s.SendMessageOut(ticketId=t.number, message=s.Message(**msg))
 
@@ -89,5 +91,72 @@ async def mark_read(body: s.VisitorReadIn, visitor: VisitorDep, rt: RuntimeDep) 
 
 @router.get("/status", response_model=s.StatusOut)
 async def status(rt: RuntimeDep) -> s.StatusOut:
-    """How many operators are online right now (for the widget's header)."""
-    return s.StatusOut(operators_online=len(await rt.presence.online("operator")))
+    """Operators online, business hours and the away message (for the widget's header)."""
+    online = len(await rt.presence.online("operator"))
+    hours = customers.within_hours(rt.settings)
+    return s.StatusOut(
+        operators_online=online,
+        within_hours=hours,
+        away_message=None if online and hours else rt.settings.away_message,
+        email_enabled=email.enabled(rt.settings),
+    )
+
+
+@router.post("/identify", response_model=s.IdentifyOut, responses=ERRORS)
+async def identify(body: s.IdentifyIn, visitor: VisitorDep, rt: RuntimeDep) -> s.IdentifyOut:
+    """A signed identity from the shop (data-user-id, data-user-expires, data-user-hash).
+
+    Valid: this browser joins the customer and sees all their tickets, on any device.
+    Wrong or expired: 401, and the visitor stays anonymous (never half-trusted)."""
+    v = await customers.identify(
+        rt, visitor, body.user_id, body.expires, body.hash, body.name, body.email
+    )
+    return s.IdentifyOut(verified=True, user_id=v.external_id or body.user_id)
+
+
+@router.get("/tickets", response_model=s.VisitorTicketsOut, responses=ERRORS)
+async def my_tickets(visitor: VisitorDep, rt: RuntimeDep) -> s.VisitorTicketsOut:
+    """The customer's tickets, open first."""
+    rows = await customers.visitor_tickets(rt, visitor)
+    return s.VisitorTicketsOut(tickets=[s.VisitorTicket(**r) for r in rows])
+
+
+@router.post("/contact", response_model=s.Ok, responses=ERRORS)
+async def contact(body: s.ContactIn, visitor: VisitorDep, rt: RuntimeDep) -> s.Ok:
+    """Leave an email (when nobody is there): replies then also arrive by email."""
+    await customers.set_contact(rt, visitor, body.email, body.name)
+    return s.Ok()
+
+
+@router.post("/rate", response_model=s.RateOut, responses=ERRORS)
+async def rate(body: s.RateIn, visitor: VisitorDep, rt: RuntimeDep) -> s.RateOut:
+    """ "How did we do?" on a closed ticket: 1-5 and an optional comment."""
+    out = await customers.rate(rt, visitor, body.ticketId, body.score, body.comment)
+    return s.RateOut(**out)
+
+
+@router.post("/transcript", response_model=s.TranscriptOut, responses=ERRORS)
+async def transcript(
+    request: Request, body: s.TranscriptIn, visitor: VisitorDep, rt: RuntimeDep
+) -> s.TranscriptOut:
+    """Email the conversation to the customer."""
+    limits(rt).transcript.check(visitor.id, "a transcript was sent a moment ago")
+    sent_to = await email.send_transcript(rt, visitor, body.ticketId, body.email)
+    return s.TranscriptOut(sent_to=sent_to)
+
+
+inbound_router = APIRouter(prefix="/api/inbound", tags=["inbound"])
+
+
+@inbound_router.post("/email", response_model=s.SendMessageOut, responses=ERRORS)
+async def inbound_email(
+    request: Request, body: s.InboundEmailIn, rt: RuntimeDep
+) -> s.SendMessageOut:
+    """A parsed inbound email (from the mail provider's webhook), authenticated by the
+    X-TrustDesk-Inbound-Secret header: the customer's reply lands in its ticket."""
+    secret = rt.settings.inbound_secret
+    sent = request.headers.get("x-trustdesk-inbound-secret", "")
+    if not secret or not hmac.compare_digest(sent.encode(), secret.encode()):
+        raise Unauthorized("inbound secret required", "inbound_unauthorized")
+    t, msg = await email.inbound(rt, body.to, body.from_, body.text)
+    return s.SendMessageOut(ticketId=t.number, message=s.Message(**msg))

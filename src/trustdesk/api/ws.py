@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from trustdesk.actions import operators, tickets, visitors
+from trustdesk.actions import metrics, operators, tickets, visitors
 from trustdesk.actions.errors import ActionError
 from trustdesk.actions.runtime import Runtime
 from trustdesk.api.deps import SESSION_COOKIE
@@ -165,6 +165,7 @@ class VisitorConn:
                     if m["id"] > self.last_sent + 1:
                         await self.replay()  # a gap: fill it from the database, in order
                     await self.send_message(m)
+                    metrics.message_delivered("visitor", m)
             elif kind == "resync":
                 if self.ticket:
                     await self.replay()
@@ -247,6 +248,7 @@ class VisitorConn:
                 text,
                 self.ticket.number if self.ticket else None,
                 cid if isinstance(cid, str) else None,
+                new_ticket=frame.get("new_ticket") is True,
             )
         except ActionError as exc:
             extra: dict[str, Any] = {"client_msg_id": cid if isinstance(cid, str) else None}
@@ -282,6 +284,7 @@ class VisitorConn:
 async def visitor_socket(ws: WebSocket) -> None:
     rt = _rt(ws)
     await ws.accept()
+    metrics.ws_opened("visitor")
     conn: VisitorConn | None = None
     try:
         hello = await _hello(ws, rt)
@@ -321,6 +324,7 @@ async def visitor_socket(ws: WebSocket) -> None:
     except Closed:
         pass
     finally:
+        metrics.ws_closed("visitor")
         if conn is not None:
             await _visitor_gone(rt, conn)
 
@@ -428,6 +432,7 @@ class OperatorConn:
                 if ev["message"]["id"] > self.last_sent + 1:
                     await self.replay()
                 await self.send_message(ev["message"])
+                metrics.message_delivered("operator", ev["message"])
             elif kind == "ticket_changed":
                 only = ev.get("only")
                 if only is not None and only != self.op.id:
@@ -533,6 +538,7 @@ async def operator_socket(ws: WebSocket) -> None:
         await ws.close(4401, "login required")
         return
     await ws.accept()
+    metrics.ws_opened("operator")
     op = auth.operator
     conn_id = secrets.token_hex(8)
     try:
@@ -568,6 +574,7 @@ async def operator_socket(ws: WebSocket) -> None:
     except Closed:
         pass
     finally:
+        metrics.ws_closed("operator")
         with contextlib.suppress(Exception):
             if await rt.presence.leave("operator", str(op.id), conn_id):
                 await _operator_presence(rt, op, False)

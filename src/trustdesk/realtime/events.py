@@ -7,7 +7,7 @@ validate every frame the server sends against `ServerFrame`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -44,6 +44,7 @@ class Send(Frame):
     type: Literal["send"]
     message: str
     client_msg_id: str = Field(min_length=1, max_length=64)
+    new_ticket: bool = Field(default=False, description="start a new ticket even if one is open")
 
 
 class Typing(Frame):
@@ -238,8 +239,8 @@ OperatorServerFrame = Annotated[
     | ErrorFrame,
     Field(union_mode="left_to_right"),
 ]
-visitor_frames: TypeAdapter[Any] = TypeAdapter(VisitorServerFrame)  # type: ignore[arg-type]
-operator_frames: TypeAdapter[Any] = TypeAdapter(OperatorServerFrame)  # type: ignore[arg-type]
+visitor_frames: TypeAdapter[Any] = TypeAdapter(cast(Any, VisitorServerFrame))
+operator_frames: TypeAdapter[Any] = TypeAdapter(cast(Any, OperatorServerFrame))
 
 SECTIONS: list[tuple[str, list[type[Frame]]]] = [
     ("Visitor socket `GET /ws/visitor`: client frames", [Hello, Send, Typing, Read, Ping]),

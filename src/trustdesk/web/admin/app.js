@@ -165,6 +165,7 @@ async function boot() {
     });
   }
   document.addEventListener("visibilitychange", () => {
+    sendVisibility();
     if (document.visibilityState === "visible") {
       maybeMarkRead();
       renderList();
@@ -545,7 +546,11 @@ function parseRoute() {
   const hash = location.hash.replace(/^#\/?/, "");
   const [section, ...rest] = hash.split("/");
   if (section === "settings") return { view: "settings", ticketId: null };
-  const id = section === "tickets" && rest.length ? decodeURIComponent(rest.join("/")) : null;
+  // "#/ticket/ID" too: the server's push notifications link there.
+  const id =
+    (section === "tickets" || section === "ticket") && rest.length
+      ? decodeURIComponent(rest.join("/"))
+      : null;
   return { view: "tickets", ticketId: id || null };
 }
 
@@ -682,6 +687,7 @@ function onLiveState(connected, first) {
   clearTimeout(bannerTimer);
   if (connected) {
     if (ui.connBanner) ui.connBanner.hidden = true;
+    if (document.visibilityState !== "visible") sendVisibility();
     if (!first) resync();
   } else {
     bannerTimer = setTimeout(() => {
@@ -691,6 +697,11 @@ function onLiveState(connected, first) {
     state.typing.clear();
     renderTyping();
   }
+}
+
+/** Hidden dashboards still get browser push; the server needs to know which we are. */
+function sendVisibility() {
+  if (live) live.send({ type: "visibility", visible: document.visibilityState === "visible" });
 }
 
 function resync() {
@@ -794,7 +805,8 @@ function onTyping(f) {
   let m = state.typing.get(f.ticketId);
   if (f.active) {
     if (!m) state.typing.set(f.ticketId, (m = new Map()));
-    m.set(key, { name: f.name, sender_type: f.sender_type, until: Date.now() + TYPING_TTL_MS });
+    const ttl = typeof f.ttl === "number" && f.ttl > 0 ? f.ttl * 1000 : TYPING_TTL_MS;
+    m.set(key, { name: f.name, sender_type: f.sender_type, until: Date.now() + ttl });
   } else if (m) {
     m.delete(key);
     if (!m.size) state.typing.delete(f.ticketId);
@@ -832,10 +844,18 @@ function sweepTyping() {
 
 function onRead(f) {
   const s = state.tickets.get(f.ticketId);
+  if (!s) return;
   if (f.reader === "customer") {
-    if (s && f.last_read_id > (s.customer_last_read_id || 0)) {
+    if (f.last_read_id > (s.customer_last_read_id || 0)) {
       s.customer_last_read_id = f.last_read_id;
       if (state.currentId === f.ticketId) renderMessages();
+    }
+  } else if (f.reader === "admin" && f.operator_id === state.me.id && s.unread) {
+    // I read it in another tab.
+    if (!s.last_message || f.last_read_id >= s.last_message.id) {
+      s.unread = 0;
+      renderList();
+      renderBadges();
     }
   }
 }
@@ -1198,6 +1218,7 @@ function buildConversation() {
   replaceChildren(ui.msgs, h("div", { class: "conv-loading" }, t("list.loading")));
   renderConvHeader();
   renderInfo();
+  renderComposerState(); // disabled until the history is loaded
 }
 
 function renderConversation({ toBottom = false } = {}) {

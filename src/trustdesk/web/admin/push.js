@@ -28,6 +28,24 @@ export async function registerWorker() {
   }
 }
 
+function waitActive(reg) {
+  if (reg.active) return Promise.resolve(reg.active);
+  const worker = reg.installing || reg.waiting;
+  if (!worker) return Promise.reject(new Error("no service worker"));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("service worker did not activate")), 15_000);
+    worker.addEventListener("statechange", () => {
+      if (worker.state === "activated") {
+        clearTimeout(timer);
+        resolve(worker);
+      } else if (worker.state === "redundant") {
+        clearTimeout(timer);
+        reject(new Error("service worker failed to install"));
+      }
+    });
+  });
+}
+
 /** Ask permission (must run from a click), subscribe, post to the server. */
 export async function enablePush() {
   if (!pushSupported()) return { ok: false, reason: "unsupported" };
@@ -35,7 +53,9 @@ export async function enablePush() {
   if (permission !== "granted") return { ok: false, reason: "denied" };
   const reg = await registerWorker();
   if (!reg) return { ok: false, reason: "failed" };
-  await navigator.serviceWorker.ready;
+  // Not `navigator.serviceWorker.ready`: the page (/admin) is outside the worker's scope
+  // (/admin/), so `ready` would never resolve; wait for this registration instead.
+  await waitActive(reg);
   const { public_key: key } = await api.pushKey();
   let sub = await reg.pushManager.getSubscription();
   if (!sub) {

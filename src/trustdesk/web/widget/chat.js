@@ -48,6 +48,7 @@ const KEYS = {
   token: "trustdesk.token",
   ticket: "trustdesk.ticketId",
   seen: "trustdesk.seen",
+  notified: "trustdesk.notified",
   outbox: "trustdesk.outbox",
   muted: "trustdesk.muted",
 };
@@ -107,6 +108,7 @@ const S = {
   status: null, // "open" | "closed" | null
   lastId: 0, // highest stored message id we have rendered
   seenId: 0, // highest id the customer has seen with the panel open
+  notifiedId: 0, // highest operator message we have chimed for
   adminReadId: 0, // operators have read up to here (read receipts)
   operatorsOnline: null,
   open: !EMBEDDED || params.get("open") === "1",
@@ -124,6 +126,10 @@ const S = {
   const seen = readJson(KEYS.seen, null);
   if (seen && seen.ticketId === S.ticketId && Number.isInteger(seen.id)) S.seenId = seen.id;
   S.seenAtLoad = S.seenId;
+  const notified = readJson(KEYS.notified, null);
+  if (notified && notified.ticketId === S.ticketId && Number.isInteger(notified.id)) {
+    S.notifiedId = notified.id;
+  }
   const box = readJson(KEYS.outbox, []);
   if (Array.isArray(box)) {
     S.outbox = box.filter(
@@ -422,8 +428,10 @@ function setTicket(ticketId) {
   S.ticketId = ticketId;
   storage.set(KEYS.ticket, ticketId);
   if (had) {
-    // A different conversation than the one we knew: start its view from scratch.
+    // A different conversation than the one we knew: start its view from scratch and let
+    // the socket replay it from the beginning.
     resetView();
+    conn.ws?.close();
   }
   wakePoller();
 }
@@ -435,6 +443,7 @@ function resetView() {
   S.lastId = 0;
   S.seenId = 0;
   S.seenAtLoad = 0;
+  S.notifiedId = 0;
   S.adminReadId = 0;
   S.unread = 0;
   reportUnread();
@@ -456,7 +465,7 @@ function setStatus(status) {
 const CLOSED_TEXT = "✅ Тикет закрыт. Спасибо за обращение!";
 const REOPENED_TEXT = "Тикет открыт повторно";
 
-function handleMessage(m, { live = true } = {}) {
+function handleMessage(m) {
   if (!m || !Number.isInteger(m.id) || typeof m.message !== "string") return;
   if (m.kind === "note") return; // private operator notes never belong here
   if (m.ticket_id && S.ticketId && m.ticket_id !== S.ticketId) return;
@@ -513,7 +522,12 @@ function handleMessage(m, { live = true } = {}) {
     S.unread += 1;
     reportUnread();
   }
-  if (m.sender_type === "admin" && isNew && live && m.id > S.seenId) chime();
+  // One chime per operator message, ever: not again on reload or on another page of the shop.
+  if (m.sender_type === "admin" && m.id > S.seenId && m.id > S.notifiedId) {
+    S.notifiedId = m.id;
+    storage.set(KEYS.notified, JSON.stringify({ ticketId: S.ticketId, id: m.id }));
+    chime();
+  }
   if (isNew) {
     postParent({
       type: "message",
@@ -734,7 +748,7 @@ function scheduleConnect(delay) {
 }
 
 function backoff() {
-  const base = Math.min(30000, 500 * 2 ** Math.min(conn.attempts, 6));
+  const base = Math.min(8000, 500 * 2 ** Math.min(conn.attempts, 4));
   conn.attempts += 1;
   return Math.round(base * (0.6 + Math.random() * 0.4));
 }
@@ -810,21 +824,38 @@ function openSocket() {
     }
     onFrame(frame);
   };
-  ws.onclose = (ev) => {
+  ws.onclose = async (ev) => {
     clearTimeout(helloTimer);
     if (conn.ws !== ws) return;
     conn.ws = null;
     stopPing();
     hideTyping();
-    if (ready) conn.wsFailures = 0;
-    else if (!authFailed && ![4401, 4403, 1008].includes(ev.code)) conn.wsFailures += 1;
-    else if (!authFailed) dropToken();
     if (conn.mode === "online") setMode("waiting");
+    if (ready) {
+      conn.wsFailures = 0;
+    } else if (authFailed) {
+      // handled by the error frame (new session, or forget the ticket)
+    } else if (ev.code === 4401) {
+      dropToken();
+    } else if (await httpReachable()) {
+      // The server answers HTTP but the socket never opened: something blocks WebSocket.
+      conn.wsFailures += 1;
+    }
+    if (conn.ws) return; // reconnected meanwhile
     scheduleReconnect();
   };
   ws.onerror = () => {
     /* onclose follows */
   };
+}
+
+async function httpReachable() {
+  try {
+    const res = await fetch("/api/support/status", { cache: "no-store", credentials: "omit" });
+    return res.ok;
+  } catch {
+    return false;
+  }
 }
 
 function scheduleReconnect() {
@@ -889,7 +920,7 @@ function onReady(frame) {
 function onFrame(f) {
   switch (f.type) {
     case "message":
-      handleMessage(f.message, { live: Date.now() - conn.readyAt > 1500 });
+      handleMessage(f.message);
       break;
     case "ack":
       if (f.ticketId) setTicket(f.ticketId);
@@ -898,7 +929,7 @@ function onFrame(f) {
       break;
     case "typing":
       if (f.sender_type === "admin" && (!f.ticketId || f.ticketId === S.ticketId)) {
-        if (f.active) showTyping(f.name);
+        if (f.active) showTyping(f.name, f.ttl);
         else hideTyping();
       }
       break;
@@ -1020,8 +1051,17 @@ async function pollLoop() {
       if (!conn.polling) return;
       if (err?.name === "AbortError") continue;
       failures += 1;
+      if (err instanceof TypeError && typeof WebSocket === "function") {
+        // The server is not answering HTTP either: it is down, not WebSocket being blocked.
+        // Go back to reconnecting the socket (with backoff); polling resumes if it must.
+        conn.polling = false;
+        conn.wsFailures = 0;
+        setMode("waiting");
+        scheduleConnect(backoff());
+        return;
+      }
       setMode("waiting");
-      await pollPause(Math.min(30000, 1000 * 2 ** Math.min(failures, 5)));
+      await pollPause(Math.min(10000, 1000 * 2 ** Math.min(failures, 4)));
     }
   }
 }
@@ -1093,13 +1133,14 @@ function showBanner(text, kind) {
 
 let typingTimer = 0;
 
-function showTyping(name) {
+function showTyping(name, ttlSeconds) {
   els.typingText.textContent = name ? t("operatorTyping", { name }) : t("typing");
   withScroll(() => {
     els.typing.hidden = false;
   }, { quiet: true });
   clearTimeout(typingTimer);
-  typingTimer = setTimeout(hideTyping, TYPING_TTL_MS);
+  const ttl = Number(ttlSeconds) > 0 ? Math.min(Number(ttlSeconds) * 1000, 30000) : TYPING_TTL_MS;
+  typingTimer = setTimeout(hideTyping, ttl);
 }
 
 function hideTyping() {
@@ -1143,6 +1184,10 @@ function reportUnread() {
 }
 
 document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && conn.started && conn.mode === "waiting") {
+    conn.attempts = 0; // back on the tab (phones freeze background tabs): retry now
+    scheduleConnect(0);
+  }
   if (isVisible()) {
     markSeen();
     if (!els.pill.hidden && nearBottom()) els.pill.hidden = true;

@@ -63,7 +63,7 @@
     ".dot{position:absolute;top:1px;right:1px;width:16px;height:16px;border-radius:50%;" +
     "background:#ef4444;box-shadow:0 0 0 2.5px #fff;animation:td-pulse 1.8s ease-out 2;}" +
     ".dot[hidden]{display:none;}" +
-    ".panel{position:fixed;bottom:100px;right:24px;z-index:2147483000;width:380px;" +
+    ".panel{position:fixed;bottom:100px;right:24px;z-index:2147483000;width:400px;" +
     "height:min(640px,calc(100vh - 124px));height:min(640px,calc(100dvh - 124px));" +
     "border-radius:18px;overflow:hidden;background:#fff;" +
     "box-shadow:0 24px 60px rgba(15,23,42,.28),0 4px 14px rgba(15,23,42,.12);" +

@@ -1,0 +1,1 @@
+"""TrustDesk load benchmarks: `python -m bench.run` (see docs/benchmarks.md)."""

@@ -1,0 +1,445 @@
+"""docs/benchmarks.md (and docs/bench-latency.png) from the results of `python -m bench.run`.
+
+The hand-written analysis between the markers below is kept from the existing file, so that
+a new run refreshes the figures without losing it:
+
+    <!-- analysis:start --> ... <!-- analysis:end -->
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+START, END = "<!-- analysis:start -->", "<!-- analysis:end -->"
+NAMES = {
+    "relay": "bare websockets relay",
+    "polling": "3 s polling (TrustDesk, SQLite)",
+    "sqlite": "TrustDesk, SQLite",
+    "pg": "TrustDesk, PostgreSQL + Redis",
+}
+SHORT = {"relay": "relay", "polling": "3 s polling", "sqlite": "SQLite", "pg": "PG + Redis"}
+
+
+def ms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    if v < 10:
+        return f"{v:.2f}"
+    if v < 100:
+        return f"{v:.1f}"
+    return f"{v:,.0f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b <= 0:
+        return "–"
+    r = a / b
+    return f"{r:.1f}×" if r < 100 else f"{r:,.0f}×"
+
+
+def mark(ok: bool | None) -> str:
+    return "–" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def _level(data: dict[str, Any], target: str, level: int) -> dict[str, Any] | None:
+    for row in data.get("latency", {}).get(target, []):
+        if row["level"] == level:
+            return row
+    return None
+
+
+def _keep_analysis(out: Path) -> str:
+    if out.exists():
+        m = re.search(re.escape(START) + r"(.*?)" + re.escape(END), out.read_text(), re.S)
+        if m:
+            return m.group(1).strip("\n")
+    return "_(No analysis written yet.)_"
+
+
+def plot(data: dict[str, Any], path: Path) -> bool:
+    lat = data.get("latency") or {}
+    if not lat:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    colours = {"relay": "#555555", "polling": "#d62728", "sqlite": "#1f77b4", "pg": "#2ca02c"}
+    for target, rows in lat.items():
+        rows = [r for r in rows if r.get("reply_p50_ms") is not None]
+        if not rows:
+            continue
+        xs = [r["level"] for r in rows]
+        c = colours.get(target, None)
+        ax.plot(xs, [r["reply_p50_ms"] for r in rows], "o-", color=c,
+                label=f"{SHORT.get(target, target)} p50")
+        ax.plot(xs, [r["reply_p99_ms"] for r in rows], "s--", color=c, alpha=0.7,
+                label=f"{SHORT.get(target, target)} p99")
+    ax.axhline(10, color="#999999", lw=0.8, ls=":")
+    ax.axhline(50, color="#999999", lw=0.8, ls=":")
+    ax.text(1, 10, " target p50 10 ms", va="bottom", fontsize=8, color="#666666")
+    ax.text(1, 50, " target p99 50 ms", va="bottom", fontsize=8, color="#666666")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent conversations (about 1 message/s each)")
+    ax.set_ylabel("operator reply → visitor socket, ms")
+    ax.set_title("Delivery latency against concurrency (median of runs)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def targets_table(data: dict[str, Any]) -> list[str]:
+    cfg = data.get("config", {})
+    lines = ["| target | measured | |", "|---|---|---|"]
+    at = 100 if 100 in cfg.get("levels", []) else max(cfg.get("levels", [0]) or [0])
+    relay, poll = _level(data, "relay", at), _level(data, "polling", at)
+    for t in ("sqlite", "pg"):
+        row = _level(data, t, at)
+        if row is None:
+            continue
+        p50, p99 = row.get("reply_p50_ms"), row.get("reply_p99_ms")
+        n = SHORT[t]
+        lines.append(f"| p50 < 10 ms at {at} conversations ({n}) | {ms(p50)} ms | "
+                     f"{mark(None if p50 is None else p50 < 10)} |")
+        lines.append(f"| p99 < 50 ms at {at} conversations ({n}) | {ms(p99)} ms | "
+                     f"{mark(None if p99 is None else p99 < 50)} |")
+        if relay and relay.get("reply_p50_ms") and p50 is not None:
+            r = p50 / relay["reply_p50_ms"]
+            lines.append(f"| p50 within 3× the bare relay ({n}) | {r:.1f}× "
+                         f"({ms(p50)} vs {ms(relay['reply_p50_ms'])} ms) | {mark(r <= 3)} |")
+        if poll and poll.get("reply_p50_ms") and p50:
+            r = poll["reply_p50_ms"] / p50
+            lines.append(f"| p50 over 100× better than 3 s polling ({n}) | {r:,.0f}× "
+                         f"({ms(poll['reply_p50_ms'])} vs {ms(p50)} ms) | {mark(r > 100)} |")
+    idle = data.get("idle")
+    if idle:
+        td, rl = idle["sqlite"]["per_socket"], idle["relay"]["per_socket"]
+        n_ok = min(r["connected"] for r in idle["sqlite"]["runs"])
+        n_ans = min(r["answered"] for r in idle["sqlite"]["runs"])
+        want = data["config"]["idle"]
+        if td is not None and rl:
+            lines.append(f"| memory per idle widget ≤ 2× the bare server | {td / 1024:.1f} KiB vs "
+                         f"{rl / 1024:.1f} KiB = {td / rl:.1f}× | {mark(td / rl <= 2)} |")
+        lines.append(f"| {want:,} idle widgets in one process | {n_ok:,} connected, "
+                     f"{n_ans:,} answered a ping (worst run) | "
+                     f"{mark(n_ok >= want and n_ans >= want)} |")
+    sus = data.get("sustained")
+    if sus and sus.get("steps"):
+        best = _best_sustained(sus)
+        lines.append(f"| ≥ 1,000 messages/s stored and delivered, one process, SQLite | "
+                     f"{best:,.0f} msg/s (highest step delivered within 10% of offered, "
+                     f"p99 < 1 s) | {mark(best >= 1000)} |")
+    return lines
+
+
+def _best_sustained(sus: dict[str, Any]) -> float:
+    best = 0.0
+    for s in sus["steps"]:
+        ok = s["delivered_per_s"] >= 0.9 * s["offered_nominal"] and (
+            s.get("reply_p99_ms") or 0) <= 1000
+        if ok:
+            best = max(best, s["delivered_per_s"])
+    return best
+
+
+def latency_tables(data: dict[str, Any]) -> list[str]:
+    lat = data.get("latency") or {}
+    if not lat:
+        return ["_(latency not measured in this run)_"]
+    levels = sorted({r["level"] for rows in lat.values() for r in rows})
+    order = [t for t in ("relay", "polling", "sqlite", "pg") if t in lat]
+    head = "| conversations | " + " | ".join(
+        f"{SHORT[t]} p50 / p99 (ms)" for t in order)
+    ratios = [t for t in ("sqlite", "pg") if t in lat]
+    if "relay" in lat:
+        head += "".join(f" | {SHORT[t]} ÷ relay (p50)" for t in ratios)
+    if "polling" in lat:
+        head += "".join(f" | polling ÷ {SHORT[t]} (p50)" for t in ratios)
+    lines = [head + " |", "|---" * (head.count("|")) + "|"]
+    for lv in levels:
+        cells = [f"{lv:,}"]
+        for t in order:
+            row = _level(data, t, lv)
+            cells.append("–" if row is None else
+                         f"{ms(row['reply_p50_ms'])} / {ms(row['reply_p99_ms'])}")
+        relay, poll = _level(data, "relay", lv), _level(data, "polling", lv)
+        if "relay" in lat:
+            for t in ratios:
+                row = _level(data, t, lv)
+                cells.append(ratio(row and row["reply_p50_ms"], relay and relay["reply_p50_ms"]))
+        if "polling" in lat:
+            for t in ratios:
+                row = _level(data, t, lv)
+                cells.append(ratio(poll and poll["reply_p50_ms"], row and row["reply_p50_ms"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Load actually offered and achieved, per target and level (medians of the runs; "
+        "messages/s counts both directions; CPU in % of one core, 200% = the whole machine):",
+        "",
+        "| target | conv. | offered msg/s | stored msg/s | delivered msg/s | lost | "
+        "reply HTTP p50 ms | visitor→dashboard p50 / p99 ms | server CPU | PG+Redis CPU | "
+        "client CPU | other processes CPU | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in order:
+        for row in lat[t]:
+            errs = sum(row.get("errors", {}).values())
+            lines.append(
+                f"| {SHORT[t]} | {row['level']:,} | {row['offered_per_s']:,.0f} | "
+                f"{'–' if t == 'relay' else format(row['stored_per_s'], ',.0f')} | "
+                f"{row['delivered_per_s']:,.0f} | {row['lost']:,.0f} | "
+                f"{ms(row.get('reply_http_p50_ms')) if t != 'relay' else '–'} | "
+                f"{ms(row.get('visitor_p50_ms'))} / {ms(row.get('visitor_p99_ms'))} | "
+                f"{row['server_cpu_pct']:.0f}% | "
+                f"{'–' if t != 'pg' else format(row['services_cpu_pct'], '.0f') + '%'} | "
+                f"{row['client_cpu_pct']:.0f}% | {row.get('other_cpu_pct', 0):.0f}% | "
+                f"{errs or ''} |")
+    all_errors: dict[str, int] = {}
+    for rows in lat.values():
+        for row in rows:
+            for e, n in row.get("errors", {}).items():
+                all_errors[e] = all_errors.get(e, 0) + n
+    if all_errors:
+        lines += ["", "Errors seen by the client: " + "; ".join(
+            f"`{e}` ×{n}" for e, n in sorted(all_errors.items(), key=lambda kv: -kv[1])[:8])]
+    lines += ["", "Every run, for the record (reply p50 / p99 ms of each window):", ""]
+    for t in order:
+        for row in lat[t]:
+            runs = ", ".join(f"{ms(w['reply_p50_ms'])} / {ms(w['reply_p99_ms'])}"
+                             for w in row["runs"])
+            lines.append(f"- {SHORT[t]} @ {row['level']:,}: {runs}")
+    return lines
+
+
+def idle_table(data: dict[str, Any]) -> list[str]:
+    idle = data.get("idle")
+    if not idle:
+        return ["_(idle connections not measured in this run)_"]
+    n = data["config"]["idle"]
+    lines = [
+        f"| server | idle sockets connected | RSS before | RSS with {n:,} sockets | per socket | "
+        "after holding | after closing | CPU while idle | connect time | answered a ping |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, name in (("relay", NAMES["relay"]), ("sqlite", NAMES["sqlite"])):
+        runs = idle[key]["runs"]
+        for i, r in enumerate(runs):
+            per = (r["rss_after"] - r["rss_before"]) / max(1, r["connected"])
+            lines.append(
+                f"| {name} (run {i + 1}) | {r['connected']:,} | {r['rss_before'] / 2**20:.1f} MiB | "
+                f"{r['rss_after'] / 2**20:.1f} MiB | {per / 1024:.1f} KiB | "
+                f"{r['rss_held'] / 2**20:.1f} MiB | {r['rss_closed'] / 2**20:.1f} MiB | "
+                f"{r['idle_cpu_pct']:.1f}% | {r['connect_s']:.1f} s | {r['answered']:,} |")
+    td, rl = idle["sqlite"]["per_socket"], idle["relay"]["per_socket"]
+    if td is not None and rl:
+        lines += ["", f"Median per idle socket: TrustDesk **{td / 1024:.1f} KiB**, bare relay "
+                  f"**{rl / 1024:.1f} KiB**: **{td / rl:.1f}×**."]
+    return lines
+
+
+def sustained_section(data: dict[str, Any]) -> list[str]:
+    sus = data.get("sustained")
+    if not sus:
+        return ["_(sustained throughput not measured in this run)_"]
+    cfg = data["config"]
+    lines = [
+        f"One TrustDesk process on SQLite, {sus.get('open', '?')} conversations, "
+        f"{cfg.get('dashboards')} operator dashboard socket(s), the offered rate stepped up "
+        f"({cfg.get('step')} s per step) until delivery fell 10% behind or p99 passed 1 s:",
+        "",
+        "| offered msg/s | stored msg/s | delivered msg/s | reply p50 / p99 ms | "
+        "visitor ack p50 / p99 ms | server CPU | client CPU | other CPU | lost | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in sus["steps"]:
+        lines.append(
+            f"| {s['offered_nominal']:,} ({s['offered_per_s']:,.0f}) | {s['stored_per_s']:,.0f} | "
+            f"{s['delivered_per_s']:,.0f} | {ms(s['reply_p50_ms'])} / {ms(s['reply_p99_ms'])} | "
+            f"{ms(s['ack_p50_ms'])} / {ms(s['ack_p99_ms'])} | {s['server_cpu_pct']:.0f}% | "
+            f"{s['client_cpu_pct']:.0f}% | {s.get('other_cpu_pct', 0):.0f}% | {s['lost']:,} | "
+            f"{sum(s['errors'].values()) or ''} |")
+    best = _best_sustained(sus)
+    sat = sus.get("saturated_at")
+    lines += ["", f"Highest rate sustained: **{best:,.0f} messages/s**"
+              + (f"; saturated at {sat:,} msg/s offered." if sat else
+                 "; it did not saturate within the steps tried.")]
+    prof = sus.get("profile")
+    if prof:
+        lines += ["", f"### Profile of the server at saturation ({prof.get('kind')})", ""]
+        if prof.get("error"):
+            lines.append(f"_Profiling failed: {prof['error']}_")
+        else:
+            step = sus.get("profile_step") or {}
+            if step:
+                lines.append(
+                    f"Recorded for {cfg.get('profile_seconds')} s while offering "
+                    f"{step.get('offered_nominal', 0):,} msg/s (delivered "
+                    f"{step.get('delivered_per_s', 0):,.0f}/s, server CPU "
+                    f"{step.get('server_cpu_pct', 0):.0f}%)"
+                    + (f", {prof['samples']:,} samples." if prof.get("samples") else "."))
+                lines.append("")
+            if prof.get("threads"):
+                lines += ["Share of samples per thread:", ""]
+                lines += [f"- {pct:.1f}% {name}" for name, pct in prof["threads"][:6]]
+                lines.append("")
+            if prof.get("categories"):
+                lines += ["Where the time goes (each sample counted once, by its innermost "
+                          "library):", "", "| share | where |", "|---|---|"]
+                lines += [f"| {pct:.1f}% | {name} |" for name, pct in prof["categories"]]
+                lines.append("")
+            lines += ["Top functions, inclusive (a function's share includes what it calls):",
+                      "", "| share | function |", "|---|---|"]
+            lines += [f"| {pct:.1f}% | `{name}` |" for name, pct in prof["inclusive"][:20]]
+            lines += ["", "Top functions, self time:", "", "| share | function |", "|---|---|"]
+            lines += [f"| {pct:.1f}% | `{name}` |" for name, pct in prof["self"][:15]]
+    return lines
+
+
+def environment(data: dict[str, Any]) -> list[str]:
+    m, v = data.get("machine", {}), data.get("versions", {})
+    lines = [
+        f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, "
+        f"Linux {m.get('kernel')}",
+        f"- Run started {data.get('started')}, took {data.get('seconds', 0) / 60:.1f} min; "
+        f"commit {data.get('commit')}; RLIMIT_NOFILE {data.get('nofile')}",
+        f"- Python {v.get('python')}, SQLite {v.get('sqlite')}, {v.get('postgresql')}, "
+        f"{v.get('redis-server', '').split(' sha=')[0]}",
+        "- Packages: " + ", ".join(f"{k} {v[k]}" for k in (
+            "fastapi", "uvicorn", "websockets", "uvloop", "httptools", "sqlalchemy",
+            "aiosqlite", "asyncpg", "redis", "httpx") if k in v),
+    ]
+    if data.get("load_before"):
+        lines.append(f"- Load average when the run started: {data['load_before']}")
+    return lines
+
+
+def write(data: dict[str, Any], out: Path) -> None:
+    cfg = data.get("config", {})
+    png = out.parent / "bench-latency.png"
+    has_plot = plot(data, png)
+    argv = " ".join(data.get("argv") or [])
+    lines = [
+        "# Benchmarks",
+        "",
+        "Figures from one run of `python -m bench.run" + (f" {argv}" if argv else "")
+        + "` on the machine described under [Environment](#environment). Medians of "
+        f"{cfg.get('runs')} runs where it says so. Regenerate with `make bench` "
+        "(about 20 minutes); the raw results are in `bench/results/latest.json`.",
+        "",
+        "## Targets",
+        "",
+        *targets_table(data),
+        "",
+        "## Analysis",
+        "",
+        START,
+        _keep_analysis(out),
+        END,
+        "",
+        "## Delivery latency: operator reply → visitor socket",
+        "",
+        f"Medians over {cfg.get('runs')} runs of {cfg.get('window')} s each "
+        f"(after {cfg.get('warmup')} s of warm-up) of each run's p50 and p99, in milliseconds. "
+        f"Each conversation sends about {cfg.get('rate')} message/s (Poisson, alternating "
+        f"operator reply and visitor message), so N conversations offer about N messages/s; "
+        f"the single conversation sends {cfg.get('single_rate')}/s so that one run has enough "
+        "samples for a p99.",
+        "",
+        *latency_tables(data),
+        "",
+    ]
+    if has_plot:
+        lines += [f"![Latency against concurrency]({png.name})", ""]
+    lines += [
+        "## Idle connections",
+        "",
+        "Resident memory (RSS, psutil) of the server process before and after "
+        f"{cfg.get('idle', 0):,} idle widgets connect: each a visitor socket that has said "
+        "`hello` with its token and no ticket (what every page view of the shop opens), versus "
+        "the bare relay with the same number of sockets that have said hello. The visitor "
+        "sessions are created over HTTP before the \"before\" figure, and 50 sockets are "
+        "opened and closed first so that both processes have loaded their code paths.",
+        "",
+        *idle_table(data),
+        "",
+        "## Sustained messages/s",
+        "",
+        *sustained_section(data),
+        "",
+        "## Method",
+        "",
+        "- **Load client** (`bench/load.py`): one asyncio process on uvloop plays every visitor "
+        "and operator, on 127.0.0.1. Visitors are `websockets` clients on `/ws/visitor` "
+        "(`hello` with a token from `POST /api/support/session`, first `send` creates the "
+        "ticket). Operators are a pool of 4 logged-in operators, each an `httpx.AsyncClient` "
+        "with 8 keep-alive connections, replying with `POST /api/admin/support/reply`; "
+        f"{cfg.get('dashboards')} operator dashboard socket(s) on `/ws/operator` stay "
+        "connected, as a dashboard would (they receive every message and a `ticket` summary "
+        "per change), and time visitor → operator delivery.",
+        "- **Latency**: the message text carries `time.perf_counter_ns()` taken just before the "
+        "operator's request is issued; the visitor's socket reader subtracts it on arrival "
+        "(same process, same clock). The operator's first reply to each ticket (which also "
+        "posts \"operator joined\") happens during set-up and is not measured.",
+        "- **Pacing**: open loop. One scheduler draws Poisson arrivals at N × rate and hands "
+        "each to a random conversation, which alternates operator reply / visitor message. "
+        "Sends never wait for earlier answers; a slow server shows as latency and as "
+        "delivered < offered (\"lost\" = sent in a run and not delivered within 5 s after it; "
+        "for TrustDesk a visitor message counts as delivered when dashboard socket 0 gets it).",
+        "- **Bare relay** (`bench/relay.py`): `websockets` server on uvloop that forwards a "
+        "frame addressed to another socket; operators are 4 sockets on it instead of HTTP "
+        "clients. The floor for any Python WebSocket chat server on this machine.",
+        "- **3 s polling**: the same TrustDesk server (SQLite), but visitors have no socket: "
+        "they send with `POST /api/support/send-message` and poll `GET "
+        "/api/support/messages/{id}?after=N` every 3 s (random phase), as the original spec "
+        "did. Expected mean ≈ 1.5 s.",
+        "- **Runs**: conversations are opened level by level (1, then up to 100, then up to "
+        "1,000) on one server per target; each level has a warm-up and then back-to-back "
+        "measurement runs. PostgreSQL 15 (fsync off, as in the tests) and Redis run locally "
+        "from `tests/support/services.py`; TrustDesk runs as `python -m trustdesk run` from "
+        "`tests/support/server.py`, with the per-visitor send rate lifted.",
+        "- **CPU**: psutil CPU time of the server process, of PostgreSQL + Redis, of the load "
+        "client, and of everything else on the machine (\"other processes\") during each run. "
+        "The client shares the 2 cores with the server, so at high rates it competes for CPU: "
+        "read the figures as \"server + client on 2 cores\".",
+        "- **Profile**: py-spy (`record --rate 250 --threads --nonblocking`, all threads, "
+        "raw collapsed stacks summarised by `bench/profiles.py`) when `py-spy` is on PATH, "
+        "e.g. `uv run --with py-spy python -m bench.run`; otherwise cProfile on the event-loop "
+        "thread via `bench/profiled_server.py` (SIGUSR1 starts, SIGUSR2 dumps).",
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench                                   # = .venv/bin/python -m bench.run",
+        "uv run --group bench python -m bench.run     # the same, through uv",
+        "uv run --group bench --with py-spy python -m bench.run   # profile with py-spy",
+        "uv run --group bench python -m bench.run --quick         # 2-3 min smoke run",
+        "uv run --group bench python -m bench.run --parts latency --targets relay,sqlite "
+        "--levels 1,100",
+        "uv run --group bench python -m bench.run --parts idle --idle 5000",
+        "uv run --group bench python -m bench.run --parts sustained "
+        "--sustained-rates 500,1000,1500",
+        "uv run --group bench python -m bench.run --report-only   # rewrite this file",
+        "```",
+        "",
+        "`make bench` needs PostgreSQL 15 and redis-server (`make system-deps`); without them "
+        "the PostgreSQL + Redis column is skipped. All options: `python -m bench.run --help`.",
+        "",
+        "## Environment",
+        "",
+        *environment(data),
+        "",
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))

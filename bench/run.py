@@ -1,0 +1,494 @@
+"""TrustDesk benchmarks, in one run: `python -m bench.run` (what `make bench` runs).
+
+    python -m bench.run                    # everything, ~15-20 min on 2 cores; writes docs/benchmarks.md
+    python -m bench.run --quick            # a smoke run in ~2-3 min (small numbers, not for quoting)
+    python -m bench.run --parts latency --targets relay,sqlite --levels 1,100
+    python -m bench.run --report-only      # rewrite docs/benchmarks.md from bench/results/latest.json
+
+Parts:
+  latency    operator reply -> visitor socket, p50/p99, at 1/100/1000 conversations, for the
+             bare websockets relay, the spec's 3 s polling, TrustDesk on SQLite and on
+             PostgreSQL + Redis
+  idle       server RSS per idle connected widget at 5,000 sockets, TrustDesk vs the relay
+  sustained  messages/s stored and delivered by one process on SQLite, stepping the offered
+             rate up until it saturates, then a profile (py-spy if on PATH, else cProfile)
+
+Everything runs on 127.0.0.1; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import load, profiles, report
+from bench.servers import (
+    ROOT,
+    CpuMeter,
+    RelayProcess,
+    TrustDeskStack,
+    machine,
+    raise_nofile,
+    rss,
+    versions,
+)
+from tests.support.server import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.services import postgres_available, redis_available
+
+RESULTS = ROOT / "bench" / "results"
+TARGETS = ("relay", "polling", "sqlite", "pg")
+
+
+def log(*args: Any) -> None:
+    print(time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+def run_async(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+
+
+def median(values: list[float | None]) -> float | None:
+    vs = [v for v in values if v is not None]
+    return statistics.median(vs) if vs else None
+
+
+def combine(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the runs of every numeric figure; errors summed."""
+    out: dict[str, Any] = {"runs": windows}
+    keys = [k for k, v in windows[0].items() if isinstance(v, (int, float)) or v is None]
+    for k in keys:
+        out[k] = median([w.get(k) for w in windows])
+    errors: dict[str, int] = {}
+    for w in windows:
+        for e, n in w["errors"].items():
+            errors[e] = errors.get(e, 0) + n
+    out["errors"] = errors
+    return out
+
+
+def meters_for(server_pid: int, service_pids: list[int]) -> dict[str, Callable[[], float]]:
+    me = psutil.Process()
+    server = CpuMeter([server_pid])
+    services = CpuMeter(service_pids)
+
+    def client() -> float:
+        t = me.cpu_times()
+        return t.user + t.system
+
+    return {"server": server.cpu_seconds, "services": services.cpu_seconds, "client": client,
+            "system": system_busy}
+
+
+def system_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores)."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
+
+
+# ====================================================================== latency
+
+
+async def latency_levels(target: load.Target, args: argparse.Namespace,
+                         meters: dict[str, Callable[[], float]]) -> list[dict[str, Any]]:
+    await target.open()
+    convs: list[load.Conv] = []
+    out = []
+    try:
+        for level in args.levels:
+            t0 = time.monotonic()
+            new, errors = await load.add_conversations(target, len(convs), level - len(convs))
+            convs += new
+            log(f"  {target.name}: {len(convs)} conversations open "
+                f"({time.monotonic() - t0:.1f}s{', ' + str(len(errors)) + ' failed' if errors else ''})"
+                + (f"; first error: {errors[0]}" if errors else ""))
+            if not convs:
+                break
+            rate = args.single_rate if level == 1 else args.rate
+            windows = await load.measure(target, convs, rate, warmup=args.warmup,
+                                         runs=args.runs, seconds=args.window, meters=meters)
+            row = combine(windows)
+            row.update(level=level, open=len(convs), rate_per_conv=rate,
+                       offered_nominal=rate * len(convs), setup_errors=errors[:5],
+                       setup_failed=len(errors))
+            out.append(row)
+            log(f"  {target.name} @ {level}: reply p50 {fmt(row['reply_p50_ms'])} ms, "
+                f"p99 {fmt(row['reply_p99_ms'])} ms, offered {row['offered_per_s']:.0f}/s, "
+                f"delivered {row['delivered_per_s']:.0f}/s, lost {row['lost']}, "
+                f"server CPU {row['server_cpu_pct']:.0f}%, client CPU {row['client_cpu_pct']:.0f}%"
+                + (f", errors {row['errors']}" if row["errors"] else ""))
+            if len(convs) < level * 0.9:
+                log(f"  {target.name}: could not open {level} conversations; stopping here")
+                break
+    finally:
+        await target.close()
+    return out
+
+
+def fmt(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.1f}" if v < 100 else f"{v:.0f}")
+
+
+def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in args.targets:
+        if name == "pg" and not (postgres_available() and redis_available()):
+            log("  pg: PostgreSQL 15 or redis-server not installed (make system-deps); skipped")
+            continue
+        log(f"latency: {name}")
+        rec = load.Recorder()
+        if name == "relay":
+            relay = RelayProcess(work).start()
+            try:
+                target: load.Target = load.RelayTarget(rec, relay.ws_url)
+                results[name] = run_async(latency_levels(target, args, meters_for(relay.pid, [])))
+            finally:
+                relay.stop()
+            continue
+        stack = TrustDeskStack("pg" if name == "pg" else "sqlite", work / name).start()
+        try:
+            cls = load.PollingTarget if name == "polling" else load.TrustDeskTarget
+            target = cls(rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD),
+                         dashboards=args.dashboards)
+            meters = meters_for(stack.pid, stack.service_pids())
+            results[name] = run_async(latency_levels(target, args, meters))
+        finally:
+            stack.stop()
+    return results
+
+
+# ====================================================================== idle sockets
+
+
+async def _open_idle(connect: Callable[[int], Any], n: int, concurrency: int = 100,
+                     timeout: float = 240) -> tuple[list[Any], int]:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> Any:
+        async with sem:
+            return await asyncio.wait_for(connect(i), 60)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(n)]
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for t in pending:
+        t.cancel()
+    ok = [t.result() for t in tasks if t in done and t.exception() is None]
+    return ok, n - len(ok)
+
+
+async def _ping_all(socks: list[Any], frame: Callable[[int], str], timeout: float = 60) -> int:
+    """Send an app-level ping on every socket; count the answers (bounded in time)."""
+    async def one(i: int, ws: Any) -> bool:
+        try:
+            await ws.send(frame(i))
+            while True:
+                f = json.loads(await ws.recv())
+                if f.get("type") == "pong":
+                    return True
+        except Exception:
+            return False
+
+    sem = asyncio.Semaphore(500)
+
+    async def bounded(i: int, ws: Any) -> bool:
+        async with sem:
+            return await asyncio.wait_for(one(i, ws), 30)
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(bounded(i, ws) for i, ws in enumerate(socks)), return_exceptions=True),
+        timeout)
+    return sum(1 for r in results if r is True)
+
+
+async def idle_trustdesk(stack: TrustDeskStack, n: int, hold: float) -> dict[str, Any]:
+    rec = load.Recorder()
+    target = load.TrustDeskTarget(rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD),
+                                  operators=1, dashboards=0)
+    pid = stack.pid
+    out: dict[str, Any] = {"rss_start": rss(pid)}
+    t0 = time.monotonic()
+    sem = asyncio.Semaphore(32)
+
+    async def session(_: int) -> str:
+        async with sem:
+            return await target._session()
+
+    tokens = await asyncio.wait_for(asyncio.gather(*(session(i) for i in range(n + 50))), 300)
+    out["sessions_s"] = time.monotonic() - t0
+    # Warm every code path once, so that "before" already holds what one socket loads.
+    warm, _ = await _open_idle(lambda i: target.connect_visitor(tokens[n + i]), 50)
+    await asyncio.gather(*(ws.close() for ws in warm), return_exceptions=True)
+    await asyncio.sleep(2)
+    out["rss_before"] = rss(pid)
+    t0 = time.monotonic()
+    socks, failed = await _open_idle(lambda i: target.connect_visitor(tokens[i]), n)
+    out["connect_s"] = time.monotonic() - t0
+    out["connected"], out["failed"] = len(socks), failed
+    await asyncio.sleep(3)
+    out["rss_after"] = rss(pid)
+    cpu = CpuMeter([pid])
+    c0, t0 = cpu.cpu_seconds(), time.monotonic()
+    await asyncio.sleep(hold)
+    out["idle_cpu_pct"] = 100 * (cpu.cpu_seconds() - c0) / (time.monotonic() - t0)
+    out["rss_held"] = rss(pid)
+    out["answered"] = await _ping_all(socks, lambda i: '{"type":"ping"}')
+    await asyncio.gather(*(ws.close() for ws in socks), return_exceptions=True)
+    await target.close()
+    await asyncio.sleep(3)
+    out["rss_closed"] = rss(pid)
+    return out
+
+
+async def idle_relay(relay: RelayProcess, n: int, hold: float) -> dict[str, Any]:
+    target = load.RelayTarget(load.Recorder(), relay.ws_url, operators=0)
+    pid = relay.pid
+    out: dict[str, Any] = {"rss_start": rss(pid), "sessions_s": 0.0}
+    warm, _ = await _open_idle(lambda i: target._connect(f"warm{i}"), 50)
+    await asyncio.gather(*(ws.close() for ws in warm), return_exceptions=True)
+    await asyncio.sleep(2)
+    out["rss_before"] = rss(pid)
+    t0 = time.monotonic()
+    socks, failed = await _open_idle(lambda i: target._connect(f"v{i}"), n)
+    out["connect_s"] = time.monotonic() - t0
+    out["connected"], out["failed"] = len(socks), failed
+    await asyncio.sleep(3)
+    out["rss_after"] = rss(pid)
+    cpu = CpuMeter([pid])
+    c0, t0 = cpu.cpu_seconds(), time.monotonic()
+    await asyncio.sleep(hold)
+    out["idle_cpu_pct"] = 100 * (cpu.cpu_seconds() - c0) / (time.monotonic() - t0)
+    out["rss_held"] = rss(pid)
+    # The relay's "ping": a frame addressed to oneself comes back.
+    out["answered"] = await _ping_all(socks, lambda i: json.dumps({"to": f"v{i}", "type": "pong"}))
+    await asyncio.gather(*(ws.close() for ws in socks), return_exceptions=True)
+    await asyncio.sleep(3)
+    out["rss_closed"] = rss(pid)
+    return out
+
+
+def idle_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    results: dict[str, list[dict[str, Any]]] = {"relay": [], "sqlite": []}
+    for r in range(args.idle_runs):
+        log(f"idle: relay, {args.idle} sockets (run {r + 1}/{args.idle_runs})")
+        relay = RelayProcess(work).start()
+        try:
+            res = run_async(idle_relay(relay, args.idle, args.idle_hold))
+        finally:
+            relay.stop()
+        results["relay"].append(res)
+        log(f"  relay: {per_socket(res) / 1024:.1f} KiB/socket, {res['connected']} connected, "
+            f"{res['answered']} answered")
+        log(f"idle: trustdesk sqlite, {args.idle} sockets (run {r + 1}/{args.idle_runs})")
+        stack = TrustDeskStack("sqlite", work / f"idle-{r}").start()
+        try:
+            res = run_async(idle_trustdesk(stack, args.idle, args.idle_hold))
+        finally:
+            stack.stop()
+        results["sqlite"].append(res)
+        log(f"  trustdesk: {per_socket(res) / 1024:.1f} KiB/socket, {res['connected']} connected, "
+            f"{res['answered']} answered, idle CPU {res['idle_cpu_pct']:.0f}%")
+    return {k: {"runs": v, "per_socket": median([per_socket(x) for x in v])}
+            for k, v in results.items()}
+
+
+def per_socket(res: dict[str, Any]) -> float:
+    return (res["rss_after"] - res["rss_before"]) / max(1, res["connected"])
+
+
+# ====================================================================== sustained
+
+
+async def sustained_async(stack: TrustDeskStack, args: argparse.Namespace,
+                          prof: profiles.Profiler) -> dict[str, Any]:
+    rec = load.Recorder()
+    target = load.TrustDeskTarget(rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD),
+                                  dashboards=args.dashboards)
+    meters = meters_for(stack.pid, [])
+    await target.open()
+    steps: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"conversations": args.sustained_convs, "steps": steps}
+    try:
+        convs, errors = await load.add_conversations(target, 0, args.sustained_convs)
+        out["open"] = len(convs)
+        log(f"  {len(convs)} conversations open" + (f", {len(errors)} failed" if errors else ""))
+        saturated_at = None
+        for total in args.sustained_rates:
+            rate = total / len(convs)
+            w = await load.measure(target, convs, rate, warmup=args.warmup, runs=1,
+                                   seconds=args.step, meters=meters)
+            row = dict(w[0], offered_nominal=total)
+            steps.append(row)
+            log(f"  offered {total}/s: stored {row['stored_per_s']:.0f}/s, delivered "
+                f"{row['delivered_per_s']:.0f}/s, reply p50 {fmt(row['reply_p50_ms'])} ms p99 "
+                f"{fmt(row['reply_p99_ms'])} ms, server CPU {row['server_cpu_pct']:.0f}%, "
+                f"client CPU {row['client_cpu_pct']:.0f}%, lost {row['lost']}, "
+                f"skipped {row['skipped']}")
+            if row["delivered_per_s"] < 0.9 * total or (row["reply_p99_ms"] or 0) > 1000:
+                saturated_at = total
+                break
+        out["saturated_at"] = saturated_at
+        if prof.kind != "none":
+            total = saturated_at or args.sustained_rates[-1]
+            log(f"  profiling the server ({prof.kind}) at {total} msg/s offered")
+
+            async def record(_: int) -> None:
+                await prof.record(stack.pid, args.profile_seconds)
+
+            w = await load.measure(target, convs, total / len(convs), warmup=1, runs=1,
+                                   seconds=args.profile_seconds + 1, meters=meters,
+                                   during=record)
+            out["profile_step"] = dict(w[0], offered_nominal=total)
+            out["profile"] = prof.summary()
+    finally:
+        await target.close()
+    return out
+
+
+def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    log(f"sustained: trustdesk sqlite, {args.sustained_convs} conversations, "
+        f"{args.dashboards} dashboard socket(s)")
+    prof = profiles.Profiler(args.profiler, work / "profile")
+    stack = TrustDeskStack("sqlite", work / "sustained", cprofile_out=prof.cprofile_out).start()
+    try:
+        return run_async(sustained_async(stack, args, prof))
+    finally:
+        stack.stop()
+
+
+# ====================================================================== main
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+    p.add_argument("--quick", action="store_true", help="small, fast smoke run")
+    p.add_argument("--parts", default="latency,idle,sustained")
+    p.add_argument("--targets", default=",".join(TARGETS), help="relay,polling,sqlite,pg")
+    p.add_argument("--levels", type=ints, default=[1, 100, 1000],
+                   help="concurrent conversations (ascending)")
+    p.add_argument("--runs", type=int, default=3, help="measurement windows per level")
+    p.add_argument("--window", type=float, default=10.0, help="seconds per window")
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--rate", type=float, default=1.0,
+                   help="messages/s per conversation (both sides together)")
+    p.add_argument("--single-rate", type=float, default=20.0,
+                   help="messages/s of the lone conversation at level 1 (for enough samples)")
+    p.add_argument("--dashboards", type=int, default=1,
+                   help="operator dashboard sockets connected to TrustDesk")
+    p.add_argument("--idle", type=int, default=5000, help="idle sockets")
+    p.add_argument("--idle-runs", type=int, default=3)
+    p.add_argument("--idle-hold", type=float, default=10.0)
+    p.add_argument("--sustained-convs", type=int, default=200)
+    p.add_argument("--sustained-rates", type=ints, default=[250, 500, 750, 1000, 1250, 1500, 2000])
+    p.add_argument("--step", type=float, default=8.0, help="seconds per sustained step")
+    p.add_argument("--profiler", default="auto", choices=["auto", "py-spy", "cprofile", "none"])
+    p.add_argument("--profile-seconds", type=float, default=10.0)
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    p.add_argument("--results", type=Path, default=RESULTS / "latest.json")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rewrite the report from --results")
+    p.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    p.add_argument("--src", type=Path, default=None,
+                   help="run the server from this src/ directory (e.g. an exported older "
+                        "commit, for before/after comparisons) instead of the installed one")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.levels = [lv for lv in args.levels if lv <= 50] or [1]
+        if 50 not in args.levels:
+            args.levels.append(50)
+        args.runs, args.window, args.warmup = 1, 3.0, 1.0
+        args.idle, args.idle_runs, args.idle_hold = 500, 1, 2.0
+        args.sustained_convs, args.sustained_rates, args.step = 50, [200, 500], 3.0
+        args.profile_seconds = 3.0
+    args.parts = [x for x in args.parts.split(",") if x]
+    args.targets = [x for x in args.targets.split(",") if x]
+    for t in args.targets:
+        if t not in TARGETS:
+            p.error(f"unknown target {t!r}")
+    args.levels = sorted(set(args.levels))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.report_only:
+        data = json.loads(args.results.read_text())
+        report.write(data, args.out)
+        log(f"wrote {args.out}")
+        return
+    nofile = raise_nofile()
+    if args.src is not None:
+        src = args.src.resolve()
+        if not (src / "trustdesk" / "__init__.py").exists():
+            sys.exit(f"--src {src}: no trustdesk package there")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])
+    started = time.time()
+    work = Path(tempfile.mkdtemp(prefix="trustdesk-bench-"))
+    data: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine(), "versions": versions(), "nofile": nofile,
+        "commit": _git_commit() if args.src is None else f"src from {args.src}",
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    log(f"bench: {', '.join(args.parts)}; work dir {work}; RLIMIT_NOFILE {nofile}")
+    stop = {"sig": False}
+
+    def on_term(*_: Any) -> None:
+        stop["sig"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        if "latency" in args.parts:
+            data["latency"] = latency_part(args, work)
+        if "idle" in args.parts:
+            data["idle"] = idle_part(args, work)
+        if "sustained" in args.parts:
+            data["sustained"] = sustained_part(args, work)
+    finally:
+        data["seconds"] = time.time() - started
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(data, indent=1, default=str))
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report.write(data, args.out)
+    log(f"done in {data['seconds'] / 60:.1f} min; wrote {args.out} and {args.results}")
+
+
+def _git_commit() -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + (" (src/ modified)" if dirty else "")
+    return "?"
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    main()

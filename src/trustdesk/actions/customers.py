@@ -1,0 +1,228 @@
+"""Known customers (signed identity), their tickets, their email, ratings and the report."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import statistics
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustdesk.actions.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from trustdesk.actions.messages import iso, message_json
+from trustdesk.actions.runtime import Runtime
+from trustdesk.config import Settings
+from trustdesk.store.models import SupportMessage, Ticket, Visitor, utcnow
+
+EMAIL_RE = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{1,60}$")
+
+
+def identity_signature(secret: str, user_id: str, expires: int) -> str:
+    """What the shop's server computes: HMAC-SHA256(secret, "<user id>:<expires>"), hex."""
+    return hmac.new(secret.encode(), f"{user_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+async def identify(
+    rt: Runtime,
+    visitor: Visitor,
+    user_id: str,
+    expires: int,
+    signature: str,
+    name: str | None = None,
+    email: str | None = None,
+) -> Visitor:
+    """Link this browser's visitor to the shop's user, if and only if the signature holds."""
+    secret = rt.settings.identity_secret
+    if not secret:
+        raise Forbidden("signed identities are not enabled on this server", "identity_disabled")
+    expected = identity_signature(secret, user_id, expires)
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
+        raise Unauthorized("the identity signature is wrong", "identity_invalid")
+    if expires < time.time():
+        raise Unauthorized("the identity signature has expired", "identity_expired")
+    if email is not None and not EMAIL_RE.match(email):
+        raise Invalid("email is not valid", "invalid_email")
+    async with rt.store.transaction() as tx:
+        v = await tx.session.get(Visitor, visitor.id)
+        assert v is not None
+        if v.external_id and v.external_id != user_id:
+            raise Conflict("this browser is signed in as another customer", "identity_conflict")
+        v.external_id = user_id
+        if name:
+            v.name = name[: rt.settings.max_name_chars]
+        if email:
+            v.email = email
+    return v
+
+
+async def owner_ids(session: AsyncSession, visitor: Visitor) -> list[str]:
+    """The visitor rows whose tickets this visitor may see: itself, or all of its customer."""
+    if not visitor.external_id:
+        return [visitor.id]
+    rows = await session.scalars(
+        select(Visitor.id).where(Visitor.external_id == visitor.external_id)
+    )
+    return list(rows.all())
+
+
+async def owns(session: AsyncSession, visitor: Visitor, ticket: Ticket) -> bool:
+    if ticket.visitor_id == visitor.id:
+        return True
+    if not visitor.external_id:
+        return False
+    other = await session.get(Visitor, ticket.visitor_id)
+    return other is not None and other.external_id == visitor.external_id
+
+
+async def visitor_tickets(rt: Runtime, visitor: Visitor) -> list[dict[str, Any]]:
+    """The customer's tickets, open first, then by latest activity."""
+    async with rt.store.read() as session:
+        ids = await owner_ids(session, visitor)
+        tickets = (
+            await session.scalars(
+                select(Ticket).where(Ticket.visitor_id.in_(ids)).order_by(Ticket.updated_at.desc())
+            )
+        ).all()
+        last_ids = [t.last_message_id for t in tickets if t.last_message_id]
+        lasts = {
+            m.id: m
+            for m in (
+                await session.scalars(select(SupportMessage).where(SupportMessage.id.in_(last_ids)))
+            ).all()
+        }
+    ordered = sorted(tickets, key=lambda t: t.status != "open")  # stable: keeps recency
+    out = []
+    for t in ordered:
+        last = lasts.get(t.last_message_id or -1)
+        if last is not None and last.kind == "note":
+            last = None
+        out.append(
+            {
+                "ticketId": t.number,
+                "status": t.status,
+                "created_at": iso(t.created_at),
+                "updated_at": iso(t.updated_at),
+                "last_message": message_json(last, t.number) if last else None,
+                "rating": t.rating,
+            }
+        )
+    return out
+
+
+async def set_contact(rt: Runtime, visitor: Visitor, email: str, name: str | None) -> None:
+    email = email.strip()
+    if not EMAIL_RE.match(email):
+        raise Invalid("email is not valid", "invalid_email")
+    async with rt.store.transaction() as tx:
+        v = await tx.session.get(Visitor, visitor.id)
+        assert v is not None
+        v.email = email
+        if name and name.strip():
+            v.name = name.strip()[: rt.settings.max_name_chars]
+
+
+async def rate(
+    rt: Runtime, visitor: Visitor, number: str, score: int, comment: str | None
+) -> dict[str, Any]:
+    """ "How did we do?": 1-5 and a comment, once the ticket is closed (may be changed)."""
+    if not 1 <= score <= 5:
+        raise Invalid("score must be 1-5", "invalid_score")
+    async with rt.store.transaction() as tx:
+        t = await tx.session.scalar(select(Ticket).where(Ticket.number == number))
+        if t is None or not await owns(tx.session, visitor, t):
+            raise NotFound("no such ticket", "ticket_not_found")
+        if t.status != "closed":
+            raise Conflict("a ticket can be rated once it is closed", "ticket_open")
+        t.rating = score
+        t.rating_comment = (comment or "").strip()[:1000] or None
+        t.rated_at = utcnow()
+        tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id})
+        return {"ticketId": t.number, "rating": t.rating, "comment": t.rating_comment}
+
+
+# ----------------------------------------------------------------- business hours
+
+_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _parse_hours(spec: str) -> dict[int, list[tuple[int, int]]]:
+    """ "mon-fri 09:00-18:00; sat 10:00-14:00" -> weekday -> [(start min, end min)]."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for part in filter(None, (p.strip().lower() for p in spec.split(";"))):
+        days, _, span = part.partition(" ")
+        a, _, b = days.partition("-")
+        d0 = _DAYS.index(a)
+        d1 = _DAYS.index(b) if b else d0
+        start, _, end = span.strip().partition("-")
+        h0, m0 = (int(x) for x in start.split(":"))
+        h1, m1 = (int(x) for x in end.split(":"))
+        for d in range(d0, d1 + 1):
+            out.setdefault(d, []).append((h0 * 60 + m0, h1 * 60 + m1))
+    return out
+
+
+def within_hours(settings: Settings, now: datetime | None = None) -> bool:
+    if not settings.business_hours.strip():
+        return True
+    local = (now or utcnow()).astimezone(ZoneInfo(settings.business_timezone))
+    minute = local.hour * 60 + local.minute
+    spans = _parse_hours(settings.business_hours).get(local.weekday(), [])
+    return any(a <= minute < b for a, b in spans)
+
+
+# ----------------------------------------------------------------- report
+
+
+async def report(rt: Runtime, days: int) -> dict[str, Any]:
+    """Tickets per day, first response and resolution times (medians), ratings."""
+    since = utcnow() - timedelta(days=days)
+    tz = ZoneInfo(rt.settings.business_timezone)
+    async with rt.store.read() as session:
+        tickets = (await session.scalars(select(Ticket).where(Ticket.created_at >= since))).all()
+        ids = [t.id for t in tickets]
+        first_reply = dict(
+            (
+                await session.execute(
+                    select(SupportMessage.ticket_id, func.min(SupportMessage.created_at))
+                    .where(
+                        SupportMessage.ticket_id.in_(ids),
+                        SupportMessage.sender_type == "admin",
+                        SupportMessage.kind == "text",
+                    )
+                    .group_by(SupportMessage.ticket_id)
+                )
+            ).all()
+        )
+    per_day = Counter(t.created_at.astimezone(tz).date().isoformat() for t in tickets)
+    day_list = []
+    for i in range(days, -1, -1):
+        d = (utcnow() - timedelta(days=i)).astimezone(tz).date().isoformat()
+        day_list.append({"date": d, "tickets": per_day.get(d, 0)})
+    first = []
+    for t in tickets:
+        fr = first_reply.get(t.id)
+        if fr is not None:
+            if fr.tzinfo is None:
+                fr = fr.replace(tzinfo=t.created_at.tzinfo)
+            first.append((fr - t.created_at).total_seconds())
+    resolution = [
+        (t.closed_at - t.created_at).total_seconds() for t in tickets if t.closed_at is not None
+    ]
+    ratings = [t.rating for t in tickets if t.rating]
+    return {
+        "days": days,
+        "tickets": len(tickets),
+        "per_day": day_list,
+        "first_response_seconds_median": statistics.median(first) if first else None,
+        "resolution_seconds_median": statistics.median(resolution) if resolution else None,
+        "rating_average": round(statistics.fmean(ratings), 2) if ratings else None,
+        "ratings": len(ratings),
+        "rating_counts": {str(k): ratings.count(k) for k in range(1, 6)},
+    }

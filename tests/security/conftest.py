@@ -1,0 +1,39 @@
+"""Fixtures of the security suite: a real server with an admin and an agent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.clients import OperatorClient
+from tests.support.server import ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, ServerProcess
+
+AGENT_EMAIL = "olga@trust.store"
+AGENT_PASSWORD = "olga-password-1"  # noqa: S105 - test fixture
+
+
+def start_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> ServerProcess:
+    srv = ServerProcess(
+        tmp_path_factory.mktemp(name), database_url=database_url, extra_env=extra_env
+    )
+    srv.create_operator(ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, role="admin")
+    srv.create_operator(AGENT_EMAIL, "Ольга", AGENT_PASSWORD, role="agent")
+    return srv.start()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = start_server(tmp_path_factory, "security")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def admin(server: ServerProcess) -> OperatorClient:
+    return OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)

@@ -1,0 +1,125 @@
+"""Clients that behave like the real widget and dashboard across failures.
+
+They keep the highest message id they have, reconnect (with backoff) when the socket or the
+server goes away and resume with `since`, and record every message frame they get. They are
+strict where a real client would only be careful: a message id that is not above the last
+one seen (a duplicate, or out of order) is a test failure, not something to dedupe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from tests.support.wsclient import Socket, operator_socket, visitor_socket
+
+RECONNECT_ERRORS = (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+)
+
+
+class ResumingClient:
+    """A socket client that resumes from the last id it has and never accepts a repeat."""
+
+    def __init__(self, connect: Callable[[int], Awaitable[tuple[Socket, dict[str, Any]]]]) -> None:
+        self._connect = connect
+        self.sock: Socket | None = None
+        self.log: list[dict[str, Any]] = []
+        self.last = 0
+        self.connections = 0
+
+    @property
+    def ids(self) -> list[int]:
+        return [m["id"] for m in self.log]
+
+    def _take(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") != "message":
+            return
+        m = frame["message"]
+        assert m["id"] > self.last, (
+            f"message {m['id']} after {self.last}: a duplicate or out of order"
+        )
+        self.last = m["id"]
+        self.log.append(m)
+
+    async def connect(self, timeout: float = 60) -> None:
+        """(Re)connect with backoff until the server accepts, resuming after `last`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.05
+        while True:
+            try:
+                self.sock, _ = await self._connect(self.last)
+                self.connections += 1
+                return
+            except RECONNECT_ERRORS:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(delay)  # backoff between attempts, as the widget does
+                delay = min(delay * 2, 1.0)
+
+    async def drop(self, abort: bool = False) -> None:
+        """Go away: a clean close, or the TCP connection just dies."""
+        if self.sock is None:
+            return
+        if abort:
+            self.sock.conn.transport.abort()  # type: ignore[attr-defined]
+        else:
+            try:
+                await asyncio.wait_for(self.sock.close(), 5)
+            except (*RECONNECT_ERRORS,):
+                pass
+        self.sock = None
+
+    async def pump_until(self, done: Callable[[], bool], timeout: float = 30) -> None:
+        """Receive (reconnecting as needed) until `done()` holds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done():
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"client stuck at id {self.last}; has {self.ids[-5:]}")
+            if self.sock is None:
+                await self.connect(timeout=left)
+                continue
+            try:
+                frame = await self.sock.recv(min(left, 2.0))
+            except (TimeoutError, asyncio.TimeoutError):
+                continue
+            except ConnectionClosed:
+                self.sock = None
+                continue
+            self._take(frame)
+
+    async def sync_to(self, last_id: int, timeout: float = 30) -> None:
+        await self.pump_until(lambda: self.last >= last_id, timeout)
+
+    async def close(self) -> None:
+        await self.drop()
+
+
+def visitor_client(ws_url: Callable[[], str] | str, token: str, ticket: str) -> ResumingClient:
+    def url() -> str:
+        return ws_url() if callable(ws_url) else ws_url
+
+    return ResumingClient(lambda since: visitor_socket(url(), token, ticket, since))
+
+
+def operator_client(
+    ws_url: Callable[[], str] | str, cookie: Callable[[], str] | str, origin: str
+) -> ResumingClient:
+    def url() -> str:
+        return ws_url() if callable(ws_url) else ws_url
+
+    def sid() -> str:
+        return cookie() if callable(cookie) else cookie
+
+    return ResumingClient(lambda since: operator_socket(url(), sid(), origin, since))
