@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 
 from trustdesk.actions import email, push
 from trustdesk.actions.runtime import Runtime
-from trustdesk.api import admin, integrations, widget, ws
+from trustdesk.api import admin, files, integrations, widget, ws
 from trustdesk.api.errors import BodyLimit, install_error_handlers
 from trustdesk.api.pages import csp_for, mount_pages
 from trustdesk.config import Settings
@@ -138,13 +138,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             h.setdefault("X-Frame-Options", "DENY")
         return response
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     app.include_router(widget.router)
+    app.include_router(files.router)
     app.include_router(widget.inbound_router)
     app.include_router(admin.router)
     app.include_router(ws.router)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_message_chars: int = 4000
     max_body_bytes: int = 64 * 1024
     max_name_chars: int = 100
+    max_upload_bytes: int = 10 * 1024 * 1024
+    visitor_upload_quota_bytes: int = 50 * 1024 * 1024
+    visitor_uploads_per_minute: int = 10
     # Send rate: a burst of `rate_burst` then `rate_per_minute` per visitor / per IP.
     visitor_rate_per_minute: int = 60
     visitor_rate_burst: int = 20

@@ -194,7 +194,7 @@ async def report(rt: Runtime, days: int) -> dict[str, Any]:
                     .where(
                         SupportMessage.ticket_id.in_(ids),
                         SupportMessage.sender_type == "admin",
-                        SupportMessage.kind == "text",
+                        SupportMessage.kind != "note",
                     )
                     .group_by(SupportMessage.ticket_id)
                 )

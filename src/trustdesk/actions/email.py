@@ -61,7 +61,7 @@ async def notify_customers(rt: Runtime, messages: list[dict[str, Any]]) -> None:
     """An operator replied and the customer is away with an email on file: send it."""
     if not enabled(rt.settings):
         return
-    replies = [m for m in messages if m["sender_type"] == "admin" and m["kind"] == "text"]
+    replies = [m for m in messages if m["sender_type"] == "admin" and m["kind"] != "note"]
     for m in replies:
         async with rt.store.read() as session:
             row = (

@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from trustdesk.actions.errors import Invalid
 from trustdesk.store.db import Tx
-from trustdesk.store.models import SupportMessage, Ticket, utcnow
+from trustdesk.store.models import Attachment, SupportMessage, Ticket, utcnow
 
 SENDER_TYPES = frozenset({"customer", "admin", "system", "bot"})
-KINDS = frozenset({"text", "note"})
+KINDS = frozenset({"text", "note", "file", "voice"})
 # Control characters other than newline and tab are stripped; NUL can never be stored.
 _CONTROL = {c: None for c in range(32) if c not in (9, 10)} | {127: None}
 
@@ -33,6 +33,20 @@ def clean_text(text: str, max_chars: int) -> str:
     return text
 
 
+def attachment_json(a: Attachment | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {
+        "id": a.id,
+        "name": a.name,
+        "mime": a.mime,
+        "kind": a.kind,
+        "size": a.size,
+        "width": a.width,
+        "height": a.height,
+    }
+
+
 def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
     return {
         "id": m.id,
@@ -44,6 +58,7 @@ def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
         "kind": m.kind,
         "client_msg_id": m.client_msg_id,
         "operator_id": m.operator_id,
+        "attachment": attachment_json(m.attachment) if m.kind in ("file", "voice") else None,
     }
 
 
@@ -66,6 +81,7 @@ async def post_message(
     kind: str = "text",
     operator_id: int | None = None,
     client_msg_id: str | None = None,
+    attachment: Attachment | None = None,
 ) -> SupportMessage:
     """Store one message in the caller's transaction and queue its events for after commit.
 
@@ -85,6 +101,11 @@ async def post_message(
         client_msg_id=client_msg_id,
         created_at=now,
     )
+    if attachment is not None:
+        attachment.ticket_id = ticket.id
+        msg.attachment = attachment
+    else:
+        msg.attachment = None
     tx.session.add(msg)
     await tx.session.flush()
     ticket.updated_at = now

@@ -1,4 +1,4 @@
-"""What every action needs: settings, the store, the hub and presence."""
+"""What every action needs: settings, the store, the hub, presence and the file store."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from trustdesk.config import Settings
 from trustdesk.realtime.hub import Hub
 from trustdesk.realtime.presence import Presence
 from trustdesk.store.db import Store
+from trustdesk.store.files import FileStore, LocalFileStore
 
 
 @dataclass
@@ -16,3 +17,11 @@ class Runtime:
     store: Store
     hub: Hub
     presence: Presence
+    file_store: FileStore | None = None
+
+    @property
+    def files(self) -> FileStore:
+        """Attachment bytes: under the data directory unless another store was given."""
+        if self.file_store is None:
+            self.file_store = LocalFileStore(self.settings.data_dir / "files")
+        return self.file_store

@@ -451,7 +451,7 @@ async def reply(
             existing = await find_by_client_id(tx, t, client_msg_id)
             if existing is not None:
                 return message_json(existing, t.number)
-        if kind == "text" and t.status == "open":
+        if kind != "note" and t.status == "open":
             await _join(tx, t, op)
         msg = await post_message(
             tx,

@@ -75,19 +75,22 @@ def install_error_handlers(app: FastAPI) -> None:
 class BodyLimit:
     """Refuse request bodies over the limit with 413 before the route reads them."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        # Upload endpoints take a file (the action then applies the exact file limit).
+        self.upload_max = (upload_bytes or max_bytes) + 64 * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_max if scope["path"].endswith("/upload") else self.default_max
         declared = dict(scope.get("headers") or {}).get(b"content-length")
-        too_big = error_response(413, "payload_too_large", f"body over {self.max_bytes} bytes")
+        too_big = error_response(413, "payload_too_large", f"body over {limit} bytes")
         if declared is not None:
             try:
-                if int(declared) > self.max_bytes:
+                if int(declared) > limit:
                     await too_big(scope, receive, send)
                     return
             except ValueError:
@@ -101,7 +104,7 @@ class BodyLimit:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge()
             return msg
 

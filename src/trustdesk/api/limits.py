@@ -16,6 +16,7 @@ class Limits:
     login_ip: TokenBucket
     login_email: TokenBucket
     transcript: TokenBucket
+    upload: TokenBucket
 
 
 _cache: dict[int, Limits] = {}
@@ -35,5 +36,6 @@ def limits(rt: Runtime) -> Limits:
             login_ip=TokenBucket(attempts * 5 / 15, attempts * 5),
             login_email=TokenBucket(attempts / 15, attempts),
             transcript=TokenBucket(2, 2),
+            upload=TokenBucket(st.visitor_uploads_per_minute, st.visitor_uploads_per_minute),
         )
     return _cache[key]

@@ -26,6 +26,16 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+class AttachmentInfo(BaseModel):
+    id: str
+    name: str
+    mime: str
+    kind: Literal["image", "file", "audio"]
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
 class Message(BaseModel):
     id: int
     ticket_id: str
@@ -33,9 +43,10 @@ class Message(BaseModel):
     sender_name: str
     message: str
     created_at: str
-    kind: Literal["text", "note"] = "text"
+    kind: Literal["text", "note", "file", "voice"] = "text"
     client_msg_id: str | None = None
     operator_id: int | None = None
+    attachment: AttachmentInfo | None = None
 
 
 class SessionOut(BaseModel):

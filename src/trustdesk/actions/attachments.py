@@ -1,0 +1,350 @@
+"""Files, screenshots and voice messages: checked by content, cleaned, stored once.
+
+Uploads become messages through the one message-creating function (post_message), so
+fan-out, unread counts, read receipts and resume work for them unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import func, select
+
+from trustdesk.actions import customers, texts
+from trustdesk.actions.errors import ActionError, Invalid, NotFound
+from trustdesk.actions.messages import clean_text, find_by_client_id, message_json, post_message
+from trustdesk.actions.runtime import Runtime
+from trustdesk.actions.tickets import (
+    _join,
+    _mark_read_by_operator,
+    _reopen,
+    _set_cursor,
+    clean_client_id,
+    new_ticket_number,
+    ticket_by_number,
+)
+from trustdesk.store.models import Attachment, Operator, SupportMessage, Ticket, Visitor, utcnow
+
+Image.MAX_IMAGE_PIXELS = 40_000_000  # larger is refused (decompression bombs)
+
+
+class TooLarge(ActionError):
+    status = 413
+    code = "file_too_large"
+
+
+class Unsupported(ActionError):
+    status = 415
+    code = "unsupported_type"
+
+
+@dataclass(frozen=True)
+class FileType:
+    mime: str
+    kind: str  # image / file / audio
+    ext: str
+
+
+PNG = FileType("image/png", "image", "png")
+JPEG = FileType("image/jpeg", "image", "jpg")
+GIF = FileType("image/gif", "image", "gif")
+WEBP = FileType("image/webp", "image", "webp")
+PDF = FileType("application/pdf", "file", "pdf")
+WEBM = FileType("audio/webm", "audio", "webm")
+OGG = FileType("audio/ogg", "audio", "ogg")
+ALLOWED = "PNG, JPEG, GIF, WebP, PDF, WebM or Ogg audio"
+
+
+def sniff(data: bytes) -> FileType:
+    """The type by magic bytes only: the name and the claimed type are never trusted."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return GIF
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return WEBP
+    if data.startswith(b"%PDF-"):
+        return PDF
+    if data.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in data[:64]:
+        return WEBM
+    if data.startswith(b"OggS"):
+        return OGG
+    raise Unsupported(f"this kind of file is not accepted (allowed: {ALLOWED})")
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"/\\|?*]+")
+
+
+def sanitize_name(name: str | None, ftype: FileType) -> str:
+    """A display name that is only a name: no path, no control characters, bounded, and
+    with the extension of what the file really is."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("_", name).strip(" .")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    stem = stem[:100].strip(" .") or "file"
+    return f"{stem}.{ftype.ext}"
+
+
+def clean_image(data: bytes, ftype: FileType) -> tuple[bytes, int, int]:
+    """Decode fully (or refuse), apply the EXIF orientation, and re-encode without any
+    metadata: EXIF (GPS included), XMP and text chunks never reach anyone else."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            frames = getattr(img, "n_frames", 1)
+            if ftype is GIF and frames > 1:
+                out = io.BytesIO()
+                img.save(out, "GIF", save_all=True)  # animated: frames kept, comments dropped
+                return out.getvalue(), img.width, img.height
+            clean = ImageOps.exif_transpose(img) or img
+            out = io.BytesIO()
+            if ftype is JPEG:
+                clean.convert("RGB").save(out, "JPEG", quality=90)
+            elif ftype is PNG:
+                clean.save(out, "PNG")
+            elif ftype is WEBP:
+                clean.save(out, "WEBP", quality=90)
+            else:
+                clean.save(out, "GIF")
+            return out.getvalue(), clean.width, clean.height
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise Invalid(f"the image cannot be decoded: {exc}", "bad_image") from exc
+
+
+async def _quota_used(rt: Runtime, visitor_id: str) -> int:
+    async with rt.store.read() as session:
+        used = await session.scalar(
+            select(func.coalesce(func.sum(Attachment.size), 0)).where(
+                Attachment.visitor_id == visitor_id
+            )
+        )
+    return int(used or 0)
+
+
+def _prepare(
+    rt: Runtime, data: bytes, name: str | None
+) -> tuple[bytes, FileType, str, int | None, int | None]:
+    if not data:
+        raise Invalid("the file is empty", "empty_file")
+    limit = rt.settings.max_upload_bytes
+    if len(data) > limit:
+        raise TooLarge(f"files are limited to {limit // (1024 * 1024)} MiB")
+    ftype = sniff(data)
+    width = height = None
+    if ftype.kind == "image":
+        data, width, height = clean_image(data, ftype)
+    return data, ftype, sanitize_name(name, ftype), width, height
+
+
+def _attachment(
+    ftype: FileType,
+    name: str,
+    data: bytes,
+    digest: str,
+    visitor_id: str | None,
+    width: int | None,
+    height: int | None,
+) -> Attachment:
+    return Attachment(
+        id=secrets.token_hex(16),
+        visitor_id=visitor_id,
+        name=name,
+        mime=ftype.mime,
+        kind=ftype.kind,
+        size=len(data),
+        sha256=digest,
+        width=width,
+        height=height,
+        created_at=utcnow(),
+    )
+
+
+def _caption(caption: str | None, name: str, rt: Runtime) -> str:
+    if caption and caption.strip():
+        return clean_text(caption, rt.settings.max_message_chars)
+    return name
+
+
+async def visitor_upload(
+    rt: Runtime,
+    visitor: Visitor,
+    data: bytes,
+    *,
+    name: str | None,
+    number: str | None,
+    client_msg_id: str | None,
+    caption: str | None = None,
+    voice: bool = False,
+) -> tuple[Ticket, dict[str, Any]]:
+    client_msg_id = clean_client_id(client_msg_id)
+    data, ftype, clean_name, width, height = _prepare(rt, data, name)
+    if await _quota_used(rt, visitor.id) + len(data) > rt.settings.visitor_upload_quota_bytes:
+        raise TooLarge("your upload quota is used up", "quota_exceeded")
+    digest = hashlib.sha256(data).hexdigest()
+    await rt.files.put(digest, data)
+    kind = "voice" if voice and ftype.kind == "audio" else "file"
+    async with rt.store.transaction() as tx:
+        s = tx.session
+        await tx.lock_messages()
+        t: Ticket | None = None
+        if number is not None:
+            t = await ticket_by_number(s, number)
+            if t is None or not await customers.owns(s, visitor, t):
+                raise NotFound("no such ticket", "ticket_not_found")
+        else:
+            mine = await customers.owner_ids(s, visitor)
+            t = await s.scalar(
+                select(Ticket)
+                .where(Ticket.visitor_id.in_(mine), Ticket.status == "open")
+                .order_by(Ticket.updated_at.desc())
+                .limit(1)
+            )
+        if t is not None and client_msg_id:
+            existing = await find_by_client_id(tx, t, client_msg_id)
+            if existing is not None:
+                return t, message_json(existing, t.number)
+        if t is None:
+            now = utcnow()
+            t = Ticket(
+                id=secrets.token_hex(16),
+                number=new_ticket_number(),
+                visitor_id=visitor.id,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(t)
+            await s.flush()
+            await post_message(
+                tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=texts.GREETING
+            )
+        elif t.status == "closed":
+            await _reopen(tx, t)
+        msg = await post_message(
+            tx,
+            t,
+            sender_type="customer",
+            sender_name=visitor.name or texts.CUSTOMER_NAME,
+            text=_caption(caption, clean_name, rt),
+            kind=kind,
+            client_msg_id=client_msg_id,
+            attachment=_attachment(ftype, clean_name, data, digest, visitor.id, width, height),
+        )
+        await _set_cursor(tx, t, "customer", msg.id)
+        tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id})
+        return t, message_json(msg, t.number)
+
+
+async def operator_upload(
+    rt: Runtime,
+    op: Operator,
+    data: bytes,
+    *,
+    name: str | None,
+    number: str,
+    client_msg_id: str | None,
+    caption: str | None = None,
+    voice: bool = False,
+) -> dict[str, Any]:
+    client_msg_id = clean_client_id(client_msg_id)
+    data, ftype, clean_name, width, height = _prepare(rt, data, name)
+    digest = hashlib.sha256(data).hexdigest()
+    await rt.files.put(digest, data)
+    kind = "voice" if voice and ftype.kind == "audio" else "file"
+    async with rt.store.transaction() as tx:
+        await tx.lock_messages()
+        t = await ticket_by_number(tx.session, number)
+        if t is None:
+            raise NotFound("no such ticket", "ticket_not_found")
+        if client_msg_id:
+            existing = await find_by_client_id(tx, t, client_msg_id)
+            if existing is not None:
+                return message_json(existing, t.number)
+        if t.status == "open":
+            await _join(tx, t, op)
+        msg = await post_message(
+            tx,
+            t,
+            sender_type="admin",
+            sender_name=op.display_name,
+            text=_caption(caption, clean_name, rt),
+            kind=kind,
+            operator_id=op.id,
+            client_msg_id=client_msg_id,
+            attachment=_attachment(ftype, clean_name, data, digest, None, width, height),
+        )
+        await _mark_read_by_operator(tx, t, op, msg.id)
+        return message_json(msg, t.number)
+
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+async def _load(rt: Runtime, attachment_id: str) -> tuple[Attachment, Ticket]:
+    if not _ID.match(attachment_id):
+        raise NotFound("no such file", "file_not_found")
+    async with rt.store.read() as session:
+        row = (
+            await session.execute(
+                select(Attachment, Ticket)
+                .join(Ticket, Ticket.id == Attachment.ticket_id)
+                .join(SupportMessage, SupportMessage.id == Attachment.message_id)
+                .where(Attachment.id == attachment_id, SupportMessage.kind != "note")
+            )
+        ).first()
+    if row is None:
+        raise NotFound("no such file", "file_not_found")
+    return row[0], row[1]
+
+
+async def read_for_visitor(
+    rt: Runtime, visitor: Visitor, attachment_id: str
+) -> tuple[Attachment, bytes]:
+    a, t = await _load(rt, attachment_id)
+    async with rt.store.read() as session:
+        if not await customers.owns(session, visitor, t):
+            raise NotFound("no such file", "file_not_found")
+    data = await rt.files.get(a.sha256)
+    if data is None:
+        raise NotFound("the file is gone", "file_not_found")
+    return a, data
+
+
+async def read_for_operator(rt: Runtime, attachment_id: str) -> tuple[Attachment, bytes]:
+    if not _ID.match(attachment_id):
+        raise NotFound("no such file", "file_not_found")
+    async with rt.store.read() as session:
+        a = await session.get(Attachment, attachment_id)
+    if a is None:
+        raise NotFound("no such file", "file_not_found")
+    data = await rt.files.get(a.sha256)
+    if data is None:
+        raise NotFound("the file is gone", "file_not_found")
+    return a, data
+
+
+async def delete_unreferenced(rt: Runtime, hashes: list[str]) -> int:
+    """After tickets (and so their attachment rows) were deleted: drop bytes nobody uses."""
+    removed = 0
+    async with rt.store.read() as session:
+        still = set(
+            (
+                await session.scalars(
+                    select(Attachment.sha256).where(Attachment.sha256.in_(hashes))
+                )
+            ).all()
+        )
+    for h in set(hashes) - still:
+        await rt.files.delete(h)
+        removed += 1
+    return removed
