@@ -106,8 +106,14 @@ class Window:
             "server_cpu_pct": 100 * self.server_cpu / d,
             "services_cpu_pct": 100 * self.services_cpu / d,
             "client_cpu_pct": 100 * self.client_cpu / d,
-            "other_cpu_pct": 100 * max(0.0, self.system_cpu - self.server_cpu
-                                       - self.services_cpu - self.client_cpu) / d,
+            # Server (+ PostgreSQL and Redis) CPU per message delivered: a cost that other
+            # load on the machine changes much less than it changes latency.
+            "cpu_ms_per_msg": 1000
+            * (self.server_cpu + self.services_cpu)
+            / max(1, len(rep) + len(vis)),
+            "other_cpu_pct": 100
+            * max(0.0, self.system_cpu - self.server_cpu - self.services_cpu - self.client_cpu)
+            / d,
         }
 
 
@@ -291,22 +297,31 @@ class RelayTarget(Target):
         return conv
 
     async def reply(self, conv: Conv, text: str) -> None:
-        frame = {"to": f"v{conv.idx}", "type": "message",
-                 "message": {"sender_type": "admin", "message": text}}
+        frame = {
+            "to": f"v{conv.idx}",
+            "type": "message",
+            "message": {"sender_type": "admin", "message": text},
+        }
         await self.ops[conv.op].send(json.dumps(frame))
 
     async def visitor_send(self, conv: Conv, text: str) -> None:
         assert conv.ws is not None
-        frame = {"to": f"op{conv.op}", "type": "message",
-                 "message": {"sender_type": "customer", "message": text}}
+        frame = {
+            "to": f"op{conv.op}",
+            "type": "message",
+            "message": {"sender_type": "customer", "message": text},
+        }
         await conv.ws.send(json.dumps(frame))
 
     async def close(self) -> None:
         for conv in self.convs:
             if conv.task:
                 conv.task.cancel()
-        await asyncio.gather(*(c.ws.close() for c in self.convs if c.ws),
-                             *(ws.close() for ws in self.ops), return_exceptions=True)
+        await asyncio.gather(
+            *(c.ws.close() for c in self.convs if c.ws),
+            *(ws.close() for ws in self.ops),
+            return_exceptions=True,
+        )
         for t in self.tasks:
             t.cancel()
 
@@ -336,15 +351,16 @@ class TrustDeskTarget(Target):
         self.tasks: list[asyncio.Task[None]] = []
         self.convs: list[Conv] = []
         self.visitor_http = httpx.AsyncClient(
-            base_url=url, timeout=60,
+            base_url=url,
+            timeout=60,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
 
     async def _login(self, email: str, password: str) -> httpx.AsyncClient:
         c = httpx.AsyncClient(
-            base_url=self.url, timeout=60,
-            limits=httpx.Limits(max_connections=self.per_op,
-                                max_keepalive_connections=self.per_op),
+            base_url=self.url,
+            timeout=60,
+            limits=httpx.Limits(max_connections=self.per_op, max_keepalive_connections=self.per_op),
         )
         r = await c.post("/api/admin/login", json={"email": email, "password": password})
         r.raise_for_status()
@@ -356,15 +372,19 @@ class TrustDeskTarget(Target):
         self.ops.append(admin)
         for k in range(1, self.n_ops):
             email, password = f"agent{k}@bench.invalid", f"bench-password-{k}-long-enough"
-            r = await admin.post("/api/admin/operators", json={
-                "email": email, "name": f"Agent {k}", "password": password, "role": "agent"})
+            r = await admin.post(
+                "/api/admin/operators",
+                json={"email": email, "name": f"Agent {k}", "password": password, "role": "agent"},
+            )
             if r.status_code not in (200, 201, 409):
                 raise RuntimeError(f"creating an operator: {r.status_code} {r.text}")
             self.ops.append(await self._login(email, password))
         for k in range(self.n_dash):
             sid = self.ops[k % len(self.ops)].cookies.get("td_session")
             ws = await connect(
-                self.ws_url + "/ws/operator", open_timeout=30, max_size=2**24,
+                self.ws_url + "/ws/operator",
+                open_timeout=30,
+                max_size=2**24,
                 additional_headers={"Cookie": f"td_session={sid}", "Origin": self.url},
             )
             await ws.send(json.dumps({"type": "hello", "since": 0}))
@@ -380,8 +400,7 @@ class TrustDeskTarget(Target):
 
     async def connect_visitor(self, token: str, ticket: str | None = None) -> ClientConnection:
         ws = await connect(self.ws_url + "/ws/visitor", open_timeout=30, max_size=2**20)
-        await ws.send(json.dumps({"type": "hello", "token": token, "ticketId": ticket,
-                                  "since": 0}))
+        await ws.send(json.dumps({"type": "hello", "token": token, "ticketId": ticket, "since": 0}))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             f = json.loads(await asyncio.wait_for(ws.recv(), 30))
@@ -399,8 +418,9 @@ class TrustDeskTarget(Target):
         # The first message creates the ticket (and the bot greeting).
         text = f"V|{SETUP}|{now_ns()}|{idx}|setup"
         ack = self.rec.expect("ack:" + text)
-        await conv.ws.send(json.dumps({"type": "send", "message": text,
-                                       "client_msg_id": uuid.uuid4().hex}))
+        await conv.ws.send(
+            json.dumps({"type": "send", "message": text, "client_msg_id": uuid.uuid4().hex})
+        )
         conv.ticket = str(await asyncio.wait_for(ack, 30))
         # The first reply posts "operator joined": keep it out of the measurements.
         text = f"R|{SETUP}|{now_ns()}|{idx}|setup"
@@ -411,27 +431,34 @@ class TrustDeskTarget(Target):
         return conv
 
     async def reply(self, conv: Conv, text: str) -> None:
-        r = await self.ops[conv.op].post("/api/admin/support/reply", json={
-            "ticketId": conv.ticket, "message": text, "client_msg_id": uuid.uuid4().hex})
+        r = await self.ops[conv.op].post(
+            "/api/admin/support/reply",
+            json={"ticketId": conv.ticket, "message": text, "client_msg_id": uuid.uuid4().hex},
+        )
         if r.status_code != 200:
             raise RuntimeError(f"reply: HTTP {r.status_code}")
         self.rec.stored(REPLY, text)
 
     async def visitor_send(self, conv: Conv, text: str) -> None:
         assert conv.ws is not None
-        await conv.ws.send(json.dumps({"type": "send", "message": text,
-                                       "client_msg_id": uuid.uuid4().hex}))
+        await conv.ws.send(
+            json.dumps({"type": "send", "message": text, "client_msg_id": uuid.uuid4().hex})
+        )
 
     async def close(self) -> None:
         for conv in self.convs:
             if conv.task:
                 conv.task.cancel()
-        await asyncio.gather(*(c.ws.close() for c in self.convs if c.ws),
-                             *(ws.close() for ws in self.dash), return_exceptions=True)
+        await asyncio.gather(
+            *(c.ws.close() for c in self.convs if c.ws),
+            *(ws.close() for ws in self.dash),
+            return_exceptions=True,
+        )
         for t in self.tasks:
             t.cancel()
-        await asyncio.gather(*(c.aclose() for c in self.ops), self.visitor_http.aclose(),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(c.aclose() for c in self.ops), self.visitor_http.aclose(), return_exceptions=True
+        )
 
 
 class PollingTarget(TrustDeskTarget):
@@ -451,8 +478,10 @@ class PollingTarget(TrustDeskTarget):
         conv.token = await self._session()
         text = f"V|{SETUP}|{now_ns()}|{idx}|setup"
         r = await self.visitor_http.post(
-            "/api/support/send-message", headers=self._auth(conv),
-            json={"message": text, "client_msg_id": uuid.uuid4().hex})
+            "/api/support/send-message",
+            headers=self._auth(conv),
+            json={"message": text, "client_msg_id": uuid.uuid4().hex},
+        )
         r.raise_for_status()
         conv.ticket = r.json()["ticketId"]
         conv.last_id = int(r.json()["message"]["id"])
@@ -471,8 +500,10 @@ class PollingTarget(TrustDeskTarget):
         while True:
             try:
                 r = await self.visitor_http.get(
-                    f"/api/support/messages/{conv.ticket}", params={"after": conv.last_id},
-                    headers=self._auth(conv))
+                    f"/api/support/messages/{conv.ticket}",
+                    params={"after": conv.last_id},
+                    headers=self._auth(conv),
+                )
                 if r.status_code == 200:
                     for m in r.json()["messages"]:
                         conv.last_id = max(conv.last_id, int(m["id"]))
@@ -487,8 +518,10 @@ class PollingTarget(TrustDeskTarget):
 
     async def visitor_send(self, conv: Conv, text: str) -> None:
         r = await self.visitor_http.post(
-            "/api/support/send-message", headers=self._auth(conv),
-            json={"message": text, "ticketId": conv.ticket, "client_msg_id": uuid.uuid4().hex})
+            "/api/support/send-message",
+            headers=self._auth(conv),
+            json={"message": text, "ticketId": conv.ticket, "client_msg_id": uuid.uuid4().hex},
+        )
         if r.status_code != 200:
             raise RuntimeError(f"send-message: HTTP {r.status_code}")
         self.rec.stored(VISITOR, text)
@@ -515,8 +548,13 @@ async def _send_one(target: Target, kind: str, conv: Conv, text: str) -> None:
         rec.inflight -= 1
 
 
-async def drive(target: Target, convs: list[Conv], rate_per_conv: float, seconds: float,
-                tasks: set[asyncio.Task[None]]) -> None:
+async def drive(
+    target: Target,
+    convs: list[Conv],
+    rate_per_conv: float,
+    seconds: float,
+    tasks: set[asyncio.Task[None]],
+) -> None:
     """Offer Poisson traffic at len(convs) * rate_per_conv messages/s for `seconds`."""
     rec = target.rec
     loop = asyncio.get_running_loop()
@@ -600,8 +638,9 @@ async def measure(
     return [w.summary() for w in mine]
 
 
-async def add_conversations(target: Target, start: int, count: int, *, concurrency: int = 32,
-                            timeout: float = 300) -> tuple[list[Conv], list[str]]:
+async def add_conversations(
+    target: Target, start: int, count: int, *, concurrency: int = 32, timeout: float = 300
+) -> tuple[list[Conv], list[str]]:
     """Open `count` conversations (bounded concurrency and time); returns (opened, errors)."""
     sem = asyncio.Semaphore(concurrency)
 

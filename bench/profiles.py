@@ -34,27 +34,56 @@ class Profiler:
         self.raw = out_dir / "server.pyspy.txt"
         self.error: str | None = None
         self.rate = 100.0
+        self.native_raw = out_dir / "server.pyspy-native.txt"
+        self.native_rate = 20.0
+        self.native_seconds = 0.0
+        self.seconds = 0.0
+
+    async def _py_spy(self, pid: int, seconds: float, rate: float, out: Path, *extra: str) -> None:
+        exe = shutil.which("py-spy")
+        if exe is None:
+            self.error = "py-spy not found on PATH"
+            return
+        proc = await asyncio.create_subprocess_exec(
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, int(seconds))),
+            "--rate",
+            str(int(rate)),
+            "--format",
+            "raw",
+            "--threads",
+            *extra,
+            "--output",
+            str(out),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), seconds + 60)
+        except TimeoutError:
+            proc.kill()
+            self.error = "py-spy timed out"
+            return
+        if proc.returncode != 0:
+            self.error = f"py-spy failed: {err.decode(errors='replace')[-500:]}"
 
     async def record(self, pid: int, seconds: float) -> None:
+        """Profile `pid` for about `seconds` (py-spy: plus a short native sample after it)."""
         if self.kind == "py-spy":
-            exe = shutil.which("py-spy")
-            if exe is None:
-                self.error = "py-spy not found on PATH"
-                return
-            proc = await asyncio.create_subprocess_exec(
-                exe, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                "--rate", str(int(self.rate)), "--format", "raw", "--threads", "--idle",
-                "--native", "--output", str(self.raw),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            # 1. Python stacks of every thread, without stopping the process: where the
+            #    event loop's busy time goes (idle samples are left out by py-spy).
+            self.seconds = seconds
+            await self._py_spy(pid, seconds, self.rate, self.raw, "--nonblocking")
+            # 2. A short, sparse native sample (this one stops the process at each sample):
+            #    what the SQLite threads are doing in C, e.g. sleeping in the busy handler.
+            self.native_seconds = max(2.0, seconds / 3)
+            await self._py_spy(
+                pid, self.native_seconds, self.native_rate, self.native_raw, "--native", "--idle"
             )
-            try:
-                _, err = await asyncio.wait_for(proc.communicate(), seconds + 60)
-            except TimeoutError:
-                proc.kill()
-                self.error = "py-spy timed out"
-                return
-            if proc.returncode != 0:
-                self.error = f"py-spy failed: {err.decode(errors='replace')[-500:]}"
         elif self.kind == "cprofile":
             os.kill(pid, signal.SIGUSR1)
             await asyncio.sleep(seconds)
@@ -71,7 +100,17 @@ class Profiler:
         if self.kind == "py-spy":
             if not self.raw.exists():
                 return {"kind": self.kind, "error": "no py-spy output"}
-            return {"kind": self.kind, **summarise_collapsed(self.raw.read_text(), self.rate)}
+            out = {
+                "kind": self.kind,
+                **summarise_collapsed(self.raw.read_text(), self.rate, self.seconds),
+            }
+            if self.native_raw.exists():
+                native = summarise_collapsed(
+                    self.native_raw.read_text(), self.native_rate, self.native_seconds
+                )
+                out["native_thread_states"] = native.get("thread_states", [])
+                out["native_seconds"] = self.native_seconds
+            return out
         if self.kind == "cprofile" and self.cprofile_out and self.cprofile_out.exists():
             return {"kind": self.kind, **summarise_pstats(self.cprofile_out)}
         return {"kind": self.kind, "error": "no profile written"}
@@ -91,14 +130,44 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({short})" if where else name
 
 
-IDLE_LOOP = ("epoll_pwait", "epoll_wait", "uv__io_poll", "select.epoll.poll", "EpollSelector.select")
-IDLE_WORKER = ("_queue_SimpleQueue_get", "Condition.wait", "Queue.get", "Event.wait",
-               "SimpleQueue.get")
-ROOTS = {"<module>", "main", "run", "_run_module_as_main", "_run_code", "Server.run",
-         "asyncio_run", "Runner.run", "Loop.run_until_complete", "Loop.run_forever",
-         "Server.serve", "Server._serve", "Handle._run", "Context.run", "run_forever",
-         "Loop__run", "Loop__Loop__run", "uv_run", "Thread._bootstrap",
-         "Thread._bootstrap_inner", "Thread.run", "thread_run"}
+IDLE_LOOP = (
+    "epoll_pwait",
+    "epoll_wait",
+    "uv__io_poll",
+    "select.epoll.poll",
+    "EpollSelector.select",
+)
+IDLE_WORKER = (
+    "_queue_SimpleQueue_get",
+    "Condition.wait",
+    "Queue.get",
+    "Event.wait",
+    "SimpleQueue.get",
+)
+ROOTS = {
+    "<module>",
+    "main",
+    "run",
+    "_run_module_as_main",
+    "_run_code",
+    "Server.run",
+    "asyncio_run",
+    "Runner.run",
+    "Loop.run_until_complete",
+    "Loop.run_forever",
+    "Server.serve",
+    "Server._serve",
+    "Handle._run",
+    "Context.run",
+    "run_forever",
+    "Loop__run",
+    "Loop__Loop__run",
+    "uv_run",
+    "Thread._bootstrap",
+    "Thread._bootstrap_inner",
+    "Thread.run",
+    "thread_run",
+}
 
 
 def _state(frames: list[str], thread: str) -> str:
@@ -111,6 +180,8 @@ def _state(frames: list[str], thread: str) -> str:
             return "running SQLite (sqlite3 C code)"
         if any(m in text for m in IDLE_WORKER):
             return "idle"
+        if frames and frames[-1].startswith("_connection_worker_thread"):
+            return "in a sqlite3 call (C: running SQL or sleeping in the busy handler)"
         return "running (aiosqlite worker, Python)"
     if any(m in text for m in IDLE_LOOP):
         return "idle"
@@ -152,10 +223,11 @@ def _library(frames: list[str]) -> str:
     return "native (uvloop, zlib, ...)"
 
 
-def summarise_collapsed(text: str, rate: float = 100.0) -> dict[str, Any]:
+def summarise_collapsed(text: str, rate: float = 100.0, seconds: float = 0.0) -> dict[str, Any]:
     """Thread states, and where the event loop's busy time goes, from py-spy raw output.
 
-    `rate` is py-spy's sampling rate: samples / rate = thread-seconds.
+    `rate` is py-spy's sampling rate: samples / rate = thread-seconds. Without --idle the
+    idle samples are missing: then the loop's busy share is its samples / (rate x seconds).
     """
     states: Counter[tuple[str, str]] = Counter()
     loop_busy = 0
@@ -195,12 +267,19 @@ def summarise_collapsed(text: str, rate: float = 100.0) -> dict[str, Any]:
     def pct(c: Counter[str], k: int) -> list[tuple[str, float]]:
         return [(name, 100 * v / max(1, loop_busy)) for name, v in c.most_common(k)]
 
+    native = "(libc" in text or ".so" in text
+    if native or not seconds:
+        busy_pct = 100 * loop_busy / loop_total  # idle samples are in the data
+    else:  # py-spy leaves idle samples out: compare with what a busy thread would give
+        busy_pct = min(100.0, 100 * loop_busy / (rate * seconds))
     return {
         "samples": sum(states.values()),
         "rate": rate,
-        "loop_busy_pct": 100 * loop_busy / loop_total,
-        "thread_states": [(k, s, v / rate) for (k, s), v in sorted(
-            states.items(), key=lambda kv: (kv[0][0], -kv[1]))],
+        "loop_busy_pct": busy_pct,
+        "thread_states": [
+            (k, s, v / rate)
+            for (k, s), v in sorted(states.items(), key=lambda kv: (kv[0][0], -kv[1]))
+        ],
         "categories": pct(libs, 20),
         "inclusive": pct(incl, TOP),
         "self": pct(self_c, TOP),
@@ -217,10 +296,27 @@ def summarise_pstats(path: Path) -> dict[str, Any]:
 
     by_tt = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)[:TOP]
     by_ct = sorted(
-        ((k, v) for k, v in raw.items()
-         if any(m in k[0] for m in ("trustdesk", "sqlalchemy", "aiosqlite", "websockets",
-                                    "starlette", "fastapi", "uvicorn", "pydantic", "json"))),
-        key=lambda kv: kv[1][3], reverse=True)[:TOP]
+        (
+            (k, v)
+            for k, v in raw.items()
+            if any(
+                m in k[0]
+                for m in (
+                    "trustdesk",
+                    "sqlalchemy",
+                    "aiosqlite",
+                    "websockets",
+                    "starlette",
+                    "fastapi",
+                    "uvicorn",
+                    "pydantic",
+                    "json",
+                )
+            )
+        ),
+        key=lambda kv: kv[1][3],
+        reverse=True,
+    )[:TOP]
     return {
         "samples": None,
         "total_seconds": total_tt,

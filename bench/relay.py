@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 from typing import Any
@@ -37,10 +38,8 @@ async def handler(ws: ServerConnection) -> None:
             frame: Any = json.loads(raw)
             dest = clients.get(frame.get("to")) if isinstance(frame, dict) else None
             if dest is not None:
-                try:
+                with contextlib.suppress(ConnectionClosed):
                     await dest.send(raw)
-                except ConnectionClosed:
-                    pass
     except ConnectionClosed:
         pass
     finally:

@@ -76,11 +76,22 @@ def plot(data: dict[str, Any], path: Path) -> bool:
         if not rows:
             continue
         xs = [r["level"] for r in rows]
-        c = colours.get(target, None)
-        ax.plot(xs, [r["reply_p50_ms"] for r in rows], "o-", color=c,
-                label=f"{SHORT.get(target, target)} p50")
-        ax.plot(xs, [r["reply_p99_ms"] for r in rows], "s--", color=c, alpha=0.7,
-                label=f"{SHORT.get(target, target)} p99")
+        c = colours.get(target)
+        ax.plot(
+            xs,
+            [r["reply_p50_ms"] for r in rows],
+            "o-",
+            color=c,
+            label=f"{SHORT.get(target, target)} p50",
+        )
+        ax.plot(
+            xs,
+            [r["reply_p99_ms"] for r in rows],
+            "s--",
+            color=c,
+            alpha=0.7,
+            label=f"{SHORT.get(target, target)} p99",
+        )
     ax.axhline(10, color="#999999", lw=0.8, ls=":")
     ax.axhline(50, color="#999999", lw=0.8, ls=":")
     ax.text(1, 10, " target p50 10 ms", va="bottom", fontsize=8, color="#666666")
@@ -110,18 +121,26 @@ def targets_table(data: dict[str, Any]) -> list[str]:
             continue
         p50, p99 = row.get("reply_p50_ms"), row.get("reply_p99_ms")
         n = SHORT[t]
-        lines.append(f"| p50 < 10 ms at {at} conversations ({n}) | {ms(p50)} ms | "
-                     f"{mark(None if p50 is None else p50 < 10)} |")
-        lines.append(f"| p99 < 50 ms at {at} conversations ({n}) | {ms(p99)} ms | "
-                     f"{mark(None if p99 is None else p99 < 50)} |")
+        lines.append(
+            f"| p50 < 10 ms at {at} conversations ({n}) | {ms(p50)} ms | "
+            f"{mark(None if p50 is None else p50 < 10)} |"
+        )
+        lines.append(
+            f"| p99 < 50 ms at {at} conversations ({n}) | {ms(p99)} ms | "
+            f"{mark(None if p99 is None else p99 < 50)} |"
+        )
         if relay and relay.get("reply_p50_ms") and p50 is not None:
             r = p50 / relay["reply_p50_ms"]
-            lines.append(f"| p50 within 3× the bare relay ({n}) | {r:.1f}× "
-                         f"({ms(p50)} vs {ms(relay['reply_p50_ms'])} ms) | {mark(r <= 3)} |")
+            lines.append(
+                f"| p50 within 3× the bare relay ({n}) | {r:.1f}× "
+                f"({ms(p50)} vs {ms(relay['reply_p50_ms'])} ms) | {mark(r <= 3)} |"
+            )
         if poll and poll.get("reply_p50_ms") and p50:
             r = poll["reply_p50_ms"] / p50
-            lines.append(f"| p50 over 100× better than 3 s polling ({n}) | {r:,.0f}× "
-                         f"({ms(poll['reply_p50_ms'])} vs {ms(p50)} ms) | {mark(r > 100)} |")
+            lines.append(
+                f"| p50 over 100× better than 3 s polling ({n}) | {r:,.0f}× "
+                f"({ms(poll['reply_p50_ms'])} vs {ms(p50)} ms) | {mark(r > 100)} |"
+            )
     idle = data.get("idle")
     if idle:
         td, rl = idle["sqlite"]["per_socket"], idle["relay"]["per_socket"]
@@ -129,25 +148,33 @@ def targets_table(data: dict[str, Any]) -> list[str]:
         n_ans = min(r["answered"] for r in idle["sqlite"]["runs"])
         want = data["config"]["idle"]
         if td is not None and rl:
-            lines.append(f"| memory per idle widget ≤ 2× the bare server | {td / 1024:.1f} KiB vs "
-                         f"{rl / 1024:.1f} KiB = {td / rl:.1f}× | {mark(td / rl <= 2)} |")
-        lines.append(f"| {want:,} idle widgets in one process | {n_ok:,} connected, "
-                     f"{n_ans:,} answered a ping (worst run) | "
-                     f"{mark(n_ok >= want and n_ans >= want)} |")
+            lines.append(
+                f"| memory per idle widget ≤ 2× the bare server | {td / 1024:.1f} KiB vs "
+                f"{rl / 1024:.1f} KiB = {td / rl:.1f}× | {mark(td / rl <= 2)} |"
+            )
+        lines.append(
+            f"| {want:,} idle widgets in one process | {n_ok:,} connected, "
+            f"{n_ans:,} answered a ping (worst run) | "
+            f"{mark(n_ok >= want and n_ans >= want)} |"
+        )
     sus = data.get("sustained")
     if sus and sus.get("steps"):
         best = _best_sustained(sus)
-        lines.append(f"| ≥ 1,000 messages/s stored and delivered, one process, SQLite | "
-                     f"{best:,.0f} msg/s (highest step delivered within 10% of offered, "
-                     f"p99 < 1 s) | {mark(best >= 1000)} |")
+        lines.append(
+            f"| ≥ 1,000 messages/s stored and delivered, one process, SQLite | "
+            f"{best:,.0f} msg/s (highest step delivered within 10% of offered, "
+            f"p99 < 1 s) | {mark(best >= 1000)} |"
+        )
     return lines
 
 
 def _best_sustained(sus: dict[str, Any]) -> float:
     best = 0.0
     for s in sus["steps"]:
-        ok = s["delivered_per_s"] >= 0.9 * s["offered_nominal"] and (
-            s.get("reply_p99_ms") or 0) <= 1000
+        ok = (
+            s["delivered_per_s"] >= 0.9 * s["offered_nominal"]
+            and (s.get("reply_p99_ms") or 0) <= 1000
+        )
         if ok:
             best = max(best, s["delivered_per_s"])
     return best
@@ -159,8 +186,7 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
         return ["_(latency not measured in this run)_"]
     levels = sorted({r["level"] for rows in lat.values() for r in rows})
     order = [t for t in ("relay", "polling", "sqlite", "pg") if t in lat]
-    head = "| conversations | " + " | ".join(
-        f"{SHORT[t]} p50 / p99 (ms)" for t in order)
+    head = "| conversations | " + " | ".join(f"{SHORT[t]} p50 / p99 (ms)" for t in order)
     ratios = [t for t in ("sqlite", "pg") if t in lat]
     if "relay" in lat:
         head += "".join(f" | {SHORT[t]} ÷ relay (p50)" for t in ratios)
@@ -171,8 +197,9 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
         cells = [f"{lv:,}"]
         for t in order:
             row = _level(data, t, lv)
-            cells.append("–" if row is None else
-                         f"{ms(row['reply_p50_ms'])} / {ms(row['reply_p99_ms'])}")
+            cells.append(
+                "–" if row is None else f"{ms(row['reply_p50_ms'])} / {ms(row['reply_p99_ms'])}"
+            )
         relay, poll = _level(data, "relay", lv), _level(data, "polling", lv)
         if "relay" in lat:
             for t in ratios:
@@ -205,20 +232,27 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
                 f"{row['server_cpu_pct']:.0f}% | "
                 f"{'–' if t != 'pg' else format(row['services_cpu_pct'], '.0f') + '%'} | "
                 f"{row['client_cpu_pct']:.0f}% | {row.get('other_cpu_pct', 0):.0f}% | "
-                f"{errs or ''} |")
+                f"{errs or ''} |"
+            )
     all_errors: dict[str, int] = {}
     for rows in lat.values():
         for row in rows:
             for e, n in row.get("errors", {}).items():
                 all_errors[e] = all_errors.get(e, 0) + n
     if all_errors:
-        lines += ["", "Errors seen by the client: " + "; ".join(
-            f"`{e}` ×{n}" for e, n in sorted(all_errors.items(), key=lambda kv: -kv[1])[:8])]
+        lines += [
+            "",
+            "Errors seen by the client: "
+            + "; ".join(
+                f"`{e}` ×{n}" for e, n in sorted(all_errors.items(), key=lambda kv: -kv[1])[:8]
+            ),
+        ]
     lines += ["", "Every run, for the record (reply p50 / p99 ms of each window):", ""]
     for t in order:
         for row in lat[t]:
-            runs = ", ".join(f"{ms(w['reply_p50_ms'])} / {ms(w['reply_p99_ms'])}"
-                             for w in row["runs"])
+            runs = ", ".join(
+                f"{ms(w['reply_p50_ms'])} / {ms(w['reply_p99_ms'])}" for w in row["runs"]
+            )
             lines.append(f"- {SHORT[t]} @ {row['level']:,}: {runs}")
     return lines
 
@@ -238,14 +272,19 @@ def idle_table(data: dict[str, Any]) -> list[str]:
         for i, r in enumerate(runs):
             per = (r["rss_after"] - r["rss_before"]) / max(1, r["connected"])
             lines.append(
-                f"| {name} (run {i + 1}) | {r['connected']:,} | {r['rss_before'] / 2**20:.1f} MiB | "
+                f"| {name} (run {i + 1}) | {r['connected']:,} | "
+                f"{r['rss_before'] / 2**20:.1f} MiB | "
                 f"{r['rss_after'] / 2**20:.1f} MiB | {per / 1024:.1f} KiB | "
                 f"{r['rss_held'] / 2**20:.1f} MiB | {r['rss_closed'] / 2**20:.1f} MiB | "
-                f"{r['idle_cpu_pct']:.1f}% | {r['connect_s']:.1f} s | {r['answered']:,} |")
+                f"{r['idle_cpu_pct']:.1f}% | {r['connect_s']:.1f} s | {r['answered']:,} |"
+            )
     td, rl = idle["sqlite"]["per_socket"], idle["relay"]["per_socket"]
     if td is not None and rl:
-        lines += ["", f"Median per idle socket: TrustDesk **{td / 1024:.1f} KiB**, bare relay "
-                  f"**{rl / 1024:.1f} KiB**: **{td / rl:.1f}×**."]
+        lines += [
+            "",
+            f"Median per idle socket: TrustDesk **{td / 1024:.1f} KiB**, bare relay "
+            f"**{rl / 1024:.1f} KiB**: **{td / rl:.1f}×**.",
+        ]
     return lines
 
 
@@ -255,7 +294,9 @@ def sustained_section(data: dict[str, Any]) -> list[str]:
         return ["_(sustained throughput not measured in this run)_"]
     cfg = data["config"]
     lines = [
-        f"One TrustDesk process on SQLite, {sus.get('open', '?')} conversations, "
+        f"One TrustDesk process on "
+        f"{'PostgreSQL + Redis' if cfg.get('sustained_backend') == 'pg' else 'SQLite'}, "
+        f"{sus.get('open', '?')} conversations, "
         f"{cfg.get('dashboards')} operator dashboard socket(s), the offered rate stepped up "
         f"({cfg.get('step')} s per step) until delivery fell 10% behind or p99 passed 1 s:",
         "",
@@ -269,12 +310,19 @@ def sustained_section(data: dict[str, Any]) -> list[str]:
             f"{s['delivered_per_s']:,.0f} | {ms(s['reply_p50_ms'])} / {ms(s['reply_p99_ms'])} | "
             f"{ms(s['ack_p50_ms'])} / {ms(s['ack_p99_ms'])} | {s['server_cpu_pct']:.0f}% | "
             f"{s['client_cpu_pct']:.0f}% | {s.get('other_cpu_pct', 0):.0f}% | {s['lost']:,} | "
-            f"{sum(s['errors'].values()) or ''} |")
+            f"{sum(s['errors'].values()) or ''} |"
+        )
     best = _best_sustained(sus)
     sat = sus.get("saturated_at")
-    lines += ["", f"Highest rate sustained: **{best:,.0f} messages/s**"
-              + (f"; saturated at {sat:,} msg/s offered." if sat else
-                 "; it did not saturate within the steps tried.")]
+    lines += [
+        "",
+        f"Highest rate sustained: **{best:,.0f} messages/s**"
+        + (
+            f"; saturated at {sat:,} msg/s offered."
+            if sat
+            else "; it did not saturate within the steps tried."
+        ),
+    ]
     prof = sus.get("profile")
     if prof:
         lines += ["", f"### Profile of the server at saturation ({prof.get('kind')})", ""]
@@ -288,21 +336,65 @@ def sustained_section(data: dict[str, Any]) -> list[str]:
                     f"{step.get('offered_nominal', 0):,} msg/s (delivered "
                     f"{step.get('delivered_per_s', 0):,.0f}/s, server CPU "
                     f"{step.get('server_cpu_pct', 0):.0f}%)"
-                    + (f", {prof['samples']:,} samples." if prof.get("samples") else "."))
+                    + (f", {prof['samples']:,} samples." if prof.get("samples") else ".")
+                )
                 lines.append("")
-            if prof.get("threads"):
-                lines += ["Share of samples per thread:", ""]
-                lines += [f"- {pct:.1f}% {name}" for name, pct in prof["threads"][:6]]
+            if prof.get("loop_busy_pct") is not None:
+                lines += [
+                    f"The event loop (main thread) was busy **{prof['loop_busy_pct']:.0f}%** "
+                    "of the time.",
+                    "",
+                ]
+            for key, title, secs in (
+                (
+                    "thread_states",
+                    "Thread time by state (Python-level sampling, thread-seconds)",
+                    prof.get("seconds") or cfg.get("profile_seconds"),
+                ),
+                (
+                    "native_thread_states",
+                    "Thread time by state from the short native sample "
+                    "(thread-seconds, idle included)",
+                    prof.get("native_seconds"),
+                ),
+            ):
+                rows = prof.get(key) or []
+                if not rows:
+                    continue
+                lines += [
+                    f"{title}, over {secs or 0:.0f} s:",
+                    "",
+                    "| threads | state | thread-seconds |",
+                    "|---|---|---|",
+                ]
+                lines += [f"| {k} | {st} | {v:.2f} |" for k, st, v in rows]
                 lines.append("")
             if prof.get("categories"):
-                lines += ["Where the time goes (each sample counted once, by its innermost "
-                          "library):", "", "| share | where |", "|---|---|"]
+                lines += [
+                    "Where the event loop's busy time goes (each sample counted once, by "
+                    "its innermost Python library):",
+                    "",
+                    "| share | where |",
+                    "|---|---|",
+                ]
                 lines += [f"| {pct:.1f}% | {name} |" for name, pct in prof["categories"]]
                 lines.append("")
-            lines += ["Top functions, inclusive (a function's share includes what it calls):",
-                      "", "| share | function |", "|---|---|"]
+            lines += [
+                "TrustDesk functions on the event loop's stack, inclusive (SQLAlchemy runs "
+                "in greenlets whose stacks do not show the calling TrustDesk code, so "
+                "these are lower bounds):",
+                "",
+                "| share | function |",
+                "|---|---|",
+            ]
             lines += [f"| {pct:.1f}% | `{name}` |" for name, pct in prof["inclusive"][:20]]
-            lines += ["", "Top functions, self time:", "", "| share | function |", "|---|---|"]
+            lines += [
+                "",
+                "Top functions of the event loop, self time:",
+                "",
+                "| share | function |",
+                "|---|---|",
+            ]
             lines += [f"| {pct:.1f}% | `{name}` |" for name, pct in prof["self"][:15]]
     return lines
 
@@ -316,13 +408,53 @@ def environment(data: dict[str, Any]) -> list[str]:
         f"commit {data.get('commit')}; RLIMIT_NOFILE {data.get('nofile')}",
         f"- Python {v.get('python')}, SQLite {v.get('sqlite')}, {v.get('postgresql')}, "
         f"{v.get('redis-server', '').split(' sha=')[0]}",
-        "- Packages: " + ", ".join(f"{k} {v[k]}" for k in (
-            "fastapi", "uvicorn", "websockets", "uvloop", "httptools", "sqlalchemy",
-            "aiosqlite", "asyncpg", "redis", "httpx") if k in v),
+        "- Packages: "
+        + ", ".join(
+            f"{k} {v[k]}"
+            for k in (
+                "fastapi",
+                "uvicorn",
+                "websockets",
+                "uvloop",
+                "httptools",
+                "sqlalchemy",
+                "aiosqlite",
+                "asyncpg",
+                "redis",
+                "httpx",
+            )
+            if k in v
+        ),
     ]
     if data.get("load_before"):
         lines.append(f"- Load average when the run started: {data['load_before']}")
     return lines
+
+
+def other_load(data: dict[str, Any]) -> list[str]:
+    """A warning when other processes took CPU during the measurements."""
+    vals = []
+    for rows in (data.get("latency") or {}).values():
+        for row in rows:
+            vals += [w.get("other_cpu_pct", 0) for w in row["runs"]]
+    vals += [s.get("other_cpu_pct", 0) for s in (data.get("sustained") or {}).get("steps", [])]
+    if not vals:
+        return []
+    mean, worst = sum(vals) / len(vals), max(vals)
+    if worst < 15:
+        return [
+            f"Other processes on the machine used {mean:.0f}% CPU on average during the "
+            f"measurement runs (worst {worst:.0f}%, of 200%): the figures are clean.",
+            "",
+        ]
+    return [
+        f"> **Caveat:** other processes on the machine used **{mean:.0f}%** CPU on average "
+        f"during the measurement runs (worst {worst:.0f}%, of 200% for 2 cores), so the "
+        "server and the load client did not have the machine to themselves. The column "
+        '"other processes CPU" shows it per level; compare figures taken at similar '
+        "levels of other load.",
+        "",
+    ]
 
 
 def write(data: dict[str, Any], out: Path) -> None:
@@ -333,11 +465,13 @@ def write(data: dict[str, Any], out: Path) -> None:
     lines = [
         "# Benchmarks",
         "",
-        "Figures from one run of `python -m bench.run" + (f" {argv}" if argv else "")
+        "Figures from one run of `python -m bench.run"
+        + (f" {argv}" if argv else "")
         + "` on the machine described under [Environment](#environment). Medians of "
         f"{cfg.get('runs')} runs where it says so. Regenerate with `make bench` "
         "(about 20 minutes); the raw results are in `bench/results/latest.json`.",
         "",
+        *other_load(data),
         "## Targets",
         "",
         *targets_table(data),
@@ -369,7 +503,7 @@ def write(data: dict[str, Any], out: Path) -> None:
         f"{cfg.get('idle', 0):,} idle widgets connect: each a visitor socket that has said "
         "`hello` with its token and no ticket (what every page view of the shop opens), versus "
         "the bare relay with the same number of sockets that have said hello. The visitor "
-        "sessions are created over HTTP before the \"before\" figure, and 50 sockets are "
+        'sessions are created over HTTP before the "before" figure, and 50 sockets are '
         "opened and closed first so that both processes have loaded their code paths.",
         "",
         *idle_table(data),
@@ -391,11 +525,11 @@ def write(data: dict[str, Any], out: Path) -> None:
         "- **Latency**: the message text carries `time.perf_counter_ns()` taken just before the "
         "operator's request is issued; the visitor's socket reader subtracts it on arrival "
         "(same process, same clock). The operator's first reply to each ticket (which also "
-        "posts \"operator joined\") happens during set-up and is not measured.",
+        'posts "operator joined") happens during set-up and is not measured.',
         "- **Pacing**: open loop. One scheduler draws Poisson arrivals at N × rate and hands "
         "each to a random conversation, which alternates operator reply / visitor message. "
         "Sends never wait for earlier answers; a slow server shows as latency and as "
-        "delivered < offered (\"lost\" = sent in a run and not delivered within 5 s after it; "
+        'delivered < offered ("lost" = sent in a run and not delivered within 5 s after it; '
         "for TrustDesk a visitor message counts as delivered when dashboard socket 0 gets it).",
         "- **Bare relay** (`bench/relay.py`): `websockets` server on uvloop that forwards a "
         "frame addressed to another socket; operators are 4 sockets on it instead of HTTP "
@@ -410,9 +544,9 @@ def write(data: dict[str, Any], out: Path) -> None:
         "from `tests/support/services.py`; TrustDesk runs as `python -m trustdesk run` from "
         "`tests/support/server.py`, with the per-visitor send rate lifted.",
         "- **CPU**: psutil CPU time of the server process, of PostgreSQL + Redis, of the load "
-        "client, and of everything else on the machine (\"other processes\") during each run. "
+        'client, and of everything else on the machine ("other processes") during each run. '
         "The client shares the 2 cores with the server, so at high rates it competes for CPU: "
-        "read the figures as \"server + client on 2 cores\".",
+        'read the figures as "server + client on 2 cores".',
         "- **Profile**: py-spy (`record --rate 250 --threads --nonblocking`, all threads, "
         "raw collapsed stacks summarised by `bench/profiles.py`) when `py-spy` is on PATH, "
         "e.g. `uv run --with py-spy python -m bench.run`; otherwise cProfile on the event-loop "

@@ -1,9 +1,9 @@
 """TrustDesk benchmarks, in one run: `python -m bench.run` (what `make bench` runs).
 
-    python -m bench.run                    # everything, ~15-20 min on 2 cores; writes docs/benchmarks.md
-    python -m bench.run --quick            # a smoke run in ~2-3 min (small numbers, not for quoting)
+    python -m bench.run                # everything (~20 min on 2 cores) -> docs/benchmarks.md
+    python -m bench.run --quick        # a smoke run (small numbers, not for quoting)
     python -m bench.run --parts latency --targets relay,sqlite --levels 1,100
-    python -m bench.run --report-only      # rewrite docs/benchmarks.md from bench/results/latest.json
+    python -m bench.run --report-only  # rewrite docs/benchmarks.md from bench/results/latest.json
 
 Parts:
   latency    operator reply -> visitor socket, p50/p99, at 1/100/1000 conversations, for the
@@ -96,8 +96,12 @@ def meters_for(server_pid: int, service_pids: list[int]) -> dict[str, Callable[[
         t = me.cpu_times()
         return t.user + t.system
 
-    return {"server": server.cpu_seconds, "services": services.cpu_seconds, "client": client,
-            "system": system_busy}
+    return {
+        "server": server.cpu_seconds,
+        "services": services.cpu_seconds,
+        "client": client,
+        "system": system_busy,
+    }
 
 
 def system_busy() -> float:
@@ -109,8 +113,9 @@ def system_busy() -> float:
 # ====================================================================== latency
 
 
-async def latency_levels(target: load.Target, args: argparse.Namespace,
-                         meters: dict[str, Callable[[], float]]) -> list[dict[str, Any]]:
+async def latency_levels(
+    target: load.Target, args: argparse.Namespace, meters: dict[str, Callable[[], float]]
+) -> list[dict[str, Any]]:
     await target.open()
     convs: list[load.Conv] = []
     out = []
@@ -119,24 +124,40 @@ async def latency_levels(target: load.Target, args: argparse.Namespace,
             t0 = time.monotonic()
             new, errors = await load.add_conversations(target, len(convs), level - len(convs))
             convs += new
-            log(f"  {target.name}: {len(convs)} conversations open "
-                f"({time.monotonic() - t0:.1f}s{', ' + str(len(errors)) + ' failed' if errors else ''})"
-                + (f"; first error: {errors[0]}" if errors else ""))
+            failed = f", {len(errors)} failed; first error: {errors[0]}" if errors else ""
+            log(
+                f"  {target.name}: {len(convs)} conversations open "
+                f"({time.monotonic() - t0:.1f}s{failed})"
+            )
             if not convs:
                 break
             rate = args.single_rate if level == 1 else args.rate
-            windows = await load.measure(target, convs, rate, warmup=args.warmup,
-                                         runs=args.runs, seconds=args.window, meters=meters)
+            windows = await load.measure(
+                target,
+                convs,
+                rate,
+                warmup=args.warmup,
+                runs=args.runs,
+                seconds=args.window,
+                meters=meters,
+            )
             row = combine(windows)
-            row.update(level=level, open=len(convs), rate_per_conv=rate,
-                       offered_nominal=rate * len(convs), setup_errors=errors[:5],
-                       setup_failed=len(errors))
+            row.update(
+                level=level,
+                open=len(convs),
+                rate_per_conv=rate,
+                offered_nominal=rate * len(convs),
+                setup_errors=errors[:5],
+                setup_failed=len(errors),
+            )
             out.append(row)
-            log(f"  {target.name} @ {level}: reply p50 {fmt(row['reply_p50_ms'])} ms, "
+            log(
+                f"  {target.name} @ {level}: reply p50 {fmt(row['reply_p50_ms'])} ms, "
                 f"p99 {fmt(row['reply_p99_ms'])} ms, offered {row['offered_per_s']:.0f}/s, "
                 f"delivered {row['delivered_per_s']:.0f}/s, lost {row['lost']}, "
                 f"server CPU {row['server_cpu_pct']:.0f}%, client CPU {row['client_cpu_pct']:.0f}%"
-                + (f", errors {row['errors']}" if row["errors"] else ""))
+                + (f", errors {row['errors']}" if row["errors"] else "")
+            )
             if len(convs) < level * 0.9:
                 log(f"  {target.name}: could not open {level} conversations; stopping here")
                 break
@@ -168,8 +189,13 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         stack = TrustDeskStack("pg" if name == "pg" else "sqlite", work / name).start()
         try:
             cls = load.PollingTarget if name == "polling" else load.TrustDeskTarget
-            target = cls(rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD),
-                         dashboards=args.dashboards)
+            target = cls(
+                rec,
+                stack.url,
+                stack.ws_url,
+                (ADMIN_EMAIL, ADMIN_PASSWORD),
+                dashboards=args.dashboards,
+            )
             meters = meters_for(stack.pid, stack.service_pids())
             results[name] = run_async(latency_levels(target, args, meters))
         finally:
@@ -180,8 +206,9 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 # ====================================================================== idle sockets
 
 
-async def _open_idle(connect: Callable[[int], Any], n: int, concurrency: int = 100,
-                     timeout: float = 240) -> tuple[list[Any], int]:
+async def _open_idle(
+    connect: Callable[[int], Any], n: int, concurrency: int = 100, timeout: float = 240
+) -> tuple[list[Any], int]:
     sem = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> Any:
@@ -198,6 +225,7 @@ async def _open_idle(connect: Callable[[int], Any], n: int, concurrency: int = 1
 
 async def _ping_all(socks: list[Any], frame: Callable[[int], str], timeout: float = 60) -> int:
     """Send an app-level ping on every socket; count the answers (bounded in time)."""
+
     async def one(i: int, ws: Any) -> bool:
         try:
             await ws.send(frame(i))
@@ -216,14 +244,16 @@ async def _ping_all(socks: list[Any], frame: Callable[[int], str], timeout: floa
 
     results = await asyncio.wait_for(
         asyncio.gather(*(bounded(i, ws) for i, ws in enumerate(socks)), return_exceptions=True),
-        timeout)
+        timeout,
+    )
     return sum(1 for r in results if r is True)
 
 
 async def idle_trustdesk(stack: TrustDeskStack, n: int, hold: float) -> dict[str, Any]:
     rec = load.Recorder()
-    target = load.TrustDeskTarget(rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD),
-                                  operators=1, dashboards=0)
+    target = load.TrustDeskTarget(
+        rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD), operators=1, dashboards=0
+    )
     pid = stack.pid
     out: dict[str, Any] = {"rss_start": rss(pid)}
     t0 = time.monotonic()
@@ -296,8 +326,10 @@ def idle_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         finally:
             relay.stop()
         results["relay"].append(res)
-        log(f"  relay: {per_socket(res) / 1024:.1f} KiB/socket, {res['connected']} connected, "
-            f"{res['answered']} answered")
+        log(
+            f"  relay: {per_socket(res) / 1024:.1f} KiB/socket, {res['connected']} connected, "
+            f"{res['answered']} answered"
+        )
         log(f"idle: trustdesk sqlite, {args.idle} sockets (run {r + 1}/{args.idle_runs})")
         stack = TrustDeskStack("sqlite", work / f"idle-{r}").start()
         try:
@@ -305,10 +337,13 @@ def idle_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         finally:
             stack.stop()
         results["sqlite"].append(res)
-        log(f"  trustdesk: {per_socket(res) / 1024:.1f} KiB/socket, {res['connected']} connected, "
-            f"{res['answered']} answered, idle CPU {res['idle_cpu_pct']:.0f}%")
-    return {k: {"runs": v, "per_socket": median([per_socket(x) for x in v])}
-            for k, v in results.items()}
+        log(
+            f"  trustdesk: {per_socket(res) / 1024:.1f} KiB/socket, {res['connected']} connected, "
+            f"{res['answered']} answered, idle CPU {res['idle_cpu_pct']:.0f}%"
+        )
+    return {
+        k: {"runs": v, "per_socket": median([per_socket(x) for x in v])} for k, v in results.items()
+    }
 
 
 def per_socket(res: dict[str, Any]) -> float:
@@ -318,12 +353,14 @@ def per_socket(res: dict[str, Any]) -> float:
 # ====================================================================== sustained
 
 
-async def sustained_async(stack: TrustDeskStack, args: argparse.Namespace,
-                          prof: profiles.Profiler) -> dict[str, Any]:
+async def sustained_async(
+    stack: TrustDeskStack, args: argparse.Namespace, prof: profiles.Profiler
+) -> dict[str, Any]:
     rec = load.Recorder()
-    target = load.TrustDeskTarget(rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD),
-                                  dashboards=args.dashboards)
-    meters = meters_for(stack.pid, [])
+    target = load.TrustDeskTarget(
+        rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD), dashboards=args.dashboards
+    )
+    meters = meters_for(stack.pid, stack.service_pids())
     await target.open()
     steps: list[dict[str, Any]] = []
     out: dict[str, Any] = {"conversations": args.sustained_convs, "steps": steps}
@@ -334,15 +371,18 @@ async def sustained_async(stack: TrustDeskStack, args: argparse.Namespace,
         saturated_at = None
         for total in args.sustained_rates:
             rate = total / len(convs)
-            w = await load.measure(target, convs, rate, warmup=args.warmup, runs=1,
-                                   seconds=args.step, meters=meters)
+            w = await load.measure(
+                target, convs, rate, warmup=args.warmup, runs=1, seconds=args.step, meters=meters
+            )
             row = dict(w[0], offered_nominal=total)
             steps.append(row)
-            log(f"  offered {total}/s: stored {row['stored_per_s']:.0f}/s, delivered "
+            log(
+                f"  offered {total}/s: stored {row['stored_per_s']:.0f}/s, delivered "
                 f"{row['delivered_per_s']:.0f}/s, reply p50 {fmt(row['reply_p50_ms'])} ms p99 "
                 f"{fmt(row['reply_p99_ms'])} ms, server CPU {row['server_cpu_pct']:.0f}%, "
                 f"client CPU {row['client_cpu_pct']:.0f}%, lost {row['lost']}, "
-                f"skipped {row['skipped']}")
+                f"skipped {row['skipped']}"
+            )
             if row["delivered_per_s"] < 0.9 * total or (row["reply_p99_ms"] or 0) > 1000:
                 saturated_at = total
                 break
@@ -354,9 +394,16 @@ async def sustained_async(stack: TrustDeskStack, args: argparse.Namespace,
             async def record(_: int) -> None:
                 await prof.record(stack.pid, args.profile_seconds)
 
-            w = await load.measure(target, convs, total / len(convs), warmup=1, runs=1,
-                                   seconds=args.profile_seconds + 1, meters=meters,
-                                   during=record)
+            w = await load.measure(
+                target,
+                convs,
+                total / len(convs),
+                warmup=1,
+                runs=1,
+                seconds=args.profile_seconds + 1,
+                meters=meters,
+                during=record,
+            )
             out["profile_step"] = dict(w[0], offered_nominal=total)
             out["profile"] = prof.summary()
     finally:
@@ -365,10 +412,14 @@ async def sustained_async(stack: TrustDeskStack, args: argparse.Namespace,
 
 
 def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    log(f"sustained: trustdesk sqlite, {args.sustained_convs} conversations, "
-        f"{args.dashboards} dashboard socket(s)")
+    log(
+        f"sustained: trustdesk {args.sustained_backend}, {args.sustained_convs} conversations, "
+        f"{args.dashboards} dashboard socket(s)"
+    )
     prof = profiles.Profiler(args.profiler, work / "profile")
-    stack = TrustDeskStack("sqlite", work / "sustained", cprofile_out=prof.cprofile_out).start()
+    stack = TrustDeskStack(
+        args.sustained_backend, work / "sustained", cprofile_out=prof.cprofile_out
+    ).start()
     try:
         return run_async(sustained_async(stack, args, prof))
     finally:
@@ -379,39 +430,63 @@ def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
     p.add_argument("--quick", action="store_true", help="small, fast smoke run")
     p.add_argument("--parts", default="latency,idle,sustained")
     p.add_argument("--targets", default=",".join(TARGETS), help="relay,polling,sqlite,pg")
-    p.add_argument("--levels", type=ints, default=[1, 100, 1000],
-                   help="concurrent conversations (ascending)")
+    p.add_argument(
+        "--levels", type=ints, default=[1, 100, 1000], help="concurrent conversations (ascending)"
+    )
     p.add_argument("--runs", type=int, default=3, help="measurement windows per level")
     p.add_argument("--window", type=float, default=10.0, help="seconds per window")
     p.add_argument("--warmup", type=float, default=3.0)
-    p.add_argument("--rate", type=float, default=1.0,
-                   help="messages/s per conversation (both sides together)")
-    p.add_argument("--single-rate", type=float, default=20.0,
-                   help="messages/s of the lone conversation at level 1 (for enough samples)")
-    p.add_argument("--dashboards", type=int, default=1,
-                   help="operator dashboard sockets connected to TrustDesk")
+    p.add_argument(
+        "--rate", type=float, default=1.0, help="messages/s per conversation (both sides together)"
+    )
+    p.add_argument(
+        "--single-rate",
+        type=float,
+        default=20.0,
+        help="messages/s of the lone conversation at level 1 (for enough samples)",
+    )
+    p.add_argument(
+        "--dashboards",
+        type=int,
+        default=1,
+        help="operator dashboard sockets connected to TrustDesk",
+    )
     p.add_argument("--idle", type=int, default=5000, help="idle sockets")
     p.add_argument("--idle-runs", type=int, default=3)
     p.add_argument("--idle-hold", type=float, default=10.0)
     p.add_argument("--sustained-convs", type=int, default=200)
     p.add_argument("--sustained-rates", type=ints, default=[250, 500, 750, 1000, 1250, 1500, 2000])
+    p.add_argument(
+        "--sustained-backend",
+        default="sqlite",
+        choices=["sqlite", "pg"],
+        help="database of the sustained part (the target is stated for SQLite)",
+    )
     p.add_argument("--step", type=float, default=8.0, help="seconds per sustained step")
     p.add_argument("--profiler", default="auto", choices=["auto", "py-spy", "cprofile", "none"])
     p.add_argument("--profile-seconds", type=float, default=10.0)
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--results", type=Path, default=RESULTS / "latest.json")
-    p.add_argument("--report-only", action="store_true",
-                   help="only rewrite the report from --results")
+    p.add_argument(
+        "--report-only", action="store_true", help="only rewrite the report from --results"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary data directory")
-    p.add_argument("--src", type=Path, default=None,
-                   help="run the server from this src/ directory (e.g. an exported older "
-                        "commit, for before/after comparisons) instead of the installed one")
+    p.add_argument(
+        "--src",
+        type=Path,
+        default=None,
+        help="run the server from this src/ directory (e.g. an exported older "
+        "commit, for before/after comparisons) instead of the installed one",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.levels = [lv for lv in args.levels if lv <= 50] or [1]
@@ -443,14 +518,17 @@ def main(argv: list[str] | None = None) -> None:
         if not (src / "trustdesk" / "__init__.py").exists():
             sys.exit(f"--src {src}: no trustdesk package there")
         os.environ["PYTHONPATH"] = os.pathsep.join(
-            [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])
+            [str(src), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     started = time.time()
     work = Path(tempfile.mkdtemp(prefix="trustdesk-bench-"))
     data: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "argv": sys.argv[1:] if argv is None else argv,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": machine(), "versions": versions(), "nofile": nofile,
+        "machine": machine(),
+        "versions": versions(),
+        "nofile": nofile,
         "commit": _git_commit() if args.src is None else f"src from {args.src}",
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
@@ -481,10 +559,20 @@ def main(argv: list[str] | None = None) -> None:
 
 def _git_commit() -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head + (" (src/ modified)" if dirty else "")
     return "?"
 

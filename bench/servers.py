@@ -95,7 +95,10 @@ class RelayProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.relay", "--port", str(self.port)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_until(lambda: port_open(self.port), 30, "relay port")
         return self
@@ -125,10 +128,19 @@ class BenchServer(ServerProcess):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         env = dict(self.env, BENCH_CPROFILE_OUT=str(self.cprofile_out))
-        cmd = [sys.executable, "-m", "bench.profiled_server", "run", "--host", "127.0.0.1",
-               "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.profiled_server",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_until(self.healthy, 60, f"server on port {self.port} (log: {self.log_path})")
         return self
 
@@ -155,7 +167,10 @@ class TrustDeskStack:
             self.redis.start()
             redis_url = self.redis.url
         self.server = BenchServer(
-            root / "data", database_url=db_url, redis_url=redis_url, extra_env=LOAD_ENV,
+            root / "data",
+            database_url=db_url,
+            redis_url=redis_url,
+            extra_env=LOAD_ENV,
             cprofile_out=cprofile_out,
         )
 
@@ -208,8 +223,19 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str] = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
-    for pkg in ("fastapi", "uvicorn", "websockets", "uvloop", "httptools", "sqlalchemy",
-                "aiosqlite", "asyncpg", "redis", "httpx", "psutil"):
+    for pkg in (
+        "fastapi",
+        "uvicorn",
+        "websockets",
+        "uvloop",
+        "httptools",
+        "sqlalchemy",
+        "aiosqlite",
+        "asyncpg",
+        "redis",
+        "httpx",
+        "psutil",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

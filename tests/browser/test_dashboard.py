@@ -42,9 +42,7 @@ class Customer:
 
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
-        self.http = httpx.Client(
-            base_url=server.url, timeout=30, headers={"User-Agent": CHROME_UA}
-        )
+        self.http = httpx.Client(base_url=server.url, timeout=30, headers={"User-Agent": CHROME_UA})
         r = self.http.post("/api/support/session")
         assert r.status_code == 201, r.text
         self.token: str = r.json()["token"]
@@ -194,6 +192,21 @@ def login(
     page.get_by_label(re.compile("^(Пароль|Password)$")).fill(password)
     page.get_by_role("button", name=re.compile("^(Войти|Log in)$")).click()
     expect(page.get_by_role("heading", name=re.compile("^(Тикеты|Tickets)$"))).to_be_visible()
+    wait_live(page)
+
+
+def wait_live(page: Page) -> None:
+    """The dashboard's WebSocket is connected (from here on, everything arrives live)."""
+    expect(page.locator("html")).to_have_attribute("data-live", "on")
+
+
+def wait_in_page(page: Page, predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Poll while letting Playwright deliver its events (time.sleep would block them)."""
+    for _ in range(int(timeout * 10)):
+        if predicate():
+            return
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def row(page: Page, ticket_id: str) -> Any:
@@ -223,7 +236,9 @@ def badge_count(page: Page) -> int:
 # ---------------------------------------------------------------- tests
 
 
-def test_login_errors_and_lockout_message(server: ServerProcess, new_page: Callable[..., Page]) -> None:
+def test_login_errors_and_lockout_message(
+    server: ServerProcess, new_page: Callable[..., Page]
+) -> None:
     page = new_page()
     errors = watch_errors(page)
     page.goto(server.url + "/admin")
@@ -309,6 +324,8 @@ def test_spec_manual_flow(server: ServerProcess, new_page: Callable[..., Page]) 
 
 
 def test_live_list_badges_and_title(server: ServerProcess, new_page: Callable[..., Page]) -> None:
+    other = Customer(server)
+    other.send("Здравствуйте! Хочу вернуть худи, не подошёл размер")
     first, second = Customer(server), Customer(server)
     first.send("Здравствуйте, как оплатить заказ?")
     second.send("Добрый день! Где мой заказ №5512?")
@@ -333,6 +350,7 @@ def test_live_list_badges_and_title(server: ServerProcess, new_page: Callable[..
     expect(row(page, first.ticket_id).locator(".row-preview")).to_have_attribute(
         "data-text", "Можно ли оплатить картой при получении?"
     )
+    shot(page, "dashboard-list")
 
     # A brand-new ticket appears on top by itself.
     third = Customer(server)
@@ -350,7 +368,6 @@ def test_live_list_badges_and_title(server: ServerProcess, new_page: Callable[..
     expect(rows.first).to_have_attribute("data-ticket-id", second.ticket_id)
     search.fill("")
     expect(row(page, third.ticket_id)).to_be_visible()
-    shot(page, "dashboard-list")
 
     # Opening a ticket marks it read: its badge goes and the total drops.
     open_ticket(page, third.ticket_id)
@@ -394,9 +411,7 @@ def test_typing_note_receipts_and_visitor_info(
         own = log.locator(".msg.admin").filter(has_text="фото бирки")
         expect(own.locator(".receipt")).to_have_text("✓")
         # The customer reads it: ✓✓ on the operator's messages up to that id.
-        wait_until(
-            lambda: any("фото бирки" in t for t in customer.texts()), 10, "reply delivered"
-        )
+        wait_until(lambda: any("фото бирки" in t for t in customer.texts()), 10, "reply delivered")
         last_id = max(m["id"] for m in customer.messages())
         vs.read(last_id)
         expect(own.locator(".receipt.read")).to_have_text("✓✓")
@@ -479,7 +494,9 @@ def test_two_operators_assignment_presence_and_live_replies(
     expect(artem.locator(".typing-line")).to_contain_text("Мария печатает…")
     maria_reply.fill("Здравствуйте! Возврат оформим за 1 день.")
     maria_reply.press("Enter")
-    expect(conversation(artem).get_by_text("Здравствуйте! Возврат оформим за 1 день.")).to_be_visible()
+    expect(
+        conversation(artem).get_by_text("Здравствуйте! Возврат оформим за 1 день.")
+    ).to_be_visible()
     expect(artem.locator(".typing-line")).not_to_contain_text("Мария")
     artem.get_by_role("textbox", name="Ответ").fill("Мария, спасибо!")
     artem.get_by_role("button", name="Отправить").click()
@@ -669,6 +686,7 @@ def test_sound_toggle_persists(server: ServerProcess, new_page: Callable[..., Pa
     )
     page.reload()
     expect(page.get_by_role("button", name="Включить звук")).to_be_visible()
+    wait_live(page)
     assert page.evaluate("localStorage.getItem('trustdesk.admin.muted')") == "1"
     page.get_by_role("button", name="Включить звук").click()
     expect(page.get_by_role("button", name="Выключить звук")).to_be_visible()
@@ -692,7 +710,8 @@ PushManager.prototype.subscribe = async function (opts) {
     endpoint: "https://push.example.test/send/dashboard-test",
     toJSON() {
       return { endpoint: this.endpoint, keys: {
-        p256dh: "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+        p256dh: "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1"
+          + "XbjhazAkj7I99e8QcYP7DkM",
         auth: "tBHItJI5svbpez7KI4CCXg" } };
     },
   };
@@ -728,7 +747,7 @@ def test_push_notifications(server: ServerProcess, new_page: Callable[..., Page]
     regs: list[dict[str, Any]] = []
     cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: regs.extend(e["registrations"]))
     cdp.send("ServiceWorker.enable")
-    wait_until(lambda: any(r["scopeURL"].endswith("/admin/") for r in regs), 10, "registration")
+    wait_in_page(page, lambda: any(r["scopeURL"].endswith("/admin/") for r in regs), "the worker")
     reg = next(r for r in regs if r["scopeURL"].endswith("/admin/"))
     payload = {
         "title": "Гость · TKT-42",
@@ -738,11 +757,15 @@ def test_push_notifications(server: ServerProcess, new_page: Callable[..., Page]
     }
     cdp.send(
         "ServiceWorker.deliverPushMessage",
-        {"origin": server.url, "registrationId": reg["registrationId"], "data": json.dumps(payload)},
+        {
+            "origin": server.url,
+            "registrationId": reg["registrationId"],
+            "data": json.dumps(payload),
+        },
     )
     shown = """navigator.serviceWorker.getRegistration('/admin/')
         .then(r => r.getNotifications())
         .then(ns => ns.map(n => [n.title, n.body, n.data && n.data.url]))"""
-    wait_until(lambda: page.evaluate(shown) != [], 10, "a notification")
+    wait_in_page(page, lambda: page.evaluate(shown) != [], "a notification")
     assert page.evaluate(shown) == [["Гость · TKT-42", "Тест связи", "/admin#/ticket/TKT-42"]]
     assert errors == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -36,7 +37,7 @@ class Operator:
 
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
-        self.http = httpx.Client(base_url=server.url, timeout=15)
+        self.http = httpx.Client(base_url=server.url, timeout=30)
         r = self.http.post(
             "/api/admin/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
         )
@@ -78,12 +79,16 @@ class Operator:
 
     def go_online(self) -> None:
         """Open the dashboard's socket: the operator is online (and can send "typing")."""
+        if self.ws is not None:
+            self.ws.close()
         cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
         self.ws = connect(
             self.server.ws_url + "/ws/operator",
             origin=self.server.url,  # type: ignore[arg-type]
             additional_headers={"Cookie": cookie},
             open_timeout=10,
+            close_timeout=2,
+            max_queue=None,  # keep reading what the server streams, so closing is quick
         )
         self.ws.send(json.dumps({"type": "hello", "since": 0}))
         while json.loads(self.ws.recv(timeout=10))["type"] != "ready":
@@ -93,14 +98,25 @@ class Operator:
         assert self.ws is not None
         self.ws.send(json.dumps({"type": "typing", "ticketId": ticket_id, "active": active}))
 
+    def wait_frame(self, **match: object) -> dict[str, object]:
+        """The next frame on the operator's socket whose fields match (others are skipped)."""
+        assert self.ws is not None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            frame = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if all(frame.get(k) == v for k, v in match.items()):
+                return frame
+        raise AssertionError(f"no operator frame matching {match}")
+
     def done(self) -> None:
         if self.ws is not None:
             self.ws.close()
         self.http.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def operator(server: ServerProcess) -> Iterator[Operator]:
+    """One operator session for the module (logging in is deliberately slow: argon2id)."""
     op = Operator(server)
     yield op
     op.done()
@@ -442,6 +458,11 @@ def test_operator_typing_shows_in_the_widget(
     operator.reply(ticket, "Объём 22 литра 🎒")
     expect(agent_row(chat, "Объём 22 литра 🎒")).to_be_visible(timeout=WAIT)
     expect(typing).to_be_hidden()
+    # And the other way round: the operator sees the customer typing.
+    textbox(chat).press_sequentially("А в синем цвете есть?")
+    operator.wait_frame(type="typing", ticketId=ticket, sender_type="customer", active=True)
+    textbox(chat).press("Enter")
+    operator.wait_frame(type="typing", ticketId=ticket, sender_type="customer", active=False)
 
 
 def test_red_dot_title_and_js_api_when_reply_arrives_closed(
@@ -571,7 +592,7 @@ def test_composer_keys_emoji_text_safety_and_scroll(
     # Shift+Enter is a new line, Enter sends.
     box.fill("Строка 1")
     box.press("Shift+Enter")
-    box.type("Строка 2")
+    box.press_sequentially("Строка 2")
     expect(box).to_have_value("Строка 1\nСтрока 2")
     box.press("Enter")
     expect(customer_row(chat, "Строка 1")).to_have_count(1, timeout=WAIT)

@@ -22,7 +22,6 @@ RECONNECT_ERRORS = (
     InvalidStatus,
     OSError,
     TimeoutError,
-    asyncio.TimeoutError,
 )
 
 
@@ -35,12 +34,16 @@ class ResumingClient:
         self.log: list[dict[str, Any]] = []
         self.last = 0
         self.connections = 0
+        self.acks: dict[str, int] = {}  # client_msg_id -> stored message id
 
     @property
     def ids(self) -> list[int]:
         return [m["id"] for m in self.log]
 
     def _take(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "ack":
+            self.acks[frame["client_msg_id"]] = frame["message"]["id"]
+            return
         if frame.get("type") != "message":
             return
         m = frame["message"]
@@ -79,8 +82,13 @@ class ResumingClient:
                 pass
         self.sock = None
 
-    async def pump_until(self, done: Callable[[], bool], timeout: float = 30) -> None:
-        """Receive (reconnecting as needed) until `done()` holds."""
+    async def pump_until(
+        self, done: Callable[[], bool], timeout: float = 30, reconnect: bool = True
+    ) -> None:
+        """Receive (reconnecting as needed) until `done()` holds.
+
+        With reconnect=False it returns as soon as the socket is gone instead.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not done():
@@ -88,11 +96,13 @@ class ResumingClient:
             if left <= 0:
                 raise TimeoutError(f"client stuck at id {self.last}; has {self.ids[-5:]}")
             if self.sock is None:
+                if not reconnect:
+                    return
                 await self.connect(timeout=left)
                 continue
             try:
                 frame = await self.sock.recv(min(left, 2.0))
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 continue
             except ConnectionClosed:
                 self.sock = None

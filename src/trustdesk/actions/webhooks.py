@@ -179,7 +179,14 @@ async def create_webhook(
     if description is not None:
         description = description.strip()[:200] or None
     async with rt.store.transaction() as tx:
-        top = await tx.session.scalar(select(func.max(SupportMessage.id)))
+        cursor = await tx.session.scalar(
+            select(WebhookCursor).where(WebhookCursor.id == 1).with_for_update()
+        )
+        top = int(await tx.session.scalar(select(func.max(SupportMessage.id))) or 0)
+        others = await tx.session.scalar(select(Webhook.id).where(Webhook.active.is_(True)))
+        if cursor is not None and others is None:
+            # Nobody was listening: the scan may start from here instead of from the past.
+            cursor.last_message_id = max(cursor.last_message_id, top)
         hook = Webhook(
             url=url,
             secret="whsec_" + secrets.token_urlsafe(32),
@@ -187,7 +194,7 @@ async def create_webhook(
             include_notes=bool(include_notes),
             active=True,
             description=description,
-            since_message_id=int(top or 0),
+            since_message_id=top,
             created_by=actor.id,
             created_at=utcnow(),
         )
@@ -271,6 +278,11 @@ def _events_for(m: SupportMessage, first_id: int | None) -> list[tuple[str, str 
     return out
 
 
+async def any_webhooks(rt: Runtime) -> bool:
+    async with rt.store.read() as session:
+        return await session.scalar(select(Webhook.id).where(Webhook.active.is_(True))) is not None
+
+
 async def scan(rt: Runtime) -> int:
     """Queue deliveries for messages committed since the cursor. Returns how many rows were
     scanned (SCAN_BATCH means: call again)."""
@@ -289,9 +301,7 @@ async def scan(rt: Runtime) -> int:
             return 0
         hooks = list((await s.scalars(select(Webhook).where(Webhook.active.is_(True)))).all())
         if not hooks:
-            newest = await s.scalar(select(func.max(SupportMessage.id)))
-            row.last_message_id = max(row.last_message_id, int(newest or 0))
-            return 0
+            return 0  # create_webhook moves the cursor when the first one appears
         rows = (
             await s.execute(
                 select(SupportMessage, Ticket)
@@ -547,11 +557,16 @@ class WebhookWorker:
                 await self._task
             self._task = None
 
-    async def run_once(self, client: httpx.AsyncClient) -> None:
+    async def run_once(self, client: httpx.AsyncClient) -> datetime | None:
+        """One pass; returns when the next pending delivery is due. Without any webhook
+        (most shops) it costs one small read."""
+        if not await any_webhooks(self.rt):
+            return None
         while await scan(self.rt) >= SCAN_BATCH:
             pass
         while await deliver_due(self.rt, client) >= DELIVER_BATCH:
             pass
+        return await next_due(self.rt)
 
     async def _run(self) -> None:
         settings = self.rt.settings
@@ -563,8 +578,7 @@ class WebhookWorker:
                 self._wake.clear()
                 delay = settings.webhook_poll_seconds
                 try:
-                    await self.run_once(client)
-                    due = await next_due(self.rt)
+                    due = await self.run_once(client)
                     if due is not None:
                         delay = min(delay, max(0.0, (due - utcnow()).total_seconds()))
                 except Exception:

@@ -68,8 +68,39 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if storage_unavailable(exc):
+            # Not the request's fault: the client keeps its client_msg_id and retries.
+            log.warning("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return error_response(
+                503, "unavailable", "storage is unavailable, retry shortly", {"Retry-After": "1"}
+            )
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal", "internal error")
+
+
+def storage_unavailable(exc: BaseException) -> bool:
+    """The database is away (restarting, unreachable, locked): worth a retry, not a 500."""
+    from asyncpg import exceptions as pg
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return True
+    outage = (
+        OSError,
+        pg.PostgresConnectionError,
+        pg.OperatorInterventionError,
+        pg.InterfaceError,
+    )
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return False
+        if isinstance(cause, outage):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class BodyLimit:

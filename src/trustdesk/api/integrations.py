@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from trustdesk.actions import api_tokens, metrics, privacy, retention, webhooks
 from trustdesk.actions.errors import Forbidden, Unauthorized
@@ -158,6 +158,9 @@ class DeliveryOneOut(BaseModel):
 
 
 class ExportVisitor(BaseModel):
+    """The visitor record: every stored column but the token's hash."""
+
+    model_config = ConfigDict(extra="allow")
     id: str
     name: str | None
     email: str | None
@@ -168,6 +171,9 @@ class ExportVisitor(BaseModel):
 
 
 class ExportTicket(BaseModel):
+    """One ticket: its stored columns, its messages (notes included) and read receipt."""
+
+    model_config = ConfigDict(extra="allow")
     ticketId: str  # noqa: N815
     status: str
     created_at: str
@@ -181,6 +187,9 @@ class ExportOut(BaseModel):
     exported_at: str
     visitor: ExportVisitor
     tickets: list[ExportTicket]
+    records: dict[str, list[dict[str, Any]]] = Field(
+        description="rows of other tables kept per ticket (e.g. files), by table"
+    )
 
 
 class Deleted(BaseModel):

@@ -20,7 +20,21 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
-export async function request(method, path, body, { quiet401 = false } = {}) {
+export async function request(method, path, body, opts = {}) {
+  try {
+    return await rawRequest(method, path, body, opts);
+  } catch (e) {
+    // A stale CSRF token (another tab logged in again): fetch the current one, retry once.
+    if (e.status === 403 && e.code === "csrf_failed" && !opts.retried) {
+      const me = await rawRequest("GET", "/api/admin/me", undefined, { quiet401: true });
+      if (me.csrf_token) csrfToken = me.csrf_token;
+      return rawRequest(method, path, body, { ...opts, retried: true });
+    }
+    throw e;
+  }
+}
+
+async function rawRequest(method, path, body, { quiet401 = false } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
@@ -90,6 +104,7 @@ export const api = {
     }),
   system: (ticketId, message) =>
     request("POST", "/api/admin/support/system-message", { ticketId, message }),
+  related: (id) => request("GET", `/api/admin/support/ticket/${enc(id)}/related`),
   close: (id) => request("POST", `/api/admin/support/close/${enc(id)}`, {}),
   reopen: (id) => request("POST", `/api/admin/support/open/${enc(id)}`, {}),
   assign: (ticketId, operatorId) =>
@@ -99,6 +114,7 @@ export const api = {
   operators: () => request("GET", "/api/admin/operators"),
   addOperator: (o) => request("POST", "/api/admin/operators", o),
   deactivate: (id) => request("POST", `/api/admin/operators/${enc(id)}/deactivate`, {}),
+  activate: (id) => request("POST", `/api/admin/operators/${enc(id)}/activate`, {}),
   setPassword: (id, password) =>
     request("POST", `/api/admin/operators/${enc(id)}/password`, { password }),
   canned: () => request("GET", "/api/admin/canned"),

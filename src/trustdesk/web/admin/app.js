@@ -19,7 +19,7 @@ import {
   shortWhen,
   uuid,
 } from "./dom.js";
-import { formatWait, getLang, setLang, t } from "./i18n.js";
+import { formatWait, getLang, has, setLang, t } from "./i18n.js";
 import { Live } from "./live.js";
 import { enablePush, pushActive, pushSupported } from "./push.js";
 import { chime, isMuted, setMuted, unlockAudio } from "./sound.js";
@@ -48,6 +48,7 @@ const state = {
   operators: new Map(), // id -> {id, name, email, role, active, online}
   canned: [],
   maxId: 0,
+  announcedUpTo: Infinity, // customer messages above this id still ring (set once live)
   connected: true,
   mode: "reply", // composer mode: "reply" | "note" | "system"
   drafts: new Map(),
@@ -65,8 +66,14 @@ function opName(id) {
   return o ? o.name : "";
 }
 
+const DEFAULT_GUEST = "Гость"; // the server's name for an anonymous customer
+
+function guestName(name) {
+  return !name || name === DEFAULT_GUEST ? t("guest") : name;
+}
+
 function customerName(s) {
-  return (s && s.customer_name) || t("guest");
+  return guestName(s && s.customer_name);
 }
 
 function isViewing(ticketId) {
@@ -126,6 +133,8 @@ function toast(message, kind = "info") {
 }
 
 function errorText(e) {
+  if (e.code && has(`error.${e.code}`)) return t(`error.${e.code}`);
+  if (e.status === 422 || e.status === 400) return t("error.invalid");
   if (e.status === 403) return t("error.forbidden");
   if (e.status === 429) return t("error.rate");
   if (e.status === 0) return t("login.offline");
@@ -322,6 +331,7 @@ async function loadInitial() {
 
 async function signOut(message) {
   if (live) live.stop();
+  delete document.documentElement.dataset.live;
   live = null;
   stopMyTyping();
   Object.assign(state, {
@@ -336,6 +346,7 @@ async function signOut(message) {
     operators: new Map(),
     canned: [],
     maxId: 0,
+    announcedUpTo: Infinity,
     drafts: new Map(),
   });
   for (const k of Object.keys(ui)) delete ui[k];
@@ -469,7 +480,7 @@ function renderNav() {
 function renderMute() {
   if (!ui.muteBtn) return;
   const muted = isMuted();
-  ui.muteBtn.textContent = muted ? "🔕" : "🔔";
+  ui.muteBtn.textContent = muted ? "🔇" : "🔊";
   const label = muted ? t("header.unmute") : t("header.mute");
   ui.muteBtn.setAttribute("aria-label", label);
   ui.muteBtn.title = label;
@@ -684,6 +695,7 @@ async function loadCanned() {
 let bannerTimer = null;
 function onLiveState(connected, first) {
   state.connected = connected;
+  document.documentElement.dataset.live = connected ? "on" : "off";
   clearTimeout(bannerTimer);
   if (connected) {
     if (ui.connBanner) ui.connBanner.hidden = true;
@@ -714,6 +726,7 @@ function resync() {
 function onFrame(f) {
   switch (f.type) {
     case "ready":
+      if (state.announcedUpTo === Infinity) state.announcedUpTo = state.maxId;
       for (const o of f.operators || []) {
         const prev = state.operators.get(o.id) || {};
         state.operators.set(o.id, { ...prev, ...o });
@@ -748,7 +761,6 @@ function onFrame(f) {
 }
 
 function onMessage(m) {
-  const isNew = m.id > state.maxId;
   noteMax(m.id);
   const s = state.tickets.get(m.ticket_id);
   if (!s) {
@@ -764,10 +776,7 @@ function onMessage(m) {
   }
   if (m.sender_type === "customer") clearTyping(m.ticket_id, "customer");
   if (m.sender_type === "admin" && m.operator_id) clearTyping(m.ticket_id, `op${m.operator_id}`);
-  if (isNew && m.sender_type === "customer" && m.kind !== "note") {
-    const focused = isViewing(m.ticket_id) && document.hasFocus();
-    if (!focused) chime();
-  }
+  announce(m);
   const cur = state.current;
   if (cur && cur.id === m.ticket_id && cur.loaded) {
     addMessage(cur, m);
@@ -779,8 +788,18 @@ function onMessage(m) {
   renderBadges();
 }
 
+/** A new customer message rings once (the ticket frame may come before the message). */
+function announce(m) {
+  if (!m || m.sender_type !== "customer" || m.kind === "note") return;
+  if (m.id <= state.announcedUpTo) return;
+  state.announcedUpTo = m.id;
+  const focused = isViewing(m.ticket_id) && document.hasFocus();
+  if (!focused) chime();
+}
+
 function onTicket(ticket) {
   if (!ticket) return;
+  announce(ticket.last_message);
   const s = upsertTicket(ticket);
   if (state.searchIds) scheduleRefetch();
   renderList();
@@ -789,6 +808,7 @@ function onTicket(ticket) {
     renderConvHeader();
     renderInfo();
     renderMessages();
+    renderComposerState();
     maybeMarkRead();
   }
   return s;
@@ -1124,6 +1144,19 @@ async function openTicket(id) {
   renderList();
   renderBadges();
   maybeMarkRead();
+  if (cur.loaded) loadRelated(cur);
+}
+
+/** The same customer's other conversations (when the server knows them). */
+async function loadRelated(cur) {
+  try {
+    const r = await api.related(cur.id);
+    if (state.current !== cur) return;
+    cur.related = (r.tickets || []).filter((x) => x.ticketId !== cur.id);
+    renderInfo();
+  } catch {
+    /* optional: older servers do not have it */
+  }
 }
 
 /** After a reconnect: fetch the open ticket again, merging by id. */
@@ -1299,27 +1332,25 @@ function renderConvHeader() {
   ui.inbox.classList.toggle("show-info", state.showInfo);
 }
 
-function receiptFor(m, s) {
-  const read = s && m.id <= (s.customer_last_read_id || 0);
-  return h(
-    "span",
-    {
-      class: `receipt${read ? " read" : ""}`,
-      title: read ? t("ticket.read") : t("ticket.sent"),
-      "aria-label": read ? t("ticket.read") : t("ticket.sent"),
-    },
-    read ? "✓✓" : "✓",
-  );
+function receiptFor() {
+  return h("span", { class: "receipt" });
 }
 
-function messageEl(m, s) {
+/** Consecutive messages of one author (within 5 minutes) share one name label. */
+function authorKey(m) {
+  return m.sender_type === "system" ? null : `${m.kind}|${m.sender_type}|${m.operator_id ?? ""}|${m.sender_name}`;
+}
+
+function messageEl(m, s, cont = false) {
   const time = h("time", { datetime: m.created_at, title: fullWhen(m.created_at, getLang()) }, hhmm(m.created_at));
   const base = { dataset: { id: String(m.id) } };
+  const author = (...parts) => (cont ? null : h("div", { class: "msg-author" }, ...parts));
+  const cls = cont ? " cont" : "";
   if (m.kind === "note") {
     return h(
       "div",
-      { ...base, class: "msg note" },
-      h("div", { class: "msg-author" }, t("sender.note"), h("span", { class: "muted" }, ` · ${m.sender_name}`)),
+      { ...base, class: `msg note${cls}` },
+      author(t("sender.note"), h("span", { class: "muted" }, ` · ${m.sender_name}`)),
       h("div", { class: "bubble" }, linkify(m.message)),
       h("div", { class: "msg-meta" }, time),
     );
@@ -1336,25 +1367,25 @@ function messageEl(m, s) {
     const mine = m.operator_id === state.me.id;
     return h(
       "div",
-      { ...base, class: `msg admin${mine ? " mine" : ""}` },
-      h("div", { class: "msg-author" }, m.sender_name, mine ? h("span", { class: "muted" }, ` (${t("you")})`) : null, " 👤"),
+      { ...base, class: `msg admin${mine ? " mine" : ""}${cls}` },
+      author(m.sender_name, mine ? h("span", { class: "muted" }, ` (${t("you")})`) : null, " 👤"),
       h("div", { class: "bubble" }, linkify(m.message)),
-      h("div", { class: "msg-meta" }, time, receiptFor(m, s)),
+      h("div", { class: "msg-meta" }, time, receiptFor()),
     );
   }
   if (m.sender_type === "bot") {
     return h(
       "div",
-      { ...base, class: "msg bot" },
-      h("div", { class: "msg-author" }, t("sender.bot")),
+      { ...base, class: `msg bot${cls}` },
+      author(t("sender.bot")),
       h("div", { class: "bubble" }, linkify(m.message)),
       h("div", { class: "msg-meta" }, time),
     );
   }
   return h(
     "div",
-    { ...base, class: "msg customer" },
-    h("div", { class: "msg-author" }, t("sender.guest", { name: m.sender_name || customerName(s) })),
+    { ...base, class: `msg customer${cls}` },
+    author(t("sender.guest", { name: m.sender_name ? guestName(m.sender_name) : customerName(s) })),
     h("div", { class: "bubble" }, linkify(m.message)),
     h("div", { class: "msg-meta" }, time),
   );
@@ -1392,20 +1423,56 @@ function renderMessages({ toBottom = false } = {}) {
   const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
   const s = state.tickets.get(cur.id);
   const lang = getLang();
+  // Elements are kept per message id and only appended to, so a new message does not
+  // disturb what the operator is reading or selecting.
+  if (!cur.els) cur.els = new Map();
+  if (!cur.days) cur.days = new Map();
   const items = [];
   let lastDay = null;
+  let prev = null;
   const msgs = [...cur.messages.values()].sort((a, b) => a.id - b.id);
   for (const m of msgs) {
     const day = new Date(m.created_at).toDateString();
     if (day !== lastDay) {
-      items.push(h("div", { class: "day-sep" }, h("span", null, dayLabel(m.created_at, lang))));
+      if (!cur.days.has(day)) {
+        cur.days.set(day, h("div", { class: "day-sep" }, h("span", null, dayLabel(m.created_at, lang))));
+      }
+      items.push(cur.days.get(day));
       lastDay = day;
+      prev = null;
     }
-    items.push(messageEl(m, s));
+    const key = authorKey(m);
+    const cont =
+      prev !== null && key !== null && authorKey(prev) === key && ts(m.created_at) - ts(prev.created_at) < 5 * 60_000;
+    let cached = cur.els.get(m.id);
+    if (!cached || cached.cont !== cont) {
+      cached = { el: messageEl(m, s, cont), cont };
+      cur.els.set(m.id, cached);
+    }
+    updateReceipt(cached.el, m, s);
+    items.push(cached.el);
+    prev = m;
   }
   for (const p of cur.pending.values()) items.push(pendingEl(p));
-  replaceChildren(ui.msgs, items);
+  const kids = ui.msgs.children;
+  let i = 0;
+  while (i < items.length && i < kids.length && kids[i] === items[i]) i += 1;
+  while (kids.length > i) ui.msgs.removeChild(ui.msgs.lastChild);
+  for (const el of items.slice(i)) ui.msgs.appendChild(el);
   if (toBottom || nearBottom) scroller.scrollTop = scroller.scrollHeight;
+}
+
+/** ✓ delivered / ✓✓ read by the customer, updated in place on read frames. */
+function updateReceipt(el, m, s) {
+  const r = el.querySelector(".receipt");
+  if (!r || m.sender_type !== "admin" || m.kind === "note") return;
+  const read = Boolean(s && m.id <= (s.customer_last_read_id || 0));
+  if (r.classList.contains("read") === read && r.textContent) return;
+  r.classList.toggle("read", read);
+  r.textContent = read ? "✓✓" : "✓";
+  const label = read ? t("ticket.read") : t("ticket.sent");
+  r.title = label;
+  r.setAttribute("aria-label", label);
 }
 
 function renderTyping() {
@@ -1470,7 +1537,8 @@ function renderInfo() {
         {
           type: "button",
           class: "icon-btn info-close",
-          "aria-label": "×",
+          "aria-label": t("ticket.hideInfo"),
+          title: t("ticket.hideInfo"),
           onclick: () => {
             state.showInfo = false;
             ui.inbox.classList.remove("show-info");
@@ -1487,6 +1555,10 @@ function renderInfo() {
       h("h3", null, name),
       h("p", { class: `online-text ${online ? "on" : "off"}`, dataset: { visitorOnline: online ? "1" : "0" } }, online ? t("info.online") : t("info.offline")),
       dl([
+        s.customer_email
+          ? [t("info.email"), h("a", { href: `mailto:${s.customer_email}` }, s.customer_email)]
+          : null,
+        s.customer_id ? [t("info.customerId"), s.customer_id] : null,
         [
           t("info.page"),
           pageUrl
@@ -1506,14 +1578,50 @@ function renderInfo() {
         [t("info.ticket"), s.ticketId],
         [t("info.status"), h("span", { class: `pill status-${s.status}` }, t(`status.${s.status}`))],
         [t("info.created"), fullWhen(s.created_at, lang)],
+        s.rating
+          ? [
+              t("info.rating"),
+              h(
+                "span",
+                { class: "rating", title: `${s.rating.score}/5` },
+                h("span", { class: "stars", "aria-label": `${s.rating.score}/5` }, "★".repeat(s.rating.score) + "☆".repeat(Math.max(0, 5 - s.rating.score))),
+                s.rating.comment ? h("span", { class: "rating-comment" }, s.rating.comment) : null,
+              ),
+            ]
+          : null,
       ]),
       h("label", { for: "assign-select", class: "field-label" }, t("info.assignee")),
       ui.assignSelect,
     ),
+    relatedCard(),
     h("section", { class: "info-card" }, h("h3", null, t("info.team")), ui.teamList),
   );
   renderAssign();
   renderTeamList();
+}
+
+function relatedCard() {
+  const related = state.current && state.current.related;
+  if (!related || !related.length) return null;
+  const lang = getLang();
+  return h(
+    "section",
+    { class: "info-card" },
+    h("h3", null, t("info.related")),
+    h(
+      "ul",
+      { class: "related-list" },
+      related.map((r) =>
+        h(
+          "li",
+          null,
+          h("a", { href: `#/tickets/${encodeURIComponent(r.ticketId)}` }, r.ticketId),
+          h("span", { class: `pill status-${r.status}` }, t(`status.${r.status}`)),
+          h("span", { class: "muted" }, shortWhen(r.updated_at, lang)),
+        ),
+      ),
+    ),
+  );
 }
 
 function renderAssign() {
@@ -1814,7 +1922,8 @@ function updateCanned() {
     .sort((a, b) => Number(b.name.toLowerCase().startsWith(needle)) - Number(a.name.toLowerCase().startsWith(needle)) || a.name.localeCompare(b.name))
     .slice(0, 8);
   if (!items.length) {
-    replaceChildren(ui.canned, h("li", { class: "canned-empty" }, t("composer.cannedEmpty", { q: q.query })));
+    const text = state.canned.length ? t("composer.cannedEmpty", { q: q.query }) : t("composer.cannedNone");
+    replaceChildren(ui.canned, h("li", { class: "canned-empty" }, text));
   } else {
     replaceChildren(
       ui.canned,
@@ -1886,7 +1995,13 @@ function buildSettings() {
 
   // Canned responses
   ui.cannedList = h("ul", { class: "canned-list" });
-  const cName = h("input", { id: "canned-name", maxlength: 60, required: true, autocomplete: "off" });
+  const cName = h("input", {
+    id: "canned-name",
+    maxlength: 60,
+    required: true,
+    autocomplete: "off",
+    placeholder: t("settings.cannedNameHint"),
+  });
   const cText = h("textarea", { id: "canned-text", rows: 3, maxlength: MAX_LEN, required: true });
   const cError = h("p", { class: "form-error", role: "alert", hidden: true });
   const cannedForm = h(
@@ -1901,10 +2016,15 @@ function buildSettings() {
   );
   cannedForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const name = cName.value.trim().replace(/^\/+/, "").replace(/\s+/g, "-");
+    // Names are single words ("/dostavka"): anything else becomes a dash.
+    const name = cName.value
+      .trim()
+      .replace(/^\/+/, "")
+      .replace(/[^\p{L}\p{N}_-]+/gu, "-")
+      .replace(/^-+|-+$/g, "");
     const text = cText.value.trim();
     if (!name || !text) {
-      cError.textContent = t("error.generic", { msg: "—" });
+      cError.textContent = t("error.invalid");
       cError.hidden = false;
       return;
     }
@@ -1946,7 +2066,6 @@ function buildSettings() {
       cannedForm,
     ),
   ];
-  if (state.me.role === "admin") sections.push(buildOperatorsCard());
   sections.push(
     h(
       "section",
@@ -1957,6 +2076,7 @@ function buildSettings() {
       langSelect,
     ),
   );
+  if (state.me.role === "admin") sections.push(buildOperatorsCard());
   replaceChildren(
     ui.main,
     h(
@@ -2054,6 +2174,7 @@ function buildOperatorsCard() {
     { class: "settings-card wide", "aria-labelledby": "ops-heading" },
     h("h2", { id: "ops-heading" }, "👥 ", t("settings.operators")),
     ui.opsList,
+    h("h3", { class: "form-title" }, t("settings.opNew")),
     form,
   );
 }
@@ -2069,6 +2190,27 @@ function renderOperatorsTable() {
       const extra = h("div", { class: "op-extra" });
       const statusText = o.active === false ? t("settings.opInactive") : o.online ? t("info.online") : t("info.offline");
       const actions = h("div", { class: "op-actions" });
+      if (o.active === false) {
+        actions.append(
+          h(
+            "button",
+            {
+              type: "button",
+              class: "btn ghost small",
+              "aria-label": `${t("settings.opActivate")}: ${o.name}`,
+              onclick: async () => {
+                try {
+                  await api.activate(o.id);
+                  await loadOperators();
+                } catch (e) {
+                  toast(errorText(e), "warn");
+                }
+              },
+            },
+            t("settings.opActivate"),
+          ),
+        );
+      }
       if (o.active !== false) {
         actions.append(
           h(

@@ -181,6 +181,8 @@ function applyTranslations() {
   for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
     node.setAttribute("placeholder", t(node.dataset.i18nPlaceholder));
   }
+  const title = (params.get("title") || "").trim().slice(0, 60);
+  if (title) document.getElementById("title").textContent = title; // text, never HTML
   const color = params.get("color");
   if (color && /^#[0-9a-f]{3,8}$/i.test(color)) {
     document.documentElement.style.setProperty("--accent", color);
@@ -634,6 +636,7 @@ async function flushHttp() {
         dropToken();
         return;
       }
+      if (res.status >= 500 || res.status === 408) throw new Error(`send ${res.status}`);
       if (!res.ok) {
         // Refused for good (e.g. invalid): keep the text visible, marked as not sent.
         markFailed(item.client_msg_id);
@@ -960,12 +963,14 @@ function onFrame(f) {
 function onSendError(f) {
   const item = S.outbox.find((i) => i.client_msg_id === f.client_msg_id);
   if (!item) return;
-  if (f.code === "rate_limited" || Number(f.retry_after) > 0) {
-    const wait = Math.min(60, Math.max(1, Number(f.retry_after) || 2)) * 1000;
-    item.sentAt = Date.now() - ACK_TIMEOUT_MS + wait; // the watchdog resends after `wait`
+  const code = String(f.code || "");
+  if (/^(invalid|bad_request|too_long|empty)/.test(code)) {
+    markFailed(f.client_msg_id); // refused for good: keep the text visible, marked as not sent
     return;
   }
-  markFailed(f.client_msg_id);
+  // Rate limited or a passing trouble: the watchdog sends it again (same client_msg_id).
+  const wait = Math.min(60, Math.max(1, Number(f.retry_after) || 3)) * 1000;
+  item.sentAt = Date.now() - ACK_TIMEOUT_MS + wait;
 }
 
 // Long polling: GET /api/support/messages/{id}?after=N&wait=25, sends by POST.

@@ -4,8 +4,8 @@
 const STRINGS = {
   ru: {
     frameTitle: "Чат поддержки",
-    title: "Trust Store",
-    online: "Поддержка в сети",
+    title: "Поддержка",
+    online: "Операторы в сети",
     offline: "Не в сети — ответим позже",
     connecting: "Подключение…",
     reconnecting: "Нет связи. Переподключаемся…",
@@ -38,8 +38,8 @@ const STRINGS = {
   },
   en: {
     frameTitle: "Support chat",
-    title: "Trust Store",
-    online: "Support is online",
+    title: "Support",
+    online: "We're online",
     offline: "Away — we'll reply soon",
     connecting: "Connecting…",
     reconnecting: "Connection lost. Reconnecting…",

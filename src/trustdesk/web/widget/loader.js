@@ -1,6 +1,7 @@
 /*! TrustDesk widget loader. Embed with:
  *   <script src="https://support.example.com/widget.js" data-locale="ru" async></script>
- * Optional data attributes: data-locale="ru|en", data-color="#2563eb", data-position="right|left".
+ * Optional data attributes: data-locale="ru|en", data-title="Shop name" (the panel's header),
+ * data-color="#2563eb" (accent), data-position="right|left".
  *
  * Draws the launcher (in a shadow root, so the shop's CSS cannot touch it) and, on first open,
  * the chat panel: an iframe served by TrustDesk. Nothing is stored and no request is made
@@ -26,6 +27,7 @@
   var LOCALE = /^en/.test(lang) ? "en" : "ru"; // data-locale wins, then the browser
   var COLOR = /^#[0-9a-f]{3,8}$/i.test(data.color || "") ? data.color : "";
   var LEFT = data.position === "left";
+  var TITLE = String(data.title || "").trim().slice(0, 60);
   var SEEN_KEY = "trustdesk:opened"; // set only after the customer opened the chat once
 
   var TEXT = {
@@ -317,6 +319,7 @@
     params.set("locale", LOCALE);
     params.set("open", isOpen ? "1" : "0");
     if (COLOR) params.set("color", COLOR);
+    if (TITLE) params.set("title", TITLE);
     frame.src = ORIGIN + "/widget/frame.html#" + params.toString();
     panel.appendChild(frame);
   }
@@ -443,7 +446,13 @@
 
   // --- open / close --------------------------------------------------------------------------
 
+  var openWhenBuilt = false;
+
   function open() {
+    if (!wrap) {
+      openWhenBuilt = true; // called before the page's body exists
+      return;
+    }
     if (isOpen) return;
     isOpen = true;
     storageSet(SEEN_KEY, "1");
@@ -457,6 +466,7 @@
   }
 
   function close() {
+    openWhenBuilt = false;
     if (!isOpen) return;
     isOpen = false;
     renderLauncher();
@@ -502,6 +512,7 @@
 
   function boot() {
     build();
+    if (openWhenBuilt) open();
     // A customer who has chatted here before gets the frame loaded in the background, so a
     // reply that arrives while they browse lights the red dot.
     if (storageGet(SEEN_KEY) === "1") {
