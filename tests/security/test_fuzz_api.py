@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,7 +91,7 @@ class Actors:
         victim = admin.post(
             "/api/admin/operators",
             json={
-                "email": "victim@trust.store",
+                "email": f"victim-{uuid.uuid4().hex[:8]}@trust.store",
                 "name": "Victim",
                 "password": "victim-password",
                 "role": "agent",

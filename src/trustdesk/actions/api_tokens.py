@@ -22,11 +22,12 @@ from trustdesk.store.models import ApiToken, Operator, utcnow
 TOKEN_PREFIX = "td_"  # noqa: S105 - a prefix, not a secret
 SCOPES: dict[str, str] = {
     "tickets:read": "list tickets and read their messages (GET /api/admin/support/*)",
-    "messages:write": "reply, add notes and system messages (POST .../reply, note, system-message)",
+    "messages:write": "reply, add notes, system messages and files "
+    "(POST .../reply, note, system-message, upload)",
     "tickets:write": "close, reopen, assign and mark read (POST .../close, open, assign, read)",
 }
 SUPPORT_PREFIX = "/api/admin/support/"
-_MESSAGE_ROUTES = frozenset({"reply", "note", "system-message"})
+_MESSAGE_ROUTES = frozenset({"reply", "note", "system-message", "upload"})
 # last_used_at is written at most this often per token.
 _TOUCH_EVERY = timedelta(minutes=1)
 

@@ -80,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def storage_unavailable(exc: BaseException) -> bool:
     """The database is away (restarting, unreachable, locked): worth a retry, not a 500."""
-    from asyncpg import exceptions as pg
+    from asyncpg import exceptions as pg  # type: ignore[import-untyped]
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
     if isinstance(exc, DBAPIError) and (
@@ -129,18 +129,27 @@ class BodyLimit:
                 return
         seen = 0
         started = False
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise _TooLarge()
             return msg
 
         async def tracking_send(msg: Message) -> None:
             nonlocal started
+            if exceeded:
+                # The route caught the error while reading the body (FastAPI turns it into
+                # a 400): answer what it is, 413, and drop the route's own answer.
+                if not started:
+                    started = True
+                    await too_big(scope, receive, send)
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)

@@ -17,7 +17,7 @@ from trustdesk.api.limits import limits
 router = APIRouter(prefix="/api/support", tags=["visitor"])
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": s.ErrorOut} for code in (400, 401, 404, 413, 422, 429)
+    code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429)
 }
 
 

@@ -241,7 +241,11 @@ class VisitorConn:
                     client_msg_id=cid if isinstance(cid, str) else None,
                 )
                 return
-            limits(self.rt).visitor_send.check(self.visitor.id, "too many messages, slow down")
+            lim = limits(self.rt)
+            lim.visitor_send.check(self.visitor.id, "too many messages, slow down")
+            # Per address too, as over HTTP: many fresh tokens from one place are one flood.
+            ip = self.ws.client.host if self.ws.client else "unknown"
+            lim.ip_send.check(ip, "too many messages from this address")
             ticket, msg, _ = await tickets.send_customer_message(
                 self.rt,
                 self.visitor,
