@@ -27,3 +27,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
     r.start()
     yield r
     r.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests are marked `browser` and run last: Playwright's sync API keeps an
+    event loop running on the main thread for the rest of the session, which would make
+    every later `asyncio.run` fail."""
+    for item in items:
+        if "/tests/browser/" in str(item.path):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: "/tests/browser/" in str(item.path))  # stable: modules stay whole

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         run_migrations(settings)
         print("database is up to date")
     elif args.command == "purge":
+        import trustdesk.actions.attachments  # noqa: F401 - registers "delete the files too"
         from trustdesk.actions.retention import purge_once
 
         run_migrations(settings)

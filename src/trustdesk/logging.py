@@ -24,7 +24,7 @@ _STANDARD = frozenset(
 
 
 class JsonFormatter(logging.Formatter):
-    """{"ts", "level", "logger", "message", ...extra fields, "exc"?} on one line."""
+    """{"ts", "level", "logger", "message", "pid", ...extra fields, "exc"?} on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -32,6 +32,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         if record.name == "uvicorn.access" and isinstance(record.args, tuple):
             args = record.args

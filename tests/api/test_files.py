@@ -181,3 +181,20 @@ def test_visitor_voice_message(server: ServerProcess) -> None:
     assert r.status_code == 200, r.text
     m = r.json()["message"]
     assert m["kind"] == "voice" and m["attachment"]["kind"] == "audio"
+
+
+def test_deleting_a_customers_data_deletes_their_files(
+    server: ServerProcess, operator: OperatorClient
+) -> None:
+    v = VisitorClient(server.url)
+    v.send("удалите мои данные")
+    data = png_bytes("purple", (33, 44))
+    att = upload(v, data, "private.png").json()["message"]["attachment"]
+    stored = operator.http.get(f"/api/admin/files/{att['id']}").content
+    digest = __import__("hashlib").sha256(stored).hexdigest()
+    files_dir = Path(server.data_dir) / "files"
+    assert len(list(files_dir.rglob(digest))) == 1
+    r = operator.http.delete(f"/api/admin/visitors/by-ticket/{v.ticket_id}")
+    assert r.status_code == 200, r.text
+    assert operator.http.get(f"/api/admin/files/{att['id']}").status_code == 404
+    assert list(files_dir.rglob(digest)) == []

@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import func, select
 
-from trustdesk.actions import customers, texts
+from trustdesk.actions import customers, retention, texts
 from trustdesk.actions.errors import ActionError, Invalid, NotFound
 from trustdesk.actions.messages import clean_text, find_by_client_id, message_json, post_message
 from trustdesk.actions.runtime import Runtime
@@ -30,6 +30,8 @@ from trustdesk.actions.tickets import (
     new_ticket_number,
     ticket_by_number,
 )
+from trustdesk.store.db import Tx
+from trustdesk.store.files import FileStore, file_store_for
 from trustdesk.store.models import Attachment, Operator, SupportMessage, Ticket, Visitor, utcnow
 
 Image.MAX_IMAGE_PIXELS = 40_000_000  # larger is refused (decompression bombs)
@@ -333,10 +335,31 @@ async def read_for_operator(rt: Runtime, attachment_id: str) -> tuple[Attachment
     return a, data
 
 
-async def delete_unreferenced(rt: Runtime, hashes: list[str]) -> int:
-    """After tickets (and so their attachment rows) were deleted: drop bytes nobody uses."""
-    removed = 0
-    async with rt.store.read() as session:
+@retention.on_tickets_deleted
+async def _tickets_deleted(tx: Tx, ticket_ids: list[str]) -> None:
+    """Deleting a ticket's data deletes its files (once no other message uses them)."""
+    hashes = list(
+        (
+            await tx.session.scalars(
+                select(Attachment.sha256).where(Attachment.ticket_id.in_(ticket_ids))
+            )
+        ).all()
+    )
+    if not hashes:
+        return
+    store = file_store_for(tx.settings)
+
+    async def drop() -> None:
+        await delete_unreferenced_in(tx.session.bind, store, hashes)
+
+    tx.after_commit.append(drop)
+
+
+async def delete_unreferenced_in(bind: Any, store: FileStore, hashes: list[str]) -> int:
+    """Drop the bytes of these hashes that no attachment row refers to any more."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    async with AsyncSession(bind) as session:
         still = set(
             (
                 await session.scalars(
@@ -344,7 +367,8 @@ async def delete_unreferenced(rt: Runtime, hashes: list[str]) -> int:
                 )
             ).all()
         )
+    removed = 0
     for h in set(hashes) - still:
-        await rt.files.delete(h)
+        await store.delete(h)
         removed += 1
     return removed

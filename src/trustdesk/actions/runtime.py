@@ -8,7 +8,7 @@ from trustdesk.config import Settings
 from trustdesk.realtime.hub import Hub
 from trustdesk.realtime.presence import Presence
 from trustdesk.store.db import Store
-from trustdesk.store.files import FileStore, LocalFileStore
+from trustdesk.store.files import FileStore, file_store_for
 
 
 @dataclass
@@ -23,5 +23,5 @@ class Runtime:
     def files(self) -> FileStore:
         """Attachment bytes: under the data directory unless another store was given."""
         if self.file_store is None:
-            self.file_store = LocalFileStore(self.settings.data_dir / "files")
+            self.file_store = file_store_for(self.settings)
         return self.file_store

@@ -42,7 +42,11 @@ def new_ticket_number() -> str:
 def clean_client_id(client_msg_id: str | None) -> str | None:
     if client_msg_id is None:
         return None
-    if not isinstance(client_msg_id, str) or not 1 <= len(client_msg_id) <= 64:
+    if (
+        not isinstance(client_msg_id, str)
+        or not 1 <= len(client_msg_id) <= 64
+        or "\x00" in client_msg_id
+    ):
         raise Invalid("client_msg_id must have 1-64 characters", "invalid_client_msg_id")
     return client_msg_id
 
@@ -55,8 +59,8 @@ def operator_reader(operator_id: int) -> str:
 
 
 async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
-    if not isinstance(number, str) or len(number) > 40:
-        return None
+    if not isinstance(number, str) or len(number) > 40 or "\x00" in number:
+        return None  # (PostgreSQL cannot even compare a string with NUL in it)
     return await session.scalar(select(Ticket).where(Ticket.number == number))
 
 

@@ -116,6 +116,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
+            # No identifier or search ever contains NUL (PostgreSQL cannot even compare one).
+            await error_response(400, "bad_request", "NUL is not allowed in URLs")(
+                scope, receive, send
+            )
+            return
         limit = self.upload_max if scope["path"].endswith("/upload") else self.default_max
         declared = dict(scope.get("headers") or {}).get(b"content-length")
         too_big = error_response(413, "payload_too_large", f"body over {limit} bytes")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # Raw bounds are looser than the rules (trimming happens in the action), but every
 # field is bounded before anything else looks at it.
@@ -13,8 +13,28 @@ TicketNumber = Field(min_length=1, max_length=40)
 ClientMsgId = Field(default=None, min_length=1, max_length=64)
 
 
+def _has_nul(v: Any) -> bool:
+    if isinstance(v, str):
+        return "\x00" in v
+    if isinstance(v, list | tuple):
+        return any(_has_nul(x) for x in v)
+    if isinstance(v, dict):
+        return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
+    return False
+
+
 class In(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    # Message text has its own rule (control characters are stripped by clean_text);
+    # every other string with a NUL is refused here: PostgreSQL cannot store one.
+    nul_stripped_fields: ClassVar[frozenset[str]] = frozenset({"message"})
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, v: Any, info: ValidationInfo) -> Any:
+        if info.field_name not in cls.nul_stripped_fields and _has_nul(v):
+            raise ValueError("NUL characters are not allowed")
+        return v
 
 
 class ErrorBody(BaseModel):

@@ -82,6 +82,12 @@ async def _receive(ws: WebSocket) -> dict[str, Any] | None:
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         await _error(ws, "bad_frame", "frames must be JSON objects with a type")
         return None
+    try:
+        # JSON can spell a lone surrogate (\ud800) that no UTF-8 store can hold.
+        json.dumps(frame, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        await _error(ws, "bad_frame", "frames must be valid Unicode")
+        return None
     return frame
 
 
@@ -96,6 +102,7 @@ def _int(v: Any, default: int = 0) -> int:
 
 
 def _str(v: Any, limit: int) -> str | None:
+    v = v.replace("\x00", "") if isinstance(v, str) else v  # PostgreSQL cannot store NUL
     return v[:limit] if isinstance(v, str) and v else None
 
 

@@ -66,6 +66,7 @@ class Tx:
 
     session: AsyncSession
     dialect: str
+    settings: Settings
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -101,7 +102,7 @@ class Store:
         async with self.sessions() as session:
             if write and self.dialect == "sqlite":
                 await session.connection(execution_options={"td_write": True})
-            tx = Tx(session=session, dialect=self.dialect)
+            tx = Tx(session=session, dialect=self.dialect, settings=self.settings)
             yield tx
             await session.commit()
         if self.publish is not None:

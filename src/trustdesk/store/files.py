@@ -10,6 +10,8 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from trustdesk.config import Settings
+
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -23,6 +25,11 @@ class FileStore(ABC):
 
     @abstractmethod
     async def delete(self, sha256: str) -> None: ...
+
+
+def file_store_for(settings: Settings) -> FileStore:
+    """The one place that picks the file store from settings (an S3 store would go here)."""
+    return LocalFileStore(settings.data_dir / "files")
 
 
 class LocalFileStore(FileStore):

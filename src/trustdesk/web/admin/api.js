@@ -16,6 +16,10 @@ export function setCsrf(token) {
   csrfToken = token;
 }
 
+export function getCsrf() {
+  return csrfToken;
+}
+
 export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
@@ -122,4 +126,92 @@ export const api = {
   deleteCanned: (id) => request("DELETE", `/api/admin/canned/${enc(id)}`),
   pushKey: () => request("GET", "/api/admin/push/key"),
   pushSubscribe: (sub) => request("POST", "/api/admin/push/subscribe", sub),
+  report: (days) => request("GET", `/api/admin/report?days=${enc(days)}`),
+  exportCustomer: (ticketId) =>
+    request("GET", `/api/admin/visitors/by-ticket/${enc(ticketId)}/export`),
+  deleteCustomer: (ticketId) => request("DELETE", `/api/admin/visitors/by-ticket/${enc(ticketId)}`),
+  webhooks: () => request("GET", "/api/admin/webhooks"),
+  addWebhook: (hook) => request("POST", "/api/admin/webhooks", hook),
+  deleteWebhook: (id) => request("DELETE", `/api/admin/webhooks/${enc(id)}`),
+  deliveries: (id) => request("GET", `/api/admin/webhooks/${enc(id)}/deliveries?limit=50`),
+  retryDelivery: (hookId, id) =>
+    request("POST", `/api/admin/webhooks/${enc(hookId)}/deliveries/${enc(id)}/retry`, {}),
+  tokens: () => request("GET", "/api/admin/tokens"),
+  addToken: (token) => request("POST", "/api/admin/tokens", token),
+  revokeToken: (id) => request("DELETE", `/api/admin/tokens/${enc(id)}`),
 };
+
+/** The URL an operator's browser loads a stored file from (the session cookie suffices). */
+export function fileUrl(id) {
+  return `/api/admin/files/${enc(id)}`;
+}
+
+/**
+ * Upload a file as a message: the raw bytes are the body (XMLHttpRequest, for progress).
+ * Returns {promise, abort}; the promise resolves to {message} or rejects with an ApiError.
+ */
+export function upload({ ticketId, name, clientMsgId, caption, voice }, blob, onProgress) {
+  const p = new URLSearchParams();
+  p.set("ticketId", ticketId);
+  if (name) p.set("name", name);
+  if (clientMsgId) p.set("client_msg_id", clientMsgId);
+  if (caption) p.set("caption", caption);
+  if (voice) p.set("voice", "true");
+  let xhr = null;
+  let aborted = false;
+  const once = (retried) =>
+    new Promise((resolve, reject) => {
+      xhr = new XMLHttpRequest();
+      xhr.open("POST", `/api/admin/support/upload?${p}`);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("Content-Type", blob.type || "application/octet-stream");
+      if (csrfToken) xhr.setRequestHeader("X-CSRF-Token", csrfToken);
+      xhr.upload.addEventListener("progress", (ev) => {
+        if (ev.lengthComputable && onProgress) onProgress(ev.loaded / ev.total);
+      });
+      xhr.addEventListener("load", async () => {
+        let data = null;
+        try {
+          data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          data = null;
+        }
+        if (xhr.status >= 200 && xhr.status < 300) {
+          if (onProgress) onProgress(1);
+          resolve(data || {});
+          return;
+        }
+        const err = (data && data.error) || {};
+        const retry = Number(xhr.getResponseHeader("Retry-After"));
+        const e = new ApiError(
+          xhr.status,
+          err.code || null,
+          err.message || xhr.statusText,
+          Number.isFinite(retry) && retry > 0 ? retry : null,
+        );
+        if (xhr.status === 403 && e.code === "csrf_failed" && !retried) {
+          try {
+            const me = await rawRequest("GET", "/api/admin/me", undefined, { quiet401: true });
+            if (me.csrf_token) csrfToken = me.csrf_token;
+            resolve(await once(true));
+          } catch (again) {
+            reject(again);
+          }
+          return;
+        }
+        if (xhr.status === 401) onUnauthorized(e);
+        reject(e);
+      });
+      xhr.addEventListener("error", () => reject(new ApiError(0, "network", "network error")));
+      xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "aborted")));
+      if (aborted) reject(new ApiError(0, "aborted", "aborted"));
+      else xhr.send(blob);
+    });
+  return {
+    promise: once(false),
+    abort: () => {
+      aborted = true;
+      if (xhr) xhr.abort();
+    },
+  };
+}

@@ -4,7 +4,7 @@
 // Rules kept everywhere: user text only through textContent (dom.js `h`), no inline
 // scripts or styles (strict CSP), every message keyed by id so nothing shows twice.
 
-import { api, setCsrf, setUnauthorizedHandler } from "./api.js";
+import { api, setCsrf, setUnauthorizedHandler, upload } from "./api.js";
 import {
   clear,
   dayLabel,
@@ -19,9 +19,21 @@ import {
   shortWhen,
   uuid,
 } from "./dom.js";
+import {
+  ACCEPT,
+  attachmentBody,
+  attachmentPreview,
+  checkFile,
+  formatSize,
+  Recorder,
+  recordingSupported,
+  screenshotName,
+} from "./files.js";
 import { formatWait, getLang, has, setLang, t } from "./i18n.js";
+import { buildIntegrations } from "./integrations.js";
 import { Live } from "./live.js";
 import { enablePush, pushActive, pushSupported } from "./push.js";
+import { buildReport } from "./report.js";
 import { chime, isMuted, setMuted, unlockAudio } from "./sound.js";
 
 const FILTERS = ["open", "mine", "unassigned", "closed"];
@@ -34,7 +46,7 @@ const root = document.getElementById("app");
 
 const state = {
   me: null,
-  view: null, // "tickets" | "settings" (null until the first route)
+  view: null, // "tickets" | "report" | "settings" (null until the first route)
   filter: "open",
   q: "",
   tickets: new Map(), // ticketId -> TicketSummary (all we know of)
@@ -52,6 +64,8 @@ const state = {
   connected: true,
   mode: "reply", // composer mode: "reply" | "note" | "system"
   drafts: new Map(),
+  staged: new Map(), // ticketId -> [{id, file, name, url}] files picked but not sent yet
+  reportDays: 30,
   showInfo: false,
   push: "off", // "on" | "off" | "unsupported"
 };
@@ -134,6 +148,9 @@ function toast(message, kind = "info") {
 
 function errorText(e) {
   if (e.code && has(`error.${e.code}`)) return t(`error.${e.code}`);
+  if (e.status === 413) return t("error.file_too_large");
+  if (e.status === 415) return t("error.unsupported_type");
+  if (e.status === 404) return t("error.not_found");
   if (e.status === 422 || e.status === 400) return t("error.invalid");
   if (e.status === 403) return t("error.forbidden");
   if (e.status === 429) return t("error.rate");
@@ -153,7 +170,12 @@ function updateTitle() {
     return;
   }
   const n = totalUnread();
-  const name = state.view === "settings" ? t("title.settings") : t("title.tickets");
+  const name =
+    state.view === "settings"
+      ? t("title.settings")
+      : state.view === "report"
+        ? t("title.report")
+        : t("title.tickets");
   document.title = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
 }
 
@@ -182,6 +204,13 @@ async function boot() {
     }
   });
   window.addEventListener("hashchange", onRoute);
+  document.addEventListener("paste", onDocumentPaste);
+  // A file dropped outside the conversation must not make the browser leave the dashboard.
+  for (const type of ["dragover", "drop"]) {
+    window.addEventListener(type, (ev) => {
+      if (hasFiles(ev)) ev.preventDefault();
+    });
+  }
   setInterval(sweepTyping, 1000);
   try {
     const r = await api.me();
@@ -330,6 +359,7 @@ async function loadInitial() {
 }
 
 async function signOut(message) {
+  if (ui.recorder) ui.recorder.cancel();
   if (live) live.stop();
   delete document.documentElement.dataset.live;
   live = null;
@@ -348,6 +378,7 @@ async function signOut(message) {
     maxId: 0,
     announcedUpTo: Infinity,
     drafts: new Map(),
+    staged: new Map(),
   });
   for (const k of Object.keys(ui)) delete ui[k];
   showLogin(message);
@@ -367,6 +398,12 @@ function buildShell() {
     h("span", { class: "nav-icon", "aria-hidden": "true" }, "💬"),
     h("span", { class: "nav-label" }, t("nav.tickets")),
     ui.navBadge,
+  );
+  ui.navReport = h(
+    "a",
+    { href: "#/report", class: "nav-item", dataset: { view: "report" } },
+    h("span", { class: "nav-icon", "aria-hidden": "true" }, "📊"),
+    h("span", { class: "nav-label" }, t("nav.report")),
   );
   ui.navSettings = h(
     "a",
@@ -438,7 +475,7 @@ function buildShell() {
     h(
       "div",
       { class: "shell" },
-      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navSettings),
+      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navReport, ui.navSettings),
       ui.main,
     ),
     ui.toast,
@@ -468,7 +505,7 @@ function renderBadges() {
 }
 
 function renderNav() {
-  for (const link of [ui.navTickets, ui.navSettings]) {
+  for (const link of [ui.navTickets, ui.navReport, ui.navSettings]) {
     if (!link) continue;
     const active = link.dataset.view === state.view;
     link.classList.toggle("active", active);
@@ -557,6 +594,7 @@ function parseRoute() {
   const hash = location.hash.replace(/^#\/?/, "");
   const [section, ...rest] = hash.split("/");
   if (section === "settings") return { view: "settings", ticketId: null };
+  if (section === "report") return { view: "report", ticketId: null };
   // "#/ticket/ID" too: the server's push notifications link there.
   const id =
     (section === "tickets" || section === "ticket") && rest.length
@@ -573,6 +611,10 @@ function onRoute() {
     if (r.view === "settings") {
       leaveTicket();
       buildSettings();
+    } else if (r.view === "report") {
+      leaveTicket();
+      dropInboxRefs();
+      buildReport(ui.main, { errorText, days: state.reportDays, onDays: (d) => (state.reportDays = d) });
     } else {
       buildInbox();
     }
@@ -952,6 +994,7 @@ function buildInbox() {
     h("div", { class: "list-scroll" }, ui.list),
   );
   ui.convPane = h("section", { class: "conv-pane" });
+  setupDropZone(ui.convPane);
   ui.infoPane = h("aside", { class: "info-pane", "aria-label": t("ticket.info") });
   ui.inbox = h("div", { class: "inbox" }, ui.listPane, ui.convPane, ui.infoPane);
   replaceChildren(ui.main, ui.inbox);
@@ -989,13 +1032,14 @@ function previewOf(s) {
   const m = s.last_message;
   if (!m) return { text: t("list.noMessages"), cls: "" };
   if (m.kind === "note") return { text: `🔒 ${m.message}`, cls: "note" };
+  const body = attachmentPreview(m) ?? m.message;
   if (m.sender_type === "admin") {
     const who = m.operator_id === state.me.id ? t("you") : m.sender_name;
-    return { text: `${who}: ${m.message}`, cls: "" };
+    return { text: `${who}: ${body}`, cls: "" };
   }
   if (m.sender_type === "system") return { text: m.message, cls: "system" };
   if (m.sender_type === "bot") return { text: `🤖 ${m.message}`, cls: "" };
-  return { text: m.message, cls: "customer" };
+  return { text: body, cls: "customer" };
 }
 
 /**
@@ -1107,6 +1151,7 @@ function renderListTyping() {
 
 function leaveTicket() {
   stopMyTyping();
+  if (ui.recorder) ui.recorder.cancel();
   if (ui.reply && state.currentId) state.drafts.set(state.currentId, ui.reply.value);
   state.currentId = null;
   state.current = null;
@@ -1216,7 +1261,10 @@ function maybeMarkRead() {
 
 function buildConversation() {
   if (!ui.convPane) return;
-  for (const k of ["convHeader", "msgs", "typingEl", "composer", "reply", "closedNote", "canned"]) ui[k] = null;
+  if (ui.recorder) ui.recorder.cancel();
+  for (const k of ["convHeader", "msgs", "typingEl", "composer", "reply", "closedNote", "canned", "recorder", "stagedList"]) {
+    ui[k] = null;
+  }
   if (!state.currentId) {
     replaceChildren(
       ui.convPane,
@@ -1363,13 +1411,18 @@ function messageEl(m, s, cont = false) {
       h("div", { class: "msg-meta" }, time),
     );
   }
+  const att = m.attachment ? ` has-att with-${m.attachment.kind}` : "";
+  const body = () =>
+    m.attachment
+      ? h("div", { class: "bubble att-bubble" }, attachmentBody(m, linkify))
+      : h("div", { class: "bubble" }, linkify(m.message));
   if (m.sender_type === "admin") {
     const mine = m.operator_id === state.me.id;
     return h(
       "div",
-      { ...base, class: `msg admin${mine ? " mine" : ""}${cls}` },
+      { ...base, class: `msg admin${mine ? " mine" : ""}${cls}${att}` },
       author(m.sender_name, mine ? h("span", { class: "muted" }, ` (${t("you")})`) : null, " 👤"),
-      h("div", { class: "bubble" }, linkify(m.message)),
+      body(),
       h("div", { class: "msg-meta" }, time, receiptFor()),
     );
   }
@@ -1384,14 +1437,15 @@ function messageEl(m, s, cont = false) {
   }
   return h(
     "div",
-    { ...base, class: `msg customer${cls}` },
+    { ...base, class: `msg customer${cls}${att}` },
     author(t("sender.guest", { name: m.sender_name ? guestName(m.sender_name) : customerName(s) })),
-    h("div", { class: "bubble" }, linkify(m.message)),
+    body(),
     h("div", { class: "msg-meta" }, time),
   );
 }
 
 function pendingEl(p) {
+  if (p.upload) return p.el || (p.el = uploadPendingEl(p));
   const cls = p.mode === "note" ? "note" : p.mode === "system" ? "system" : "admin mine";
   const status = p.failed
     ? h(
@@ -1578,26 +1632,67 @@ function renderInfo() {
         [t("info.ticket"), s.ticketId],
         [t("info.status"), h("span", { class: `pill status-${s.status}` }, t(`status.${s.status}`))],
         [t("info.created"), fullWhen(s.created_at, lang)],
-        s.rating
-          ? [
-              t("info.rating"),
-              h(
-                "span",
-                { class: "rating", title: `${s.rating.score}/5` },
-                h("span", { class: "stars", "aria-label": `${s.rating.score}/5` }, "★".repeat(s.rating.score) + "☆".repeat(Math.max(0, 5 - s.rating.score))),
-                s.rating.comment ? h("span", { class: "rating-comment" }, s.rating.comment) : null,
-              ),
-            ]
-          : null,
       ]),
       h("label", { for: "assign-select", class: "field-label" }, t("info.assignee")),
       ui.assignSelect,
     ),
+    ratingCard(s),
     relatedCard(),
     h("section", { class: "info-card" }, h("h3", null, t("info.team")), ui.teamList),
+    dataCard(s),
   );
   renderAssign();
   renderTeamList();
+}
+
+function ratingCard(s) {
+  const r = s.rating;
+  if (!r || !r.score) return null;
+  const score = Math.max(0, Math.min(5, Math.round(r.score)));
+  const stars = [1, 2, 3, 4, 5].map((i) => h("span", { class: `star${i <= score ? " on" : ""}`, "aria-hidden": "true" }, "★"));
+  return h(
+    "section",
+    { class: "info-card rating-card", dataset: { score: String(score) } },
+    h("h3", null, t("info.rating")),
+    h(
+      "div",
+      { class: "rating" },
+      h("span", { class: "stars", role: "img", "aria-label": t("info.ratingLabel", { n: score }) }, stars),
+      h("span", { class: "rating-score" }, `${score}/5`),
+      h("span", { class: "rating-word" }, t(`rating.${score}`)),
+    ),
+    r.comment
+      ? h("blockquote", { class: "rating-comment" }, r.comment)
+      : h("p", { class: "muted rating-nocomment" }, t("info.noComment")),
+  );
+}
+
+function dataCard(s) {
+  if (!state.me || state.me.role !== "admin") return null;
+  const exportBtn = h(
+    "button",
+    { type: "button", class: "btn ghost small" },
+    h("span", { "aria-hidden": "true" }, "⬇ "),
+    t("info.export"),
+  );
+  exportBtn.addEventListener("click", () => exportCustomer(s.ticketId, exportBtn));
+  return h(
+    "section",
+    { class: "info-card data-card" },
+    h("h3", null, t("info.data")),
+    h("p", { class: "muted data-help" }, t("info.dataHelp")),
+    h(
+      "div",
+      { class: "data-actions" },
+      exportBtn,
+      h(
+        "button",
+        { type: "button", class: "btn danger-soft small", onclick: () => deleteCustomer(s) },
+        h("span", { "aria-hidden": "true" }, "🗑 "),
+        t("info.delete"),
+      ),
+    ),
+  );
 }
 
 function relatedCard() {
@@ -1737,12 +1832,75 @@ function buildComposer() {
   ui.sendBtn = h("button", { type: "submit", class: "btn primary send-btn" }, t("composer.send"));
   ui.composerHint = h("span", { class: "composer-hint" });
   ui.composerError = h("span", { class: "composer-error", role: "alert" });
+  ui.fileInput = h("input", {
+    type: "file",
+    class: "file-input",
+    multiple: true,
+    accept: ACCEPT,
+    hidden: true,
+    tabindex: "-1",
+  });
+  ui.fileInput.addEventListener("change", () => {
+    const files = [...(ui.fileInput.files || [])];
+    ui.fileInput.value = "";
+    stageFiles(files, false);
+  });
+  ui.attachBtn = h(
+    "button",
+    {
+      type: "button",
+      class: "icon-btn tool-btn attach-btn",
+      "aria-label": t("composer.attach"),
+      title: t("composer.attachHint"),
+      onclick: () => ui.fileInput && ui.fileInput.click(),
+    },
+    "📎",
+  );
+  ui.micBtn = h(
+    "button",
+    {
+      type: "button",
+      class: "icon-btn tool-btn mic-btn",
+      "aria-label": t("composer.voice"),
+      title: t("composer.voice"),
+      hidden: !recordingSupported(),
+      onclick: () => {
+        ui.composerError.textContent = "";
+        stopMyTyping();
+        if (ui.recorder) ui.recorder.start();
+      },
+    },
+    "🎤",
+  );
+  ui.stagedList = h("ul", { class: "staged", "aria-label": t("composer.staged"), hidden: true });
+  const recorder = new Recorder({
+    onSend: (blob, name) => sendVoice(blob, name),
+    onOpen: () => form.classList.add("recording"),
+    onClose: () => {
+      form.classList.remove("recording");
+      if (ui.reply && ui.composer === form) ui.reply.focus();
+    },
+    onError: (text) => {
+      if (ui.composer === form) ui.composerError.textContent = text;
+    },
+  });
+  ui.recorder = recorder;
   const form = h(
     "form",
     { class: "composer", novalidate: true },
     h("div", { class: "mode-tabs", role: "tablist", "aria-label": t("composer.modes") }, tabs),
+    ui.stagedList,
     h("div", { class: "composer-box" }, ui.canned, ui.replyLabel, ui.reply),
-    h("div", { class: "composer-foot" }, ui.composerHint, ui.composerError, ui.sendBtn),
+    recorder.el,
+    h(
+      "div",
+      { class: "composer-foot" },
+      h("div", { class: "composer-tools" }, ui.attachBtn, ui.micBtn),
+      ui.composerHint,
+      ui.composerError,
+      ui.sendBtn,
+    ),
+    ui.fileInput,
   );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -1750,11 +1908,13 @@ function buildComposer() {
   });
   ui.reply.addEventListener("keydown", onReplyKeydown);
   ui.reply.addEventListener("input", onReplyInput);
+  ui.reply.addEventListener("paste", onPaste);
   ui.reply.addEventListener("blur", () => {
     setTimeout(() => hideCanned(), 150);
     stopMyTyping();
   });
   requestAnimationFrame(() => autoGrow());
+  renderStaged();
   return form;
 }
 
@@ -1779,6 +1939,9 @@ function renderComposerState() {
   const loaded = state.current && state.current.loaded;
   ui.reply.disabled = !loaded;
   ui.sendBtn.disabled = !loaded;
+  ui.attachBtn.disabled = !loaded;
+  ui.micBtn.disabled = !loaded;
+  renderStaged();
   if (ui.closedNote) ui.closedNote.hidden = !(s && s.status === "closed");
 }
 
@@ -1858,12 +2021,17 @@ function send() {
   if (!cur || !cur.loaded || !ui.reply) return;
   if (!ui.canned.hidden) hideCanned();
   const text = ui.reply.value.trim();
-  if (!text) {
+  const staged = state.mode === "reply" ? state.staged.get(cur.id) || [] : [];
+  if (!text && !staged.length) {
     ui.reply.focus();
     return;
   }
   if (text.length > MAX_LEN) {
     ui.composerError.textContent = t("composer.tooLong");
+    return;
+  }
+  if (staged.length) {
+    sendStaged(cur, staged, text);
     return;
   }
   const p = { cmid: uuid(), text, mode: state.mode, ticketId: cur.id, failed: false };
@@ -1878,6 +2046,7 @@ function send() {
 }
 
 async function sendPending(p) {
+  if (p.upload) return sendUpload(p);
   p.failed = false;
   const cur = state.current;
   if (cur && cur.id === p.ticketId) renderMessages();
@@ -1900,6 +2069,408 @@ async function sendPending(p) {
       renderMessages();
       if (ui.composerError) ui.composerError.textContent = errorText(e);
     }
+  }
+}
+
+// ---------------------------------------------------------------- files, screenshots, voice
+
+function canAttach() {
+  return Boolean(state.view === "tickets" && state.current && state.current.loaded && ui.composer);
+}
+
+function hasFiles(ev) {
+  const types = ev.dataTransfer && ev.dataTransfer.types;
+  return Boolean(types && [...types].includes("Files"));
+}
+
+function filesFrom(dt) {
+  if (!dt) return [];
+  const files = [...(dt.files || [])];
+  if (files.length) return files;
+  return [...(dt.items || [])]
+    .filter((it) => it.kind === "file")
+    .map((it) => it.getAsFile())
+    .filter(Boolean);
+}
+
+function onPaste(ev) {
+  if (!canAttach()) return;
+  const files = filesFrom(ev.clipboardData);
+  if (!files.length) return;
+  ev.preventDefault();
+  ev.stopPropagation();
+  stageFiles(files, true);
+}
+
+/** A screenshot pasted while nothing (or the conversation) has focus still lands here. */
+function onDocumentPaste(ev) {
+  if (ev.defaultPrevented || !canAttach()) return;
+  const target = ev.target;
+  if (target && target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+  onPaste(ev);
+}
+
+function setupDropZone(pane) {
+  let depth = 0;
+  pane.dataset.drop = t("composer.dropHere");
+  const off = () => {
+    depth = 0;
+    pane.classList.remove("drop-active");
+  };
+  pane.addEventListener("dragenter", (ev) => {
+    if (!hasFiles(ev) || !canAttach()) return;
+    ev.preventDefault();
+    depth += 1;
+    pane.classList.add("drop-active");
+  });
+  pane.addEventListener("dragover", (ev) => {
+    if (!hasFiles(ev) || !canAttach()) return;
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = "copy";
+    pane.classList.add("drop-active");
+  });
+  pane.addEventListener("dragleave", (ev) => {
+    if (!hasFiles(ev)) return;
+    depth = Math.max(0, depth - 1);
+    if (!depth) off();
+  });
+  pane.addEventListener("drop", (ev) => {
+    if (!hasFiles(ev)) return;
+    ev.preventDefault();
+    off();
+    if (canAttach()) stageFiles(filesFrom(ev.dataTransfer), false);
+  });
+}
+
+const MAX_STAGED = 10;
+
+function stageFiles(files, pasted) {
+  const cur = state.current;
+  if (!cur || !cur.loaded || !files.length) return;
+  if (ui.recorder && ui.recorder.active) return;
+  if (state.mode !== "reply") setMode("reply");
+  const list = state.staged.get(cur.id) || [];
+  const problems = [];
+  for (const file of files) {
+    const generic = !file.name || (pasted && /^image\.(png|jpe?g|gif|webp)$/i.test(file.name));
+    const name = generic ? screenshotName(file) : file.name;
+    const problem = checkFile(file);
+    if (problem) {
+      problems.push(`${name}: ${problem}`);
+      continue;
+    }
+    if (list.length >= MAX_STAGED) {
+      problems.push(t("composer.tooManyFiles", { n: MAX_STAGED }));
+      break;
+    }
+    const image = /^image\/(png|jpeg|gif|webp)$/.test(file.type || "");
+    list.push({ id: uuid(), file, name, url: image ? URL.createObjectURL(file) : null });
+  }
+  state.staged.set(cur.id, list);
+  renderStaged();
+  if (ui.composerError) ui.composerError.textContent = problems.join(" · ");
+  if (ui.reply) ui.reply.focus();
+}
+
+function unstage(item) {
+  const list = state.staged.get(state.currentId) || [];
+  const next = list.filter((x) => x !== item);
+  if (item.url) URL.revokeObjectURL(item.url);
+  if (next.length) state.staged.set(state.currentId, next);
+  else state.staged.delete(state.currentId);
+  renderStaged();
+  if (ui.reply) ui.reply.focus();
+}
+
+function renderStaged() {
+  const el = ui.stagedList;
+  if (!el) return;
+  const list = state.staged.get(state.currentId) || [];
+  el.hidden = !list.length;
+  replaceChildren(
+    el,
+    list.map((item) =>
+      h(
+        "li",
+        { class: "staged-item", title: item.name },
+        item.url
+          ? h("img", { class: "staged-thumb", src: item.url, alt: "" })
+          : h("span", { class: "staged-icon", "aria-hidden": "true" }, item.file.type === "application/pdf" ? "📕" : /^audio\//.test(item.file.type) ? "🎵" : "📄"),
+        h(
+          "span",
+          { class: "staged-text" },
+          h("span", { class: "staged-name" }, item.name),
+          h("span", { class: "staged-size" }, formatSize(item.file.size)),
+        ),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "staged-remove",
+            "aria-label": t("composer.unstage", { name: item.name }),
+            title: t("composer.unstageShort"),
+            onclick: () => unstage(item),
+          },
+          "✕",
+        ),
+      ),
+    ),
+  );
+  if (ui.composerHint) {
+    ui.composerHint.textContent = list.length
+      ? t("composer.hint.files", { n: list.length })
+      : t(`composer.hint.${state.mode}`);
+  }
+}
+
+/** The staged files go out as messages; the text (if any) becomes the first one's caption. */
+function sendStaged(cur, staged, text) {
+  state.staged.delete(cur.id);
+  let caption = text || null;
+  // The caption travels in the query string: a very long one goes as its own message.
+  if (caption && encodeURIComponent(caption).length > 6000) {
+    const p = { cmid: uuid(), text: caption, mode: "reply", ticketId: cur.id, failed: false };
+    cur.pending.set(p.cmid, p);
+    sendPending(p);
+    caption = null;
+  }
+  ui.reply.value = "";
+  state.drafts.delete(cur.id);
+  autoGrow();
+  stopMyTyping();
+  staged.forEach((item, i) =>
+    queueUpload(cur, { file: item.file, name: item.name, caption: i === 0 ? caption : null, thumb: item.url }),
+  );
+  renderStaged();
+  ui.reply.focus();
+}
+
+function sendVoice(blob, name) {
+  const cur = state.current;
+  if (!cur || !cur.loaded) return;
+  queueUpload(cur, { file: blob, name, voice: true });
+}
+
+function queueUpload(cur, { file, name, caption = null, voice = false, thumb = null }) {
+  const p = {
+    cmid: uuid(),
+    upload: true,
+    mode: "reply",
+    ticketId: cur.id,
+    file,
+    name,
+    caption,
+    voice,
+    thumb,
+    progress: 0,
+    failed: false,
+    error: null,
+    el: null,
+    queued: true,
+  };
+  cur.pending.set(p.cmid, p);
+  renderMessages({ toBottom: true });
+  // One at a time, in the order picked: the customer sees them in that order.
+  uploadQueue = uploadQueue.then(() => (p.cancelled ? null : sendUpload(p)));
+}
+
+let uploadQueue = Promise.resolve();
+
+function forgetUpload(p) {
+  if (p.thumb) URL.revokeObjectURL(p.thumb);
+  p.thumb = null;
+  const cur = state.current;
+  if (cur && cur.pending.get(p.cmid) === p) cur.pending.delete(p.cmid);
+}
+
+async function sendUpload(p) {
+  p.queued = false;
+  p.failed = false;
+  p.error = null;
+  p.progress = 0;
+  p.cancelled = false;
+  p.el = null;
+  if (state.current && state.current.id === p.ticketId) renderMessages();
+  const handle = upload(
+    { ticketId: p.ticketId, name: p.name, clientMsgId: p.cmid, caption: p.caption, voice: p.voice },
+    p.file,
+    (f) => {
+      p.progress = f;
+      updateUploadProgress(p);
+    },
+  );
+  p.handle = handle;
+  try {
+    const r = await handle.promise;
+    p.handle = null;
+    forgetUpload(p);
+    const now = state.current;
+    if (now && now.id === p.ticketId && r.message) addMessage(now, r.message);
+    if (r.message) onMessage(r.message);
+    else if (now && now.id === p.ticketId) renderMessages();
+  } catch (e) {
+    p.handle = null;
+    if (p.cancelled) return;
+    p.failed = true;
+    p.error = errorText(e);
+    p.el = null;
+    if (state.current && state.current.id === p.ticketId) renderMessages();
+  }
+}
+
+function cancelUpload(p) {
+  p.cancelled = true;
+  if (p.handle) p.handle.abort();
+  forgetUpload(p);
+  renderMessages();
+}
+
+function updateUploadProgress(p) {
+  if (!p.bar) return;
+  p.bar.value = p.progress;
+  if (p.pct) p.pct.textContent = `${Math.round(p.progress * 100)}%`;
+}
+
+function uploadPendingEl(p) {
+  const title = p.voice ? `🎤 ${t("att.voice")}` : p.name;
+  p.bar = null;
+  p.pct = null;
+  let status;
+  if (p.failed) {
+    status = h(
+      "span",
+      { class: "upload-failed", role: "alert" },
+      `⚠ ${p.error}`,
+      h("button", { type: "button", class: "link-btn", onclick: () => sendUpload(p) }, t("upload.retry")),
+      h("button", { type: "button", class: "link-btn muted-link", onclick: () => cancelUpload(p) }, t("upload.discard")),
+    );
+  } else {
+    p.pct = h("span", { class: "upload-pct" }, `${Math.round(p.progress * 100)}%`);
+    status = h(
+      "span",
+      { class: "upload-status" },
+      h("span", null, t(p.queued ? "upload.queued" : "upload.sending")),
+      p.queued ? null : p.pct,
+      h(
+        "button",
+        {
+          type: "button",
+          class: "link-btn muted-link",
+          "aria-label": t("upload.cancel", { name: p.name }),
+          onclick: () => cancelUpload(p),
+        },
+        t("settings.cancel"),
+      ),
+    );
+    p.bar = h("progress", {
+      class: "upload-bar",
+      max: "1",
+      value: p.progress,
+      "aria-label": t("upload.progress", { name: p.name }),
+    });
+  }
+  return h(
+    "div",
+    { class: `msg admin mine pending upload${p.failed ? " failed" : ""}` },
+    h("div", { class: "msg-author" }, state.me.name),
+    h(
+      "div",
+      { class: "bubble att-bubble" },
+      h(
+        "div",
+        { class: "upload-card" },
+        p.thumb
+          ? h("img", { class: "upload-thumb", src: p.thumb, alt: "" })
+          : h("span", { class: "upload-icon", "aria-hidden": "true" }, p.voice ? "🎤" : "📄"),
+        h(
+          "span",
+          { class: "att-file-text" },
+          h("span", { class: "att-file-name" }, title),
+          h("span", { class: "att-file-size" }, formatSize(p.file.size)),
+        ),
+      ),
+      p.bar,
+    ),
+    h("div", { class: "msg-meta" }, status),
+  );
+}
+
+// ---------------------------------------------------------------- a customer's data
+
+/** A modal question; resolves true when confirmed. */
+function confirmDialog({ title, text, confirm, danger = false }) {
+  return new Promise((resolve) => {
+    const titleId = `dlg-${uuid()}`;
+    let answer = false;
+    const yes = h(
+      "button",
+      { type: "button", class: `btn ${danger ? "danger" : "primary"}`, onclick: () => ((answer = true), dlg.close()) },
+      confirm,
+    );
+    const no = h("button", { type: "button", class: "btn ghost", onclick: () => dlg.close() }, t("settings.cancel"));
+    const dlg = h(
+      "dialog",
+      { class: "confirm-dialog", "aria-labelledby": titleId },
+      h("h2", { id: titleId }, title),
+      h("p", null, text),
+      h("div", { class: "dialog-actions" }, no, yes),
+    );
+    dlg.addEventListener("close", () => {
+      dlg.remove();
+      resolve(answer);
+    });
+    document.body.appendChild(dlg);
+    dlg.showModal();
+    no.focus();
+  });
+}
+
+async function exportCustomer(ticketId, btn) {
+  btn.disabled = true;
+  try {
+    const data = await api.exportCustomer(ticketId);
+    const blob = new Blob([JSON.stringify(data, null, 2)], { type: "application/json" });
+    const url = URL.createObjectURL(blob);
+    const day = new Date().toISOString().slice(0, 10);
+    const a = h("a", { href: url, download: `trustdesk-customer-${ticketId}-${day}.json`, hidden: true });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    toast(t("info.exported"), "ok");
+  } catch (e) {
+    toast(errorText(e), "warn");
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+async function deleteCustomer(s) {
+  const cur = state.current;
+  const others = cur && cur.id === s.ticketId && cur.related ? cur.related.length : 0;
+  const ok = await confirmDialog({
+    title: t("info.deleteTitle"),
+    text: t("info.deleteText", { n: others + 1 }),
+    confirm: t("info.deleteYes"),
+    danger: true,
+  });
+  if (!ok) return;
+  try {
+    const r = await api.deleteCustomer(s.ticketId);
+    const gone = [s.ticketId, ...((cur && cur.id === s.ticketId && cur.related) || []).map((x) => x.ticketId)];
+    for (const id of gone) {
+      state.tickets.delete(id);
+      state.drafts.delete(id);
+      state.staged.delete(id);
+    }
+    const d = (r && r.deleted) || {};
+    toast(t("info.deleted", { tickets: d.tickets ?? gone.length, messages: d.messages ?? 0 }), "ok");
+    if (state.currentId === s.ticketId) location.hash = "#/tickets";
+    renderList();
+    renderBadges();
+    fetchList();
+  } catch (e) {
+    toast(errorText(e), "warn");
   }
 }
 
@@ -1982,16 +2553,31 @@ function chooseCanned(id) {
 
 // ---------------------------------------------------------------- settings
 
+/** Leaving the inbox: forget its DOM so live updates do not try to render into it. */
+function dropInboxRefs() {
+  for (const k of [
+    "list",
+    "inbox",
+    "convPane",
+    "infoPane",
+    "msgs",
+    "msgsScroll",
+    "reply",
+    "composer",
+    "assignSelect",
+    "teamList",
+    "cannedList",
+    "opsList",
+    "soundToggle",
+    "recorder",
+    "stagedList",
+  ]) {
+    ui[k] = null;
+  }
+}
+
 function buildSettings() {
-  ui.list = null;
-  ui.inbox = null;
-  ui.convPane = null;
-  ui.infoPane = null;
-  ui.msgs = null;
-  ui.reply = null;
-  ui.composer = null;
-  ui.assignSelect = null;
-  ui.teamList = null;
+  dropInboxRefs();
 
   // Canned responses
   ui.cannedList = h("ul", { class: "canned-list" });
@@ -2076,7 +2662,10 @@ function buildSettings() {
       langSelect,
     ),
   );
-  if (state.me.role === "admin") sections.push(buildOperatorsCard());
+  if (state.me.role === "admin") {
+    sections.push(buildOperatorsCard());
+    sections.push(...buildIntegrations({ errorText, toast }));
+  }
   replaceChildren(
     ui.main,
     h(

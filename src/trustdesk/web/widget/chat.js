@@ -6,7 +6,20 @@
 // message is keyed by id, so replays and retries never show anything twice. Outgoing messages
 // carry a client_msg_id and wait in a persisted outbox until the server has stored them.
 
+import { createExtras } from "./extras.js";
+import {
+  createLightbox,
+  formatDuration,
+  formatSize,
+  ICONS,
+  rememberLocal,
+  renderAttachment,
+  svgIcon,
+  upload,
+  uploadError,
+} from "./files.js";
 import { detectLocale, EMOJI, localizeServerText, makeT } from "./i18n.js";
+import { createRecorder } from "./voice.js";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration from the loader (frame URL hash) and the embedding page's origin.
@@ -51,6 +64,7 @@ const KEYS = {
   notified: "trustdesk.notified",
   outbox: "trustdesk.outbox",
   muted: "trustdesk.muted",
+  identity: "trustdesk.identity",
 };
 
 const storage = (() => {
@@ -120,7 +134,13 @@ const S = {
   unread: 0,
   startedAt: Date.now(),
   seenAtLoad: 0,
+  uploads: new Map(), // client_msg_id -> {row, file, voice, seconds, abort, ...}
+  wantNew: false, // "New conversation": the next message starts a new ticket
+  identity: null, // {user_id, expires, hash, name?, email?} from the shop, not yet verified
+  identityEmail: "",
 };
+
+let extras = null; // away / rating / tickets / transcript (extras.js), made at boot
 
 {
   const seen = readJson(KEYS.seen, null);
@@ -160,6 +180,14 @@ const els = {
   emojiPanel: $("emoji-panel"),
   mute: $("mute"),
   close: $("close"),
+  attach: $("attach-btn"),
+  fileInput: $("file-input"),
+  mic: $("mic-btn"),
+  recorder: $("recorder"),
+  drop: $("drop"),
+  toast: $("toast"),
+  toastText: $("toast-text"),
+  toastX: $("toast-x"),
 };
 
 function h(tag, className, text) {
@@ -263,7 +291,28 @@ function roleOf(senderType) {
   return "agent"; // admin and bot
 }
 
-function buildRow({ role, senderType, senderName, text, date }) {
+const fileCtx = {
+  t,
+  locale,
+  token: () => S.token,
+  openImage: (att, url) => lightbox.open(att, url),
+  notify: (text) => showToast(text),
+};
+const lightbox = createLightbox(fileCtx);
+els.app.append(lightbox.root);
+
+// What a message is, in one line (ticket list, the loader's preview).
+function summary(m) {
+  const a = m.attachment;
+  const text = m.sender_type === "customer" ? m.message || "" : localizeServerText(locale, m.message || "");
+  if (!a) return text;
+  const caption = m.message && m.message !== a.name ? m.message : "";
+  if (a.kind === "image") return `🖼 ${caption || t("photo")}`;
+  if (a.kind === "audio" && m.kind === "voice") return `🎤 ${t("voiceMessage")}`;
+  return `📎 ${caption || a.name}`;
+}
+
+function buildRow({ role, senderType, senderName, text, date, attachment = null, kind = "text" }) {
   const row = h("div", `row row--${role}`);
   row.dataset.sender = senderType;
   row.dataset.name = senderName || "";
@@ -278,7 +327,21 @@ function buildRow({ role, senderType, senderName, text, date }) {
   }
   const line = h("div", "row__line");
   const bubble = h("div", "bubble");
-  appendRichText(bubble, text);
+  if (attachment && typeof attachment === "object" && attachment.id) {
+    bubble.classList.add("bubble--att", `bubble--${attachment.kind}`);
+    row.classList.add("row--att");
+    if (attachment.kind === "audio" && kind !== "voice") {
+      bubble.append(h("div", "att-audio-name", attachment.name || ""));
+    }
+    bubble.append(renderAttachment(attachment, fileCtx));
+    if (text) {
+      const caption = h("div", "bubble__caption");
+      appendRichText(caption, text);
+      bubble.append(caption);
+    }
+  } else {
+    appendRichText(bubble, text);
+  }
   line.append(bubble);
   if (role === "customer") {
     const avatar = h("span", "row__avatar", "👤");
@@ -428,7 +491,9 @@ function setTicket(ticketId) {
   if (!ticketId || ticketId === S.ticketId) return;
   const had = S.ticketId;
   S.ticketId = ticketId;
+  S.wantNew = false;
   storage.set(KEYS.ticket, ticketId);
+  extras?.renderTranscriptButton();
   if (had) {
     // A different conversation than the one we knew: start its view from scratch and let
     // the socket replay it from the beginning.
@@ -448,7 +513,39 @@ function resetView() {
   S.notifiedId = 0;
   S.adminReadId = 0;
   S.unread = 0;
+  S.status = null;
+  els.closedNote.hidden = true;
+  hideTyping();
   reportUnread();
+  extras?.syncRating();
+}
+
+// Follow another of the customer's tickets ("My conversations"): a fresh view, and the socket
+// says hello again with that ticket and since=0.
+function switchTicket(ticketId) {
+  if (!ticketId) return;
+  S.wantNew = false;
+  if (ticketId === S.ticketId) return;
+  S.ticketId = ticketId;
+  storage.set(KEYS.ticket, ticketId);
+  resetView();
+  removeLocalGreeting();
+  extras?.renderTranscriptButton();
+  reconnectNow();
+  start();
+}
+
+// "New conversation": an empty view; the first message goes with new_ticket: true.
+function newConversation() {
+  S.ticketId = null;
+  storage.del(KEYS.ticket);
+  resetView();
+  S.wantNew = true;
+  showLocalGreeting();
+  extras?.renderTranscriptButton();
+  reconnectNow();
+  start();
+  els.input.focus();
 }
 
 function forgetTicket() {
@@ -462,6 +559,7 @@ function setStatus(status) {
   if (status !== "open" && status !== "closed") return;
   S.status = status;
   els.closedNote.hidden = status !== "closed";
+  extras?.syncRating();
 }
 
 const CLOSED_TEXT = "✅ Тикет закрыт. Спасибо за обращение!";
@@ -476,7 +574,16 @@ function handleMessage(m) {
 
   const role = roleOf(m.sender_type);
   const date = parseTime(m.created_at);
-  const pendingRow = m.client_msg_id ? S.pending.get(m.client_msg_id) : null;
+  const att = m.attachment && typeof m.attachment === "object" ? m.attachment : null;
+  const mine = m.client_msg_id ? S.uploads.get(m.client_msg_id) : null;
+  if (mine) {
+    // Our own upload is stored: the progress row gives way to the real message.
+    S.uploads.delete(m.client_msg_id);
+    if (att) rememberLocal(att.id, mine.file);
+    mine.row.remove();
+    if (mine.thumb) URL.revokeObjectURL(mine.thumb);
+  }
+  const pendingRow = m.client_msg_id && !att ? S.pending.get(m.client_msg_id) : null;
   const isNew = m.id > S.seenAtLoad;
 
   withScroll(
@@ -493,13 +600,16 @@ function handleMessage(m) {
         time.textContent = hhmm(date);
         time.dateTime = date.toISOString();
       } else {
-        const text = role === "customer" ? m.message : localizeServerText(locale, m.message);
+        let text = role === "customer" ? m.message : localizeServerText(locale, m.message);
+        if (att && m.message === att.name) text = ""; // no caption: the name is on the card
         row = buildRow({
           role,
           senderType: m.sender_type,
           senderName: m.sender_name,
           text,
           date,
+          attachment: att,
+          kind: m.kind,
         });
       }
       row.dataset.id = String(m.id);
@@ -538,8 +648,9 @@ function handleMessage(m) {
         ticket_id: m.ticket_id,
         sender_type: m.sender_type,
         sender_name: m.sender_name,
-        message: m.message,
+        message: summary(m),
         created_at: m.created_at,
+        kind: m.kind,
       },
     });
   }
@@ -553,10 +664,11 @@ function saveOutbox() {
   storage.set(
     KEYS.outbox,
     JSON.stringify(
-      S.outbox.map(({ client_msg_id, message, created_at }) => ({
+      S.outbox.map(({ client_msg_id, message, created_at, new_ticket }) => ({
         client_msg_id,
         message,
         created_at,
+        new_ticket: Boolean(new_ticket),
       })),
     ),
   );
@@ -592,6 +704,7 @@ function queueMessage(text) {
     message: text,
     created_at: new Date().toISOString(),
     sentAt: 0,
+    new_ticket: S.wantNew && !S.ticketId,
   };
   S.outbox.push(item);
   saveOutbox();
@@ -610,9 +723,9 @@ function flushWs() {
   const now = Date.now();
   for (const item of S.outbox) {
     if (item.sentAt && now - item.sentAt < ACK_TIMEOUT_MS) continue;
-    if (!wsSend({ type: "send", message: item.message, client_msg_id: item.client_msg_id })) {
-      return;
-    }
+    const frame = { type: "send", message: item.message, client_msg_id: item.client_msg_id };
+    if (item.new_ticket && !S.ticketId) frame.new_ticket = true;
+    if (!wsSend(frame)) return;
     item.sentAt = now;
   }
 }
@@ -626,7 +739,8 @@ async function flushHttp() {
     while (S.outbox.length && conn.mode === "polling") {
       const item = S.outbox[0];
       const body = { message: item.message, client_msg_id: item.client_msg_id };
-      if (S.ticketId) body.ticketId = S.ticketId;
+      if (item.new_ticket && !S.ticketId) body.new_ticket = true;
+      else if (S.ticketId) body.ticketId = S.ticketId;
       const res = await api("/api/support/send-message", { method: "POST", body });
       if (res.status === 429) {
         await sleep(retryAfter(res));
@@ -689,15 +803,25 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+let sessionCreating = null;
+
+// One session at a time, however many callers (connect, uploads, forms) ask at once.
 async function ensureSession() {
   if (S.token) return true;
-  const res = await api("/api/support/session", { method: "POST", body: {} });
-  if (!res.ok) throw new Error(`session ${res.status}`);
-  const data = await res.json();
-  if (typeof data.token !== "string") throw new Error("session: no token");
-  S.token = data.token;
-  storage.set(KEYS.token, S.token);
-  return true;
+  if (!sessionCreating) {
+    sessionCreating = (async () => {
+      const res = await api("/api/support/session", { method: "POST", body: {} });
+      if (!res.ok) throw new Error(`session ${res.status}`);
+      const data = await res.json();
+      if (typeof data.token !== "string") throw new Error("session: no token");
+      S.token = data.token;
+      storage.set(KEYS.token, S.token);
+      return true;
+    })().finally(() => {
+      sessionCreating = null;
+    });
+  }
+  return sessionCreating;
 }
 
 function dropToken() {
@@ -724,7 +848,31 @@ const conn = {
   pollAbort: null,
   pollWake: null,
   disconnectedAt: 0,
+  sinceOverride: null, // replay from here on the next hello (a ticket adopted by an upload)
 };
+
+// Say hello again at once (another ticket, or a new one): drop the socket without waiting.
+function reconnectNow() {
+  hideTyping();
+  const ws = conn.ws;
+  if (ws) {
+    conn.ws = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    stopPing();
+    try {
+      ws.close();
+    } catch {
+      /* closing anyway */
+    }
+    conn.attempts = 0;
+    setMode("connecting");
+    scheduleConnect(0);
+  } else if (conn.polling) {
+    conn.pollAbort?.abort();
+    wakePoller();
+  }
+}
 
 function setMode(mode) {
   conn.mode = mode;
@@ -771,6 +919,8 @@ async function connect() {
     scheduleConnect(backoff());
     return;
   }
+  await identify();
+  if (conn.ws) return; // connected meanwhile
   if (typeof WebSocket !== "function" || conn.wsFailures >= WS_FAILURES_BEFORE_POLLING) {
     startPolling();
     if (typeof WebSocket === "function") {
@@ -799,7 +949,9 @@ function openSocket() {
   const helloTimer = setTimeout(() => ws.close(), 12000);
 
   ws.onopen = () => {
-    const hello = { type: "hello", token: S.token, ticketId: S.ticketId, since: S.lastId };
+    const since = conn.sinceOverride ?? S.lastId;
+    conn.sinceOverride = null;
+    const hello = { type: "hello", token: S.token, ticketId: S.ticketId, since };
     if (S.pageUrl) hello.page_url = S.pageUrl;
     ws.send(JSON.stringify(hello));
   };
@@ -918,6 +1070,8 @@ function onReady(frame) {
   updateReceipts();
   flushWs();
   markSeen();
+  extras?.refreshStatus();
+  extras?.syncRating();
 }
 
 function onFrame(f) {
@@ -1019,8 +1173,8 @@ async function pollLoop() {
       if (conn.mode !== "polling") setMode("polling");
       if (Date.now() - statusCheckedAt > 30000) {
         statusCheckedAt = Date.now();
-        const res = await api("/api/support/status");
-        if (res.ok) setOperators((await res.json()).operators_online);
+        const data = await extras.refreshStatus();
+        if (data) setOperators(data.operators_online);
       }
       await flushHttp();
       if (!S.ticketId) {
@@ -1098,9 +1252,17 @@ setInterval(() => {
 // ---------------------------------------------------------------------------------------------
 // Header status, banners, typing.
 
+let statusTimer = 0;
+
 function setOperators(n) {
+  const before = S.operatorsOnline;
   if (Number.isInteger(n)) S.operatorsOnline = n;
   renderStatus();
+  if (before !== null && before !== S.operatorsOnline) {
+    // Someone came or went: the away message (and business hours) come from /status.
+    clearTimeout(statusTimer);
+    statusTimer = setTimeout(() => extras?.refreshStatus(), 300);
+  }
 }
 
 let bannerTimer = 0;
@@ -1366,6 +1528,13 @@ document.addEventListener("click", (ev) => {
 
 document.addEventListener("keydown", (ev) => {
   if (ev.key !== "Escape") return;
+  if (lightbox.hide()) return;
+  if (extras?.escape()) return;
+  if (recorder.escape()) return;
+  if (!els.toast.hidden) {
+    hideToast();
+    return;
+  }
   if (!els.emojiPanel.hidden) {
     toggleEmoji(false);
     els.emojiBtn.focus();
@@ -1375,6 +1544,423 @@ document.addEventListener("keydown", (ev) => {
 });
 
 els.close.addEventListener("click", () => postParent({ type: "close" }));
+
+// ---------------------------------------------------------------------------------------------
+// Files, screenshots and voice messages out: POST /api/support/upload (the body is the file),
+// with a progress bar. Not kept across reloads (a file cannot wait in localStorage).
+
+let toastTimer = 0;
+
+function showToast(text) {
+  els.toastText.textContent = text;
+  els.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(hideToast, 7000);
+}
+
+function hideToast() {
+  clearTimeout(toastTimer);
+  els.toast.hidden = true;
+}
+
+els.toastX.addEventListener("click", hideToast);
+
+function uploadIcon(up) {
+  const box = h("span", "up__icon");
+  box.setAttribute("aria-hidden", "true");
+  if (up.thumb) {
+    const img = h("img", "up__thumb");
+    img.alt = "";
+    img.src = up.thumb;
+    box.append(img);
+  } else {
+    box.append(svgIcon(up.voice ? ICONS.mic : ICONS.file, 22));
+  }
+  return box;
+}
+
+function renderUploadRow(up) {
+  const row = buildRow({
+    role: "customer",
+    senderType: "customer",
+    senderName: "",
+    text: "",
+    date: new Date(),
+  });
+  row.classList.add("row--pending", "row--upload");
+  row.dataset.cmid = up.cmid;
+  const bubble = row.querySelector(".bubble");
+  bubble.classList.add("bubble--upload");
+  const card = h("div", "up");
+  const info = h("div", "up__info");
+  const name = h("span", "up__name", up.voice ? t("voiceMessage") : up.name);
+  name.title = up.name;
+  const sub = h(
+    "span",
+    "up__sub",
+    up.voice ? formatDuration(up.seconds) : formatSize(up.file.size, locale),
+  );
+  const bar = h("div", "up__bar");
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-label", `${t("uploading")} ${up.voice ? t("voiceMessage") : up.name}`);
+  bar.setAttribute("aria-valuemin", "0");
+  bar.setAttribute("aria-valuemax", "100");
+  bar.setAttribute("aria-valuenow", "0");
+  const fill = h("span", "up__fill");
+  bar.append(fill);
+  const error = h("span", "up__error");
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  info.append(name, sub, bar, error);
+  const actions = h("div", "up__actions");
+  card.append(uploadIcon(up), info, actions);
+  bubble.append(card);
+  up.row = row;
+  up.ui = { bar, fill, sub, error, actions };
+  withScroll(() => {
+    els.log.append(row);
+    setReceipt(row);
+    refreshGrouping(row);
+  }, { force: true });
+}
+
+function setUploadActions(up, kinds) {
+  up.ui.actions.replaceChildren();
+  for (const kind of kinds) {
+    const label = { cancel: t("cancelUpload"), retry: t("retry"), dismiss: t("dismiss") }[kind];
+    const b = h("button", `up__btn up__btn--${kind}`);
+    b.type = "button";
+    b.setAttribute("aria-label", `${label}: ${up.voice ? t("voiceMessage") : up.name}`);
+    b.title = label;
+    b.append(svgIcon(kind === "retry" ? ICONS.retry : ICONS.close, 18));
+    b.addEventListener("click", () => {
+      if (kind === "cancel") up.abort?.();
+      else if (kind === "retry") sendUpload(up);
+      else dropUpload(up);
+    });
+    up.ui.actions.append(b);
+  }
+}
+
+function dropUpload(up) {
+  S.uploads.delete(up.cmid);
+  up.row?.remove();
+  if (up.thumb) URL.revokeObjectURL(up.thumb);
+}
+
+function setProgress(up, p) {
+  const pct = Math.round(Math.max(0, Math.min(1, p)) * 100);
+  up.ui.fill.style.width = `${pct}%`;
+  up.ui.bar.setAttribute("aria-valuenow", String(pct));
+}
+
+function queueUpload(file, { voice = false, seconds = 0, name = "" } = {}) {
+  if (!file) return;
+  if (file.size === 0) {
+    showToast(t("errEmpty"));
+    return;
+  }
+  const up = {
+    cmid: uuid(),
+    file,
+    voice,
+    seconds,
+    name: (name || file.name || t("file")).slice(0, 200),
+    thumb: !voice && /^image\//.test(file.type) ? URL.createObjectURL(file) : null,
+  };
+  S.uploads.set(up.cmid, up);
+  renderUploadRow(up);
+  if (S.status === "closed") setStatus("open"); // a file reopens the ticket like a message
+  start();
+  sendUpload(up);
+}
+
+async function sendUpload(up) {
+  if (!S.uploads.has(up.cmid)) return;
+  up.row.dataset.state = "pending";
+  up.row.classList.add("row--pending");
+  setReceipt(up.row);
+  up.ui.error.hidden = true;
+  up.ui.bar.hidden = false;
+  setProgress(up, 0);
+  setUploadActions(up, ["cancel"]);
+  try {
+    await ensureSession();
+  } catch {
+    failUpload(up, { text: t("errNetwork"), retry: true });
+    return;
+  }
+  const hadTicket = S.ticketId;
+  const job = upload({
+    file: up.file,
+    name: up.name,
+    ticketId: S.ticketId,
+    clientMsgId: up.cmid,
+    voice: up.voice,
+    token: S.token,
+    onProgress: (p) => setProgress(up, p),
+  });
+  up.abort = job.abort;
+  const res = await job.promise;
+  up.abort = null;
+  if (!S.uploads.has(up.cmid)) return; // stored meanwhile (the socket was quicker)
+  if (res.status === -1) {
+    dropUpload(up); // cancelled
+    return;
+  }
+  if (res.status === 200 && res.body?.message) {
+    setProgress(up, 1);
+    const data = res.body;
+    if (data.ticketId && !hadTicket && !S.ticketId) {
+      // The file started the ticket: follow it, and replay it from the start (the greeting).
+      setTicket(data.ticketId);
+      conn.sinceOverride = 0;
+      reconnectNow();
+    }
+    handleMessage(data.message);
+    return;
+  }
+  if (res.status === 401) {
+    dropToken();
+    failUpload(up, { text: t("errUpload"), retry: true });
+    return;
+  }
+  if (res.status === 404 && hadTicket && hadTicket === S.ticketId) forgetTicket();
+  failUpload(up, uploadError(t, res.status, res.body));
+}
+
+function failUpload(up, { text, retry }) {
+  up.row.dataset.state = "failed";
+  setReceipt(up.row);
+  up.ui.bar.hidden = true;
+  up.ui.error.textContent = text;
+  up.ui.error.hidden = false;
+  setUploadActions(up, retry ? ["retry", "dismiss"] : ["dismiss"]);
+}
+
+function uploadFiles(list, { pasted = false } = {}) {
+  const files = [...(list || [])].filter((f) => f && typeof f.size === "number");
+  for (const file of files.slice(0, 10)) {
+    let name = file.name;
+    if (pasted && (!name || /^image\.(png|jpe?g|gif|webp)$/i.test(name))) {
+      // A screenshot from the clipboard: give it a name a human recognises.
+      const ext = (/\/(png|jpeg|gif|webp)$/.exec(file.type) || [, "png"])[1].replace("jpeg", "jpg");
+      const d = new Date();
+      name = `${t("screenshot")} ${pad(d.getHours())}-${pad(d.getMinutes())}-${pad(d.getSeconds())}.${ext}`;
+    }
+    queueUpload(file, { name });
+  }
+}
+
+els.attach.addEventListener("click", () => {
+  toggleEmoji(false);
+  els.fileInput.click();
+});
+
+els.fileInput.addEventListener("change", () => {
+  uploadFiles(els.fileInput.files);
+  els.fileInput.value = "";
+});
+
+function clipboardFiles(dt) {
+  if (!dt) return [];
+  const out = [...(dt.files || [])];
+  if (out.length) return out;
+  for (const item of dt.items || []) {
+    if (item.kind === "file") {
+      const f = item.getAsFile();
+      if (f) out.push(f);
+    }
+  }
+  return out;
+}
+
+// Paste a screenshot (or any copied file) anywhere in the panel.
+document.addEventListener("paste", (ev) => {
+  const files = clipboardFiles(ev.clipboardData);
+  if (!files.length) return;
+  ev.preventDefault();
+  uploadFiles(files, { pasted: true });
+});
+
+// Drag and drop onto the panel.
+let dragDepth = 0;
+
+function isFileDrag(ev) {
+  return [...(ev.dataTransfer?.types || [])].includes("Files");
+}
+
+function showDrop(show) {
+  els.drop.hidden = !show;
+  els.app.classList.toggle("is-dragging", show);
+}
+
+document.addEventListener("dragenter", (ev) => {
+  if (!isFileDrag(ev)) return;
+  ev.preventDefault();
+  dragDepth += 1;
+  showDrop(true);
+});
+document.addEventListener("dragover", (ev) => {
+  if (!isFileDrag(ev)) return;
+  ev.preventDefault();
+  ev.dataTransfer.dropEffect = "copy";
+});
+document.addEventListener("dragleave", (ev) => {
+  if (!isFileDrag(ev)) return;
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) showDrop(false);
+});
+document.addEventListener("drop", (ev) => {
+  if (!isFileDrag(ev)) return;
+  ev.preventDefault();
+  dragDepth = 0;
+  showDrop(false);
+  uploadFiles(ev.dataTransfer.files);
+});
+
+// Voice messages.
+
+const recorder = createRecorder({
+  t,
+  locale,
+  root: els.recorder,
+  onOpen() {
+    toggleEmoji(false);
+    els.form.hidden = true;
+    els.recorder.hidden = false;
+    stopTyping();
+  },
+  onClose() {
+    els.recorder.hidden = true;
+    els.form.hidden = false;
+    els.input.focus({ preventScroll: true });
+  },
+  send(blob, mime, seconds) {
+    const ext = /ogg/.test(mime) ? "ogg" : "webm";
+    const d = new Date();
+    const name = `voice-${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}-${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}.${ext}`;
+    const file = new File([blob], name, { type: mime.split(";")[0] });
+    queueUpload(file, { voice: true, seconds, name });
+  },
+  error: (text) => showToast(text),
+});
+
+els.mic.hidden = !recorder.supported;
+els.mic.addEventListener("click", () => recorder.start());
+
+// ---------------------------------------------------------------------------------------------
+// Known customers: the shop's signed identity (data-user-* or TrustDesk.setUser), sent only
+// once a session exists, i.e. after the customer opened the chat. Wrong or expired: the
+// visitor stays anonymous, with a warning in the console.
+
+let identifying = null;
+
+function setIdentity(user) {
+  if (user === null) {
+    // The shop signed the customer out: forget this browser's session and start anonymous.
+    const was = storage.get(KEYS.identity);
+    S.identity = null;
+    S.identityEmail = "";
+    if (was) {
+      storage.del(KEYS.identity);
+      storage.del(KEYS.ticket);
+      storage.del("trustdesk.contact");
+      dropToken();
+      reconnectNow();
+    }
+    return;
+  }
+  if (!user || typeof user !== "object") return;
+  const id = String(user.id ?? user.user_id ?? "").slice(0, 128);
+  const expires = Number(user.expires);
+  const hash = String(user.hash || "");
+  if (!id || !Number.isFinite(expires) || !/^[0-9a-f]{64}$/i.test(hash)) {
+    console.warn("TrustDesk: setUser needs {id, expires, hash}; staying anonymous.");
+    return;
+  }
+  const identity = { user_id: id, expires: Math.floor(expires), hash };
+  if (typeof user.name === "string" && user.name.trim()) identity.name = user.name.trim().slice(0, 100);
+  if (typeof user.email === "string" && user.email.trim()) identity.email = user.email.trim().slice(0, 254);
+  S.identity = identity;
+  if (S.token && conn.started) identify();
+}
+
+async function identify() {
+  if (identifying) return identifying;
+  const tokenBefore = S.token;
+  const run = async () => {
+    for (let attempt = 0; attempt < 2 && S.identity; attempt++) {
+      const who = S.identity;
+      if (storage.get(KEYS.identity) === `${who.user_id}|${S.token}`) {
+        S.identity = null;
+        S.identityEmail = who.email || "";
+        return;
+      }
+      let res;
+      try {
+        await ensureSession();
+        res = await api("/api/support/identify", { method: "POST", body: who });
+      } catch {
+        return; // offline: tried again on the next connect
+      }
+      if (res.ok) {
+        storage.set(KEYS.identity, `${who.user_id}|${S.token}`);
+        if (S.identity === who) S.identity = null;
+        S.identityEmail = who.email || "";
+        extras?.renderAway();
+        await followOpenTicket();
+        return;
+      }
+      let code = "";
+      try {
+        code = String((await res.json())?.error?.code || "");
+      } catch {
+        /* no body */
+      }
+      if (res.status === 409 && attempt === 0) {
+        // This browser's session belongs to another customer (a shared computer): start a
+        // new session for this one.
+        storage.del(KEYS.identity);
+        storage.del(KEYS.ticket);
+        dropToken();
+        continue;
+      }
+      if (S.identity === who) S.identity = null;
+      console.warn(
+        `TrustDesk: the customer's identity was not accepted (${code || res.status}); the chat stays anonymous.`,
+      );
+      return;
+    }
+  };
+  identifying = run().finally(() => {
+    identifying = null;
+    // A new session was needed while the socket was up: say hello again with it.
+    if (conn.ws && S.token !== tokenBefore) reconnectNow();
+  });
+  return identifying;
+}
+
+// A signed-in customer on a new device: show their open conversation, if any.
+async function followOpenTicket() {
+  if (S.ticketId || S.wantNew) return;
+  try {
+    const res = await api("/api/support/tickets");
+    if (!res.ok) return;
+    const open = ((await res.json()).tickets || []).find((x) => x.status === "open");
+    if (open && !S.ticketId && !S.wantNew) {
+      if (conn.ws) switchTicket(open.ticketId);
+      else {
+        S.ticketId = open.ticketId;
+        storage.set(KEYS.ticket, open.ticketId);
+        removeLocalGreeting();
+        extras?.renderTranscriptButton();
+      }
+    }
+  } catch {
+    /* stays on the greeting */
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the loader on the shop's page (postMessage, origin checked both ways).
@@ -1388,6 +1974,10 @@ window.addEventListener("message", (ev) => {
   if (!EMBEDDED || ev.source !== window.parent || ev.origin !== PARENT_ORIGIN) return;
   const d = ev.data;
   if (!d || typeof d !== "object" || d.source !== "trustdesk-loader") return;
+  if (d.type === "identify") {
+    setIdentity(d.user);
+    return;
+  }
   if (d.type === "state") {
     if (typeof d.pageUrl === "string" && /^https?:\/\//.test(d.pageUrl)) {
       S.pageUrl = d.pageUrl.slice(0, 2000);
@@ -1409,6 +1999,20 @@ window.addEventListener("message", (ev) => {
 // Boot.
 
 applyTranslations();
+extras = createExtras({
+  t,
+  locale,
+  api,
+  storage,
+  ensureSession,
+  current: () => ({ ticketId: S.ticketId, status: S.status }),
+  switchTicket,
+  newConversation,
+  withScroll: (fn) => withScroll(fn, { quiet: true }),
+  localize: (text) => localizeServerText(locale, text),
+  summary,
+  contactEmail: () => S.identityEmail,
+});
 buildEmojiPanel();
 renderMute();
 renderStatus();

@@ -8,8 +8,15 @@
  * before the customer opens the chat for the first time. The page and the frame talk only by
  * postMessage, each checking the other's origin.
  *
+ * Known customers (optional): data-user-id, data-user-expires (unix seconds) and data-user-hash
+ * (hex HMAC-SHA256 of "<id>:<expires>" with the shop's TrustDesk identity secret, computed on
+ * the shop's server), plus data-user-name and data-user-email. Sent to TrustDesk only once the
+ * customer has opened the chat; a wrong or expired signature leaves the chat anonymous.
+ *
  * JS API: TrustDesk.open(), TrustDesk.close(), TrustDesk.toggle(), TrustDesk.isOpen(),
- *         TrustDesk.on("message" | "open" | "close" | "unread", fn) -> unsubscribe function.
+ *         TrustDesk.on("message" | "open" | "close" | "unread", fn) -> unsubscribe function,
+ *         TrustDesk.setUser({id, expires, hash, name?, email?}) (at runtime, e.g. after login),
+ *         TrustDesk.setUser(null) (after logout: the chat forgets this browser's customer).
  */
 (function () {
   "use strict";
@@ -29,6 +36,16 @@
   var LEFT = data.position === "left";
   var TITLE = String(data.title || "").trim().slice(0, 60);
   var SEEN_KEY = "trustdesk:opened"; // set only after the customer opened the chat once
+  var user = readUser(data); // the shop's signed customer, or null
+  var userSent = false;
+
+  function readUser(d) {
+    if (!d.userId || !d.userHash) return null;
+    var u = { id: String(d.userId), expires: Number(d.userExpires), hash: String(d.userHash) };
+    if (d.userName) u.name = String(d.userName);
+    if (d.userEmail) u.email = String(d.userEmail);
+    return u;
+  }
 
   var TEXT = {
     ru: {
@@ -314,6 +331,7 @@
     frame = document.createElement("iframe");
     frame.title = TEXT.frame;
     frame.setAttribute("referrerpolicy", "no-referrer");
+    frame.setAttribute("allow", "microphone; clipboard-read"); // voice messages, pasted screenshots
     var params = new URLSearchParams();
     params.set("origin", location.origin);
     params.set("locale", LOCALE);
@@ -409,6 +427,12 @@
     frame.contentWindow.postMessage(msg, ORIGIN);
   }
 
+  function sendUser() {
+    if (!frameReady || userSent) return;
+    userSent = true;
+    postFrame({ type: "identify", user: user });
+  }
+
   function sendState(focus) {
     postFrame({ type: "state", open: isOpen, focus: Boolean(focus), pageUrl: location.href });
   }
@@ -422,6 +446,7 @@
         frameReady = true;
         wrap.classList.add("is-ready");
         sendState(isOpen && !isMobile());
+        if (user) sendUser();
         emit("ready");
         break;
       case "close":
@@ -502,6 +527,24 @@
         var i = listeners[name].indexOf(fn);
         if (i >= 0) listeners[name].splice(i, 1);
       };
+    },
+    setUser: function (u) {
+      if (u === null) {
+        user = null;
+      } else if (u && typeof u === "object") {
+        user = {
+          id: String(u.id == null ? "" : u.id),
+          expires: Number(u.expires),
+          hash: String(u.hash || ""),
+        };
+        if (u.name) user.name = String(u.name);
+        if (u.email) user.email = String(u.email);
+      } else {
+        return;
+      }
+      userSent = false;
+      if (user === null && !frame) return; // nothing was ever shared
+      sendUser();
     },
     off: function (name, fn) {
       var list = listeners[name] || [];
