@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from trustdesk.actions import operators, visitors
+from trustdesk.actions import api_tokens, operators, visitors
 from trustdesk.actions.errors import Forbidden, Unauthorized
 from trustdesk.actions.operators import Authenticated
 from trustdesk.actions.runtime import Runtime
@@ -51,6 +51,12 @@ VisitorDep = Annotated[Visitor, Depends(current_visitor)]
 
 
 async def current_operator(request: Request, rt: RuntimeDep) -> Authenticated:
+    """The operator: an API token (`Authorization: Bearer td_...`, on /api/admin/support/*
+    with the scope each endpoint needs; no cookie, so no CSRF), or the session cookie with
+    the X-CSRF-Token header on every state change."""
+    token = bearer_token(request)
+    if token is not None and token.startswith(api_tokens.TOKEN_PREFIX):
+        return await _token_operator(request, rt, token)
     auth = await operators.authenticate(rt, request.cookies.get(SESSION_COOKIE))
     if auth is None:
         raise Unauthorized("login required", "login_required")
@@ -59,6 +65,21 @@ async def current_operator(request: Request, rt: RuntimeDep) -> Authenticated:
         if not hmac.compare_digest(sent.encode(), auth.csrf_token.encode()):
             raise Forbidden("missing or wrong X-CSRF-Token header", "csrf_failed")
     return auth
+
+
+async def _token_operator(request: Request, rt: Runtime, token: str) -> Authenticated:
+    scope = api_tokens.required_scope(request.method, request.url.path)
+    if scope is None:
+        raise Forbidden(
+            "API tokens are accepted only on /api/admin/support/ endpoints", "token_not_allowed"
+        )
+    found = await api_tokens.authenticate_token(rt, token)
+    if found is None:
+        raise Unauthorized("unknown or revoked API token", "bad_api_token")
+    tok, op = found
+    if scope not in api_tokens.scopes_of(tok):
+        raise Forbidden(f"this API token lacks the {scope} scope", "insufficient_scope")
+    return Authenticated(operator=op, session_hash="", csrf_token="")
 
 
 OperatorDep = Annotated[Authenticated, Depends(current_operator)]

@@ -8,20 +8,16 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from trustdesk.actions import api_tokens, metrics, privacy, retention, webhooks
-from trustdesk.actions.errors import Forbidden, Unauthorized
-from trustdesk.actions.operators import Authenticated
 from trustdesk.actions.runtime import Runtime
 from trustdesk.api import schemas as s
 from trustdesk.api.deps import (
     AdminDep,
     OperatorDep,
     RuntimeDep,
-    bearer_token,
-    current_operator,
 )
 
 router = APIRouter(prefix="/api/admin", tags=["integrations"])
@@ -36,28 +32,6 @@ TicketNumber = Annotated[str, Path(min_length=1, max_length=40)]
 
 
 # ------------------------------------------------------------------ API token authentication
-
-
-async def operator_or_token(request: Request, rt: RuntimeDep) -> Authenticated:
-    """The operator dependency, extended: `Authorization: Bearer td_...` on the ticket
-    endpoints (/api/admin/support/*), with the scope each one needs; otherwise the session
-    cookie (+ X-CSRF-Token), exactly as before. Installed as an override of
-    deps.current_operator, so every operator route gets it without being touched."""
-    token = bearer_token(request)
-    if token is None or not token.startswith(api_tokens.TOKEN_PREFIX):
-        return await current_operator(request, rt)
-    scope = api_tokens.required_scope(request.method, request.url.path)
-    if scope is None:
-        raise Forbidden(
-            "API tokens are accepted only on /api/admin/support/ endpoints", "token_not_allowed"
-        )
-    found = await api_tokens.authenticate_token(rt, token)
-    if found is None:
-        raise Unauthorized("unknown or revoked API token", "bad_api_token")
-    tok, op = found
-    if scope not in api_tokens.scopes_of(tok):
-        raise Forbidden(f"this API token lacks the {scope} scope", "insufficient_scope")
-    return Authenticated(operator=op, session_hash="", csrf_token="")
 
 
 # ------------------------------------------------------------------ wire types
@@ -383,7 +357,6 @@ def install(app: FastAPI) -> None:
     """Routes, the API-token override of the operator dependency, /metrics, OpenAPI docs."""
     settings = app.state.settings
     app.include_router(router)
-    app.dependency_overrides[current_operator] = operator_or_token
     if settings.metrics:
 
         @app.get("/metrics", include_in_schema=False)
