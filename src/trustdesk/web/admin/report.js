@@ -38,6 +38,12 @@ export function formatDuration(seconds) {
   return rh ? `${d} ${u("d")} ${rh} ${u("h")}` : `${d} ${u("d")}`;
 }
 
+/** 4.5 -> "4,5" (ru) / "4.5" (en) */
+function fmt1(n) {
+  const s = Number(n).toFixed(1);
+  return getLang() === "en" ? s : s.replace(".", ",");
+}
+
 function dayDate(iso) {
   const [y, m, d] = iso.split("-").map(Number);
   return new Date(y, m - 1, d);
@@ -67,9 +73,9 @@ function niceMax(n) {
 }
 
 /** Tickets per day as an <svg> bar chart with a y axis, gridlines and date labels. */
-function barChart(perDay) {
-  const W = 760;
-  const H = 240;
+function barChart(perDay, width) {
+  const W = Math.max(280, Math.round(width || 760));
+  const H = W < 500 ? 200 : 240;
   const pad = { l: 34, r: 8, t: 12, b: 28 };
   const n = perDay.length;
   const max = niceMax(Math.max(0, ...perDay.map((d) => d.tickets)));
@@ -97,7 +103,8 @@ function barChart(perDay) {
   }
   root.append(grid);
   const bars = svg("g", { class: "bars" });
-  const labelEvery = n <= 10 ? 1 : n <= 31 ? Math.ceil(n / 8) : Math.ceil(n / 9);
+  const fits = Math.max(2, Math.floor(plotW / 58)); // date labels that fit side by side
+  const labelEvery = Math.max(1, Math.ceil(n / fits));
   perDay.forEach((d, i) => {
     const cx = pad.l + slot * i + slot / 2;
     const top = y(d.tickets);
@@ -109,7 +116,7 @@ function barChart(perDay) {
       svg("rect", { class: "fill", x: cx - barW / 2, y: d.tickets ? top : pad.t + plotH - 1, width: barW, height: d.tickets ? height : 1, rx: Math.min(4, barW / 3) }),
       svg("title", null, `${longDay(d.date)}: ${t("report.ticketsN", { n: d.tickets })}`),
     );
-    if (d.tickets && n <= 31 && height > 14) {
+    if (d.tickets && slot >= 16 && height > 14) {
       g.append(svg("text", { class: "value", x: cx, y: top - 4, "text-anchor": "middle" }, String(d.tickets)));
     }
     bars.append(g);
@@ -160,6 +167,7 @@ function kpi(icon, label, value, sub, key) {
 export function buildReport(main, opts) {
   let days = PERIODS.includes(opts.days) ? opts.days : 30;
   let seq = 0;
+  let observer = null;
   const body = h("div", { class: "report-body", "aria-live": "polite" });
   const buttons = PERIODS.map((d) =>
     h(
@@ -227,17 +235,18 @@ export function buildReport(main, opts) {
     const kpis = h(
       "div",
       { class: "kpis" },
-      kpi("💬", t("report.tickets"), String(r.tickets), t("report.perDay", { n: perDayAvg.toFixed(1).replace(".", getLang() === "en" ? "." : ",") }), "tickets"),
+      kpi("💬", t("report.tickets"), String(r.tickets), t("report.perDay", { n: fmt1(perDayAvg) }), "tickets"),
       kpi("⚡", t("report.firstResponse"), formatDuration(r.first_response_seconds_median), t("report.median"), "first-response"),
       kpi("✅", t("report.resolution"), formatDuration(r.resolution_seconds_median), t("report.median"), "resolution"),
       kpi(
         "⭐",
         t("report.rating"),
-        avg === null || avg === undefined ? "—" : `${avg.toFixed(1).replace(".", getLang() === "en" ? "." : ",")} / 5`,
+        avg === null || avg === undefined ? "—" : `${fmt1(avg)} / 5`,
         t("report.ratingsN", { n: r.ratings }),
         "rating",
       ),
     );
+    const chartBox = h("div", { class: "chart-box" });
     const chartCard = h(
       "section",
       { class: "report-card chart-card", "aria-labelledby": "chart-heading" },
@@ -247,7 +256,7 @@ export function buildReport(main, opts) {
         h("h2", { id: "chart-heading" }, t("report.chart")),
         busiest ? h("span", { class: "muted" }, t("report.busiest", { day: longDay(busiest.date), n: busiest.tickets })) : null,
       ),
-      r.tickets ? barChart(perDay) : h("div", { class: "chart-empty" }, barChart(perDay), h("p", { class: "muted" }, t("report.noTickets"))),
+      chartBox,
     );
     const ratingCard = h(
       "section",
@@ -258,11 +267,15 @@ export function buildReport(main, opts) {
             h(
               "div",
               { class: "rating-summary" },
-              h("span", { class: "rating-big" }, (avg ?? 0).toFixed(1).replace(".", getLang() === "en" ? "." : ",")),
+              h("span", { class: "rating-big" }, fmt1(avg ?? 0)),
               h(
                 "span",
-                { class: "stars big", role: "img", "aria-label": t("info.ratingLabel", { n: Math.round(avg ?? 0) }) },
-                [1, 2, 3, 4, 5].map((i) => h("span", { class: `star${i <= Math.round(avg ?? 0) ? " on" : ""}`, "aria-hidden": "true" }, "★")),
+                { class: "stars big", role: "img", "aria-label": t("info.ratingLabel", { n: fmt1(avg ?? 0) }) },
+                [1, 2, 3, 4, 5].map((i) => {
+                  const part = (avg ?? 0) - (i - 1);
+                  const cls = part >= 0.75 ? " on" : part >= 0.25 ? " half" : "";
+                  return h("span", { class: `star${cls}`, "aria-hidden": "true" }, "★");
+                }),
               ),
               h("span", { class: "muted" }, t("report.ratingsN", { n: r.ratings })),
             ),
@@ -271,6 +284,27 @@ export function buildReport(main, opts) {
         : h("p", { class: "muted" }, t("report.noRatings")),
     );
     replaceChildren(body, kpis, h("div", { class: "report-grid" }, chartCard, ratingCard));
+    // Drawn at the size it is shown at, so its text stays readable on a phone too.
+    let drawnAt = 0;
+    const draw = () => {
+      const w = chartBox.clientWidth;
+      if (!w || Math.abs(w - drawnAt) < 24) return;
+      drawnAt = w;
+      const chart = barChart(perDay, w);
+      replaceChildren(chartBox, r.tickets ? chart : h("div", { class: "chart-empty" }, chart, h("p", { class: "muted" }, t("report.noTickets"))));
+    };
+    draw();
+    if (observer) observer.disconnect();
+    if (typeof ResizeObserver !== "undefined") {
+      observer = new ResizeObserver(() => {
+        if (!chartBox.isConnected) {
+          observer.disconnect();
+          return;
+        }
+        draw();
+      });
+      observer.observe(chartBox);
+    }
   }
 
   load();
