@@ -1654,8 +1654,24 @@ function setProgress(up, p) {
   up.ui.bar.setAttribute("aria-valuenow", String(pct));
 }
 
-function queueUpload(file, { voice = false, seconds = 0, name = "" } = {}) {
+// The upload endpoint has no "new ticket" flag: without a ticket it adds the file to the
+// customer's open ticket. After "New conversation", a text message has to start it first.
+async function blockedByNewConversation() {
+  if (!S.wantNew || S.ticketId || !S.token) return false;
+  try {
+    const res = await api("/api/support/tickets");
+    if (!res.ok) return false;
+    const open = ((await res.json()).tickets || []).some((x) => x.status === "open");
+    if (open) showToast(t("newTicketFirst"));
+    return open;
+  } catch {
+    return false;
+  }
+}
+
+async function queueUpload(file, { voice = false, seconds = 0, name = "" } = {}) {
   if (!file) return;
+  if (await blockedByNewConversation()) return;
   if (file.size === 0) {
     showToast(t("errEmpty"));
     return;
@@ -1718,6 +1734,7 @@ async function sendUpload(up) {
       reconnectNow();
     }
     handleMessage(data.message);
+    if (S.uploads.has(up.cmid)) dropUpload(up); // stored in a ticket no longer on screen
     return;
   }
   if (res.status === 401) {

@@ -165,7 +165,8 @@ export function createExtras(ctx) {
       b.classList.toggle("is-on", i < n);
       b.setAttribute("aria-pressed", String(!hover && i < score));
     });
-    rateHint.textContent = n ? t(`rate${n}`) : "";
+    rateHint.textContent = n ? t(`rate${n}`) : t("rateHint");
+    rateHint.classList.toggle("is-chosen", n > 0);
   }
 
   function markRated(ticketId, value) {

@@ -5,8 +5,6 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
-export const ACCEPT = "image/png,image/jpeg,image/gif,image/webp,application/pdf,audio/webm,audio/ogg";
-
 export function svgIcon(d, size = 20, cls = "") {
   const svg = document.createElementNS(SVG_NS, "svg");
   svg.setAttribute("viewBox", "0 0 24 24");

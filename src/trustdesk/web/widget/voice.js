@@ -58,7 +58,7 @@ export function createRecorder(ctx) {
   let blob = null;
   let player = null;
   let discard = false;
-  const levels = new Array(BARS).fill(0.08);
+  const levels = new Array(BARS).fill(0.12);
 
   function clear() {
     root.replaceChildren();
@@ -102,11 +102,10 @@ export function createRecorder(ctx) {
         sampledAt = now;
         const data = new Uint8Array(analyser.fftSize);
         analyser.getByteTimeDomainData(data);
-        let sum = 0;
-        for (const v of data) sum += ((v - 128) / 128) ** 2;
-        const rms = Math.sqrt(sum / data.length);
+        let peak = 0;
+        for (const v of data) peak = Math.max(peak, Math.abs(v - 128) / 128);
         levels.shift();
-        levels.push(Math.min(1, 0.08 + rms * 3.2));
+        levels.push(Math.min(1, 0.12 + Math.sqrt(peak) * 0.95));
       }
       bars.forEach((s, i) => {
         s.style.height = `${Math.round(levels[i] * 100)}%`;
@@ -186,7 +185,7 @@ export function createRecorder(ctx) {
       if (AC) {
         audioCtx = new AC();
         analyser = audioCtx.createAnalyser();
-        analyser.fftSize = 512;
+        analyser.fftSize = 2048;
         audioCtx.createMediaStreamSource(stream).connect(analyser);
       }
     } catch {
@@ -194,7 +193,7 @@ export function createRecorder(ctx) {
     }
     startedAt = Date.now();
     seconds = 0;
-    levels.fill(0.08);
+    levels.fill(0.12);
     recorder.start(250);
     state = "recording";
     ctx.onOpen();
