@@ -83,7 +83,8 @@ class Window:
         sent = self.sent[REPLY] + self.sent[VISITOR]
         return {
             "seconds": round(d, 3),
-            "offered_per_s": sent / d,
+            "offered_per_s": (sent + self.skipped) / d,
+            "sent_per_s": sent / d,
             "stored_per_s": (self.stored[REPLY] + self.stored[VISITOR]) / d,
             "delivered_per_s": (len(rep) + len(vis)) / d,
             "replies_sent": self.sent[REPLY],
@@ -273,7 +274,7 @@ class RelayTarget(Target):
         self.convs: list[Conv] = []
 
     async def _connect(self, ident: str) -> ClientConnection:
-        ws = await connect(self.ws_url, open_timeout=30, max_size=2**20)
+        ws = await connect(self.ws_url, open_timeout=30, max_size=2**20, ping_interval=None)
         await ws.send(json.dumps({"type": "hello", "id": ident}))
         ready = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert ready.get("type") == "ready", ready
@@ -350,6 +351,7 @@ class TrustDeskTarget(Target):
         self.dash: list[ClientConnection] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.convs: list[Conv] = []
+        self.all_convs: list[Conv] = []
         self.visitor_http = httpx.AsyncClient(
             base_url=url,
             timeout=60,
@@ -384,6 +386,7 @@ class TrustDeskTarget(Target):
             ws = await connect(
                 self.ws_url + "/ws/operator",
                 open_timeout=30,
+                ping_interval=None,
                 max_size=2**24,
                 additional_headers={"Cookie": f"td_session={sid}", "Origin": self.url},
             )
@@ -399,7 +402,11 @@ class TrustDeskTarget(Target):
         return str(r.json()["token"])
 
     async def connect_visitor(self, token: str, ticket: str | None = None) -> ClientConnection:
-        ws = await connect(self.ws_url + "/ws/visitor", open_timeout=30, max_size=2**20)
+        # No client keepalive pings: a browser sends none (the widget pings in JSON every
+        # 20 s), and the library's would close sockets of a server that is merely slow.
+        ws = await connect(
+            self.ws_url + "/ws/visitor", open_timeout=30, max_size=2**20, ping_interval=None
+        )
         await ws.send(json.dumps({"type": "hello", "token": token, "ticketId": ticket, "since": 0}))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -412,6 +419,7 @@ class TrustDeskTarget(Target):
 
     async def add_conversation(self, idx: int) -> Conv:
         conv = Conv(idx=idx, op=idx % self.n_ops)
+        self.all_convs.append(conv)  # closed on close(), even if this set-up fails
         conv.token = await self._session()
         conv.ws = await self.connect_visitor(conv.token)
         conv.task = asyncio.create_task(_read_visitor(self.rec, conv.ws))
@@ -446,11 +454,11 @@ class TrustDeskTarget(Target):
         )
 
     async def close(self) -> None:
-        for conv in self.convs:
+        for conv in self.all_convs:
             if conv.task:
                 conv.task.cancel()
         await asyncio.gather(
-            *(c.ws.close() for c in self.convs if c.ws),
+            *(c.ws.close() for c in self.all_convs if c.ws),
             *(ws.close() for ws in self.dash),
             return_exceptions=True,
         )
@@ -489,6 +497,7 @@ class PollingTarget(TrustDeskTarget):
         fut = self.rec.expect(text)
         await self.reply(conv, text)
         conv.task = asyncio.create_task(self._poll(conv, random.uniform(0, self.interval)))
+        self.tasks.append(conv.task)  # cancelled on close, even if this set-up fails
         await asyncio.wait_for(fut, self.interval + 30)
         self.convs.append(conv)
         return conv
@@ -513,6 +522,8 @@ class PollingTarget(TrustDeskTarget):
                     self.rec.error(f"poll: HTTP {r.status_code}")
             except httpx.HTTPError as exc:
                 self.rec.error(f"poll: {type(exc).__name__}")
+            except RuntimeError:  # the client was closed: the run is over
+                return
             next_t += self.interval
             await asyncio.sleep(max(0.0, next_t - loop.time()))
 

@@ -287,6 +287,11 @@ def summarise_collapsed(text: str, rate: float = 100.0, seconds: float = 0.0) ->
 
 
 def summarise_pstats(path: Path) -> dict[str, Any]:
+    """Self time per function and per library from cProfile stats.
+
+    Only self time is shown: cProfile counts each resumption of a coroutine (and each
+    greenlet switch of SQLAlchemy's async bridge) as a call, so cumulative times mislead.
+    """
     st = pstats.Stats(str(path))
     raw: dict[Any, Any] = st.stats  # type: ignore[attr-defined]
     total_tt = sum(v[2] for v in raw.values()) or 1e-9
@@ -294,34 +299,18 @@ def summarise_pstats(path: Path) -> dict[str, Any]:
     def name(key: tuple[str, int, str]) -> str:
         return _frame_name(f"{key[2]} ({key[0]}:{key[1]})")
 
+    libs: Counter[str] = Counter()
+    for key, v in raw.items():
+        if key[0] == "~":
+            libs["C built-ins (queue hand-offs to threads, zlib, ...)"] += v[2]
+        else:
+            libs[_library([f"x ({key[0]}:{key[1]})"])] += v[2]
     by_tt = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)[:TOP]
-    by_ct = sorted(
-        (
-            (k, v)
-            for k, v in raw.items()
-            if any(
-                m in k[0]
-                for m in (
-                    "trustdesk",
-                    "sqlalchemy",
-                    "aiosqlite",
-                    "websockets",
-                    "starlette",
-                    "fastapi",
-                    "uvicorn",
-                    "pydantic",
-                    "json",
-                )
-            )
-        ),
-        key=lambda kv: kv[1][3],
-        reverse=True,
-    )[:TOP]
     return {
         "samples": None,
         "total_seconds": total_tt,
         "self": [(name(k), 100 * v[2] / total_tt) for k, v in by_tt],
-        "inclusive": [(name(k), 100 * v[3] / total_tt) for k, v in by_ct],
-        "categories": [],
-        "threads": [],
+        "inclusive": [],
+        "categories": [(k, 100 * v / total_tt) for k, v in libs.most_common(20)],
+        "thread_states": [],
     }

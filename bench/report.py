@@ -197,9 +197,12 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
         cells = [f"{lv:,}"]
         for t in order:
             row = _level(data, t, lv)
-            cells.append(
-                "–" if row is None else f"{ms(row['reply_p50_ms'])} / {ms(row['reply_p99_ms'])}"
-            )
+            if row is None and any(r.get("saturated") for r in lat[t]):
+                cells.append("not run (saturated at a lower level)")
+            else:
+                cells.append(
+                    "–" if row is None else f"{ms(row['reply_p50_ms'])} / {ms(row['reply_p99_ms'])}"
+                )
         relay, poll = _level(data, "relay", lv), _level(data, "polling", lv)
         if "relay" in lat:
             for t in ratios:
@@ -215,7 +218,7 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
         "Load actually offered and achieved, per target and level (medians of the runs; "
         "messages/s counts both directions; CPU in % of one core, 200% = the whole machine):",
         "",
-        "| target | conv. | offered msg/s | stored msg/s | delivered msg/s | lost | "
+        "| target | conv. | offered / sent msg/s | stored msg/s | delivered msg/s | lost | "
         "reply HTTP p50 ms | visitor→dashboard p50 / p99 ms | server CPU | PG+Redis CPU | "
         "client CPU | other processes CPU | errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -224,7 +227,8 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
         for row in lat[t]:
             errs = sum(row.get("errors", {}).values())
             lines.append(
-                f"| {SHORT[t]} | {row['level']:,} | {row['offered_per_s']:,.0f} | "
+                f"| {SHORT[t]} | {row['level']:,} | {row['offered_per_s']:,.0f} / "
+                f"{row.get('sent_per_s', row['offered_per_s']):,.0f} | "
                 f"{'–' if t == 'relay' else format(row['stored_per_s'], ',.0f')} | "
                 f"{row['delivered_per_s']:,.0f} | {row['lost']:,.0f} | "
                 f"{ms(row.get('reply_http_p50_ms')) if t != 'relay' else '–'} | "
@@ -312,6 +316,42 @@ def sustained_section(data: dict[str, Any]) -> list[str]:
             f"{s['client_cpu_pct']:.0f}% | {s.get('other_cpu_pct', 0):.0f}% | {s['lost']:,} | "
             f"{sum(s['errors'].values()) or ''} |"
         )
+    cost = sus.get("cost")
+    if cost:
+        lines += [
+            "",
+            "### The cost of one message",
+            "",
+            f"Before the steps: {next(iter(cost.values()))['n']} messages of each kind sent one "
+            "at a time (each waits for the previous to be delivered), on the same server. CPU "
+            "is the server process's (plus PostgreSQL and Redis when used); statements are "
+            "counted by a SQLAlchemy event listener injected for the bench "
+            "(`bench/sqlcount/sitecustomize.py`), including what the dashboard socket's "
+            "reactions to the message cost.",
+            "",
+            "| message | delivered in (p50) | server CPU per message | SQL statements | "
+            "transactions (BEGIN) | ⇒ CPU-bound ceiling |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in cost.values():
+            ceiling = 1000 / c["cpu_ms"] if c.get("cpu_ms") else None
+            tx = c["transactions_per_msg"]
+            lines.append(
+                f"| {c['label']} | {ms(c['wall_ms_p50'])} ms | {ms(c['cpu_ms'])} ms | "
+                f"{'–' if c['sql_per_msg'] is None else format(c['sql_per_msg'], '.1f')} | "
+                f"{'–' if tx is None else format(tx, '.1f')} | "
+                f"{'–' if ceiling is None else format(ceiling, ',.0f') + ' msg/s per core'} |"
+            )
+        for c in cost.values():
+            if c.get("sql"):
+                lines += [
+                    "",
+                    f"Statements per {c['label']} (by text, per message):",
+                    "",
+                    "| per message | statement |",
+                    "|---|---|",
+                ]
+                lines += [f"| {v:.2f} | `{k[:120]}` |" for k, v in c["sql"][:20]]
     best = _best_sustained(sus)
     sat = sus.get("saturated_at")
     lines += [
@@ -379,15 +419,16 @@ def sustained_section(data: dict[str, Any]) -> list[str]:
                 ]
                 lines += [f"| {pct:.1f}% | {name} |" for name, pct in prof["categories"]]
                 lines.append("")
-            lines += [
-                "TrustDesk functions on the event loop's stack, inclusive (SQLAlchemy runs "
-                "in greenlets whose stacks do not show the calling TrustDesk code, so "
-                "these are lower bounds):",
-                "",
-                "| share | function |",
-                "|---|---|",
-            ]
-            lines += [f"| {pct:.1f}% | `{name}` |" for name, pct in prof["inclusive"][:20]]
+            if prof.get("inclusive"):
+                lines += [
+                    "TrustDesk functions on the event loop's stack, inclusive (SQLAlchemy "
+                    "runs in greenlets whose stacks do not show the calling TrustDesk code, "
+                    "so these are lower bounds):",
+                    "",
+                    "| share | function |",
+                    "|---|---|",
+                ]
+                lines += [f"| {pct:.1f}% | `{name}` |" for name, pct in prof["inclusive"][:20]]
             lines += [
                 "",
                 "Top functions of the event loop, self time:",
@@ -488,8 +529,8 @@ def write(data: dict[str, Any], out: Path) -> None:
         f"(after {cfg.get('warmup')} s of warm-up) of each run's p50 and p99, in milliseconds. "
         f"Each conversation sends about {cfg.get('rate')} message/s (Poisson, alternating "
         f"operator reply and visitor message), so N conversations offer about N messages/s; "
-        f"the single conversation sends {cfg.get('single_rate')}/s so that one run has enough "
-        "samples for a p99.",
+        f"the single conversation sends {cfg.get('single_rate')}/s, still a light load, so that "
+        "a run has a few dozen replies (its p99 is close to the run's maximum).",
         "",
         *latency_tables(data),
         "",
@@ -530,7 +571,10 @@ def write(data: dict[str, Any], out: Path) -> None:
         "each to a random conversation, which alternates operator reply / visitor message. "
         "Sends never wait for earlier answers; a slow server shows as latency and as "
         'delivered < offered ("lost" = sent in a run and not delivered within 5 s after it; '
-        "for TrustDesk a visitor message counts as delivered when dashboard socket 0 gets it).",
+        "for TrustDesk a visitor message counts as delivered when dashboard socket 0 gets it). "
+        "The client keeps at most 4,000 sends in flight and skips sends beyond that, so "
+        '"sent" can be lower than "offered" once the server has fallen far behind. Client '
+        "sockets send no keepalive pings (browsers do not either).",
         "- **Bare relay** (`bench/relay.py`): `websockets` server on uvloop that forwards a "
         "frame addressed to another socket; operators are 4 sockets on it instead of HTTP "
         "clients. The floor for any Python WebSocket chat server on this machine.",

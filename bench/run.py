@@ -122,7 +122,9 @@ async def latency_levels(
     try:
         for level in args.levels:
             t0 = time.monotonic()
-            new, errors = await load.add_conversations(target, len(convs), level - len(convs))
+            new, errors = await load.add_conversations(
+                target, len(convs), level - len(convs), timeout=args.setup_timeout
+            )
             convs += new
             failed = f", {len(errors)} failed; first error: {errors[0]}" if errors else ""
             log(
@@ -153,13 +155,21 @@ async def latency_levels(
             out.append(row)
             log(
                 f"  {target.name} @ {level}: reply p50 {fmt(row['reply_p50_ms'])} ms, "
-                f"p99 {fmt(row['reply_p99_ms'])} ms, offered {row['offered_per_s']:.0f}/s, "
+                f"p99 {fmt(row['reply_p99_ms'])} ms, offered {row['offered_per_s']:.0f}/s "
+                f"(sent {row['sent_per_s']:.0f}/s), "
                 f"delivered {row['delivered_per_s']:.0f}/s, lost {row['lost']}, "
                 f"server CPU {row['server_cpu_pct']:.0f}%, client CPU {row['client_cpu_pct']:.0f}%"
                 + (f", errors {row['errors']}" if row["errors"] else "")
             )
             if len(convs) < level * 0.9:
                 log(f"  {target.name}: could not open {level} conversations; stopping here")
+                break
+            if args.early_stop and row["delivered_per_s"] < 0.5 * row["offered_per_s"]:
+                log(
+                    f"  {target.name}: saturated (delivered under half of what was offered); "
+                    "higher levels skipped (--no-early-stop runs them anyway)"
+                )
+                row["saturated"] = True
                 break
     finally:
         await target.close()
@@ -249,22 +259,26 @@ async def _ping_all(socks: list[Any], frame: Callable[[int], str], timeout: floa
     return sum(1 for r in results if r is True)
 
 
-async def idle_trustdesk(stack: TrustDeskStack, n: int, hold: float) -> dict[str, Any]:
+async def idle_trustdesk(
+    stack: TrustDeskStack, n: int, hold: float, tokens: list[str]
+) -> dict[str, Any]:
+    """RSS per idle widget; `tokens` are reused from an earlier run on the same database."""
     rec = load.Recorder()
     target = load.TrustDeskTarget(
         rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD), operators=1, dashboards=0
     )
     pid = stack.pid
-    out: dict[str, Any] = {"rss_start": rss(pid)}
-    t0 = time.monotonic()
-    sem = asyncio.Semaphore(32)
+    out: dict[str, Any] = {"rss_start": rss(pid), "sessions_s": 0.0}
+    if not tokens:
+        t0 = time.monotonic()
+        sem = asyncio.Semaphore(8)
 
-    async def session(_: int) -> str:
-        async with sem:
-            return await target._session()
+        async def session(_: int) -> str:
+            async with sem:
+                return await target._session()
 
-    tokens = await asyncio.wait_for(asyncio.gather(*(session(i) for i in range(n + 50))), 300)
-    out["sessions_s"] = time.monotonic() - t0
+        tokens += await asyncio.wait_for(asyncio.gather(*(session(i) for i in range(n + 50))), 300)
+        out["sessions_s"] = time.monotonic() - t0
     # Warm every code path once, so that "before" already holds what one socket loads.
     warm, _ = await _open_idle(lambda i: target.connect_visitor(tokens[n + i]), 50)
     await asyncio.gather(*(ws.close() for ws in warm), return_exceptions=True)
@@ -318,6 +332,7 @@ async def idle_relay(relay: RelayProcess, n: int, hold: float) -> dict[str, Any]
 
 def idle_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {"relay": [], "sqlite": []}
+    tokens: list[str] = []
     for r in range(args.idle_runs):
         log(f"idle: relay, {args.idle} sockets (run {r + 1}/{args.idle_runs})")
         relay = RelayProcess(work).start()
@@ -331,9 +346,11 @@ def idle_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             f"{res['answered']} answered"
         )
         log(f"idle: trustdesk sqlite, {args.idle} sockets (run {r + 1}/{args.idle_runs})")
-        stack = TrustDeskStack("sqlite", work / f"idle-{r}").start()
+        # A fresh process each run, on the same database: the visitor sessions made in the
+        # first run are reused.
+        stack = TrustDeskStack("sqlite", work / "idle").start(create_admin=r == 0)
         try:
-            res = run_async(idle_trustdesk(stack, args.idle, args.idle_hold))
+            res = run_async(idle_trustdesk(stack, args.idle, args.idle_hold, tokens))
         finally:
             stack.stop()
         results["sqlite"].append(res)
@@ -368,6 +385,8 @@ async def sustained_async(
         convs, errors = await load.add_conversations(target, 0, args.sustained_convs)
         out["open"] = len(convs)
         log(f"  {len(convs)} conversations open" + (f", {len(errors)} failed" if errors else ""))
+        if args.cost_probe > 0 and convs:
+            out["cost"] = await cost_probe(stack, target, convs, args.cost_probe)
         saturated_at = None
         for total in args.sustained_rates:
             rate = total / len(convs)
@@ -411,6 +430,57 @@ async def sustained_async(
     return out
 
 
+async def cost_probe(
+    stack: TrustDeskStack, target: load.TrustDeskTarget, convs: list[load.Conv], n: int
+) -> dict[str, Any]:
+    """One message at a time: server CPU, wall time and SQL statements per message.
+
+    With nothing else in flight these do not depend on queueing, and CPU time and statement
+    counts hardly depend on other load on the machine.
+    """
+    rec = target.rec
+    cpu = CpuMeter([stack.pid, *stack.service_pids()])
+    out: dict[str, Any] = {}
+    for kind, label in ((load.REPLY, "operator reply"), (load.VISITOR, "visitor message")):
+        await asyncio.sleep(1.0)  # let the dump thread catch up
+        sql0, cpu0, t0 = stack.sql_counts(), cpu.cpu_seconds(), time.perf_counter()
+        walls = []
+        for i in range(n):
+            conv = convs[i % len(convs)]
+            text = f"{kind}|{load.WARMUP}|{load.now_ns()}|{conv.idx}|probe{i}"
+            fut = rec.expect(text if kind == load.REPLY else "ack:" + text)
+            t1 = time.perf_counter()
+            if kind == load.REPLY:
+                await target.reply(conv, text)
+            else:
+                await target.visitor_send(conv, text)
+            await asyncio.wait_for(fut, 30)
+            walls.append(1000 * (time.perf_counter() - t1))
+        elapsed, used = time.perf_counter() - t0, cpu.cpu_seconds() - cpu0
+        await asyncio.sleep(1.5)  # fan-out that follows the last message, and the dump
+        sql1 = stack.sql_counts()
+        diff = {k: v - sql0.get(k, 0) for k, v in sql1.items() if v - sql0.get(k, 0) > 0}
+        top = sorted(diff.items(), key=lambda kv: -kv[1])
+        out[kind] = {
+            "label": label,
+            "n": n,
+            "wall_ms_p50": load.percentile(walls, 50),
+            "wall_ms_mean": elapsed * 1000 / n,
+            "cpu_ms": used * 1000 / n,
+            "sql_per_msg": sum(diff.values()) / n if diff else None,
+            "transactions_per_msg": sum(v for k, v in diff.items() if k.startswith("BEGIN")) / n
+            if diff
+            else None,
+            "sql": [(k, v / n) for k, v in top[:25]],
+        }
+        log(
+            f"  one {label} at a time: {out[kind]['wall_ms_p50']:.1f} ms to deliver (p50), "
+            f"{out[kind]['cpu_ms']:.1f} ms server CPU"
+            + (f", {out[kind]['sql_per_msg']:.1f} SQL statements per message" if diff else "")
+        )
+    return out
+
+
 def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     log(
         f"sustained: trustdesk {args.sustained_backend}, {args.sustained_convs} conversations, "
@@ -418,7 +488,10 @@ def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
     prof = profiles.Profiler(args.profiler, work / "profile")
     stack = TrustDeskStack(
-        args.sustained_backend, work / "sustained", cprofile_out=prof.cprofile_out
+        args.sustained_backend,
+        work / "sustained",
+        cprofile_out=prof.cprofile_out,
+        sqlcount_out=work / "sqlcount.json" if args.count_sql else None,
     ).start()
     try:
         return run_async(sustained_async(stack, args, prof))
@@ -451,7 +524,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--single-rate",
         type=float,
-        default=20.0,
+        default=6.0,
         help="messages/s of the lone conversation at level 1 (for enough samples)",
     )
     p.add_argument(
@@ -460,9 +533,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="operator dashboard sockets connected to TrustDesk",
     )
+    p.add_argument(
+        "--setup-timeout",
+        type=float,
+        default=150.0,
+        help="seconds allowed to open the conversations of one level (then go on with those open)",
+    )
+    p.add_argument(
+        "--no-early-stop",
+        dest="early_stop",
+        action="store_false",
+        help="run every level even after a target has saturated (delivered < half offered)",
+    )
     p.add_argument("--idle", type=int, default=5000, help="idle sockets")
     p.add_argument("--idle-runs", type=int, default=3)
-    p.add_argument("--idle-hold", type=float, default=10.0)
+    p.add_argument("--idle-hold", type=float, default=5.0)
     p.add_argument("--sustained-convs", type=int, default=200)
     p.add_argument("--sustained-rates", type=ints, default=[250, 500, 750, 1000, 1250, 1500, 2000])
     p.add_argument(
@@ -470,6 +555,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="sqlite",
         choices=["sqlite", "pg"],
         help="database of the sustained part (the target is stated for SQLite)",
+    )
+    p.add_argument(
+        "--cost-probe",
+        type=int,
+        default=50,
+        help="messages of each kind sent one at a time to measure the cost of one (0: skip)",
+    )
+    p.add_argument(
+        "--no-count-sql",
+        dest="count_sql",
+        action="store_false",
+        help="do not count SQL statements (bench/sqlcount) in the sustained server",
     )
     p.add_argument("--step", type=float, default=8.0, help="seconds per sustained step")
     p.add_argument("--profiler", default="auto", choices=["auto", "py-spy", "cprofile", "none"])
@@ -496,6 +593,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.idle, args.idle_runs, args.idle_hold = 500, 1, 2.0
         args.sustained_convs, args.sustained_rates, args.step = 50, [200, 500], 3.0
         args.profile_seconds = 3.0
+        args.cost_probe = 10
     args.parts = [x for x in args.parts.split(",") if x]
     args.targets = [x for x in args.targets.split(",") if x]
     for t in args.targets:

@@ -6,6 +6,7 @@ as a child process, loopback only), with the per-visitor send rate lifted for lo
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -153,8 +154,15 @@ class BenchServer(ServerProcess):
 class TrustDeskStack:
     """One TrustDesk process plus its backing services ("sqlite" or "pg": PostgreSQL + Redis)."""
 
-    def __init__(self, backend: str, root: Path, cprofile_out: Path | None = None) -> None:
+    def __init__(
+        self,
+        backend: str,
+        root: Path,
+        cprofile_out: Path | None = None,
+        sqlcount_out: Path | None = None,
+    ) -> None:
         self.backend = backend
+        self.sqlcount_out = sqlcount_out
         self.root = root
         self.pg: Postgres | None = None
         self.redis: Redis | None = None
@@ -166,18 +174,34 @@ class TrustDeskStack:
             self.redis = Redis(root / "redis")
             self.redis.start()
             redis_url = self.redis.url
+        env = dict(LOAD_ENV)
+        if sqlcount_out is not None:  # bench/sqlcount/sitecustomize.py counts statements
+            env["BENCH_SQLCOUNT_OUT"] = str(sqlcount_out)
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(ROOT / "bench" / "sqlcount"), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
         self.server = BenchServer(
             root / "data",
             database_url=db_url,
             redis_url=redis_url,
-            extra_env=LOAD_ENV,
+            extra_env=env,
             cprofile_out=cprofile_out,
         )
 
-    def start(self) -> TrustDeskStack:
+    def sql_counts(self) -> dict[str, int]:
+        """Statements executed so far (by text), when started with sqlcount_out."""
+        if self.sqlcount_out is None:
+            return {}
+        try:
+            return dict(json.loads(self.sqlcount_out.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def start(self, create_admin: bool = True) -> TrustDeskStack:
         try:
             self.server.start()
-            self.server.create_operator(ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, "admin")
+            if create_admin:
+                self.server.create_operator(ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, "admin")
         except BaseException:
             self.stop()
             raise

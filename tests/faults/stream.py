@@ -9,6 +9,7 @@ are two.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -38,12 +39,13 @@ def stored(srv: ServerProcess) -> list[tuple[int, str, str | None, str, str]]:
 
 async def stream_with_crash(
     a: ServerProcess,
-    crash: Callable[[], None],
+    crash: Callable[[threading.Event], None],
     b: ServerProcess | None = None,
     visitors: int = VISITORS,
     per_visitor: int = PER_VISITOR,
 ) -> dict[str, Any]:
-    """Run the send stream; `crash()` (blocking) is called once the stream is under way."""
+    """Run the send stream; `crash(failed)` (blocking) is called once the stream is under
+    way; `failed` is set as soon as any send has failed (the fault has been felt)."""
     b = b or a
     run = uuid.uuid4().hex[:6]  # client_msg_ids are unique per run (a database may be reused)
     vs = [VisitorClient(a.url) for _ in range(visitors)]
@@ -109,9 +111,13 @@ async def stream_with_crash(
     stop = asyncio.Event()
     pumps = [asyncio.create_task(c.pump_until(stop.is_set, 200)) for c in [*clients, op_sock]]
 
+    failed = threading.Event()
+    for s in [*senders, op_sender]:
+        s.failed = failed
+
     async def crasher() -> None:
         await under_way.wait()
-        await asyncio.to_thread(crash)
+        await asyncio.to_thread(crash, failed)
 
     await asyncio.gather(
         *(visitor_stream(i) for i in range(visitors)), operator_stream(), crasher()

@@ -12,6 +12,7 @@ in order.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     srv.start()
     try:
 
-        def crash() -> None:
+        def crash(failed: threading.Event) -> None:
             srv.kill()
             srv.start()
 

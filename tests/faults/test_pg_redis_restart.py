@@ -13,6 +13,7 @@ ones) because they restart them.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,8 +73,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def test_postgres_restart_mid_stream_loses_nothing(cluster: Cluster) -> None:
-    def crash() -> None:
+    def crash(failed: threading.Event) -> None:
         cluster.pg.stop("fast")  # every connection of both processes is cut
+        # Stay down until a send has felt it (an event, not a guess at how long is enough).
+        assert failed.wait(60), "no send failed while PostgreSQL was down"
         cluster.pg.start()
 
     result = asyncio.run(asyncio.wait_for(stream_with_crash(cluster.a, crash, b=cluster.b), 300))
@@ -86,7 +89,7 @@ def test_postgres_restart_mid_stream_loses_nothing(cluster: Cluster) -> None:
 
 
 def test_redis_restart_mid_stream_loses_nothing(cluster: Cluster) -> None:
-    def crash() -> None:
+    def crash(failed: threading.Event) -> None:
         cluster.redis.stop()
         cluster.redis.start()  # same port, empty: every subscription is gone
 

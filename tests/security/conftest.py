@@ -44,3 +44,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture
 def admin(server: ServerProcess) -> OperatorClient:
     return OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The XSS test drives Chromium with Playwright's sync API, which keeps an event loop on
+    the main thread for the rest of the session: like tests/browser/, it runs last."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

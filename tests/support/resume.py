@@ -35,6 +35,9 @@ class ResumingClient:
         self.last = 0
         self.connections = 0
         self.acks: dict[str, int] = {}  # client_msg_id -> stored message id
+        self.waiters: dict[str, asyncio.Future[int]] = {}  # acks someone awaits
+        # Called after every (re)connect, e.g. to re-send what is not acknowledged yet.
+        self.on_connect: Callable[[], Awaitable[None]] | None = None
 
     @property
     def ids(self) -> list[int]:
@@ -42,7 +45,11 @@ class ResumingClient:
 
     def _take(self, frame: dict[str, Any]) -> None:
         if frame.get("type") == "ack":
-            self.acks[frame["client_msg_id"]] = frame["message"]["id"]
+            cid = frame["client_msg_id"]
+            self.acks[cid] = frame["message"]["id"]
+            waiter = self.waiters.pop(cid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(self.acks[cid])
             return
         if frame.get("type") != "message":
             return
@@ -62,6 +69,8 @@ class ResumingClient:
             try:
                 self.sock, _ = await self._connect(self.last)
                 self.connections += 1
+                if self.on_connect is not None:
+                    await self.on_connect()
                 return
             except RECONNECT_ERRORS:
                 if loop.time() > deadline:

@@ -9,6 +9,7 @@ the server turns into the message it already has.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ class RetryingSender:
     acks: list[Ack] = field(default_factory=list)
     failures: int = 0  # attempts that got no answer (server away) or a 5xx
     statuses: list[int] = field(default_factory=list)
+    # Set at the first failed attempt (a fault test can wait for the fault to be felt).
+    failed: threading.Event = field(default_factory=threading.Event)
 
     async def send(self, body: dict[str, Any], deadline: float) -> Ack:
         loop = asyncio.get_running_loop()
@@ -55,8 +58,10 @@ class RetryingSender:
                     return ack
                 assert r.status_code >= 500 or r.status_code == 429, (r.status_code, r.text)
                 self.failures += 1
+                self.failed.set()
             except httpx.TransportError:
                 self.failures += 1
+                self.failed.set()
             if loop.time() > deadline:
                 raise TimeoutError(f"{body['client_msg_id']} never acknowledged")
             await asyncio.sleep(delay)  # backoff before the retry, as the widget does
