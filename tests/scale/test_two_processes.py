@@ -22,10 +22,12 @@ def pair(
     redis.start()
     url = postgres.create_database("pair")
     env = {"TRUSTDESK_TYPING_TTL_SECONDS": "2"}
-    a = ServerProcess(tmp_path_factory.mktemp("A"), database_url=url, redis_url=redis.url,
-                      extra_env=env)
-    b = ServerProcess(tmp_path_factory.mktemp("B"), database_url=url, redis_url=redis.url,
-                      extra_env=env)
+    a = ServerProcess(
+        tmp_path_factory.mktemp("A"), database_url=url, redis_url=redis.url, extra_env=env
+    )
+    b = ServerProcess(
+        tmp_path_factory.mktemp("B"), database_url=url, redis_url=redis.url, extra_env=env
+    )
     a.create_operator(ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD)
     a.start()
     b.start()
@@ -56,8 +58,9 @@ def test_visitor_on_a_operator_on_b_both_ways(
         t = await op.until(lambda f: f["type"] == "typing" and f["sender_type"] == "customer")
         assert t["active"] and t["ticketId"] == ticket
         await vs.send({"type": "send", "message": "сообщение через A", "client_msg_id": "x1"})
-        m = await op.until(lambda f: f["type"] == "message"
-                           and f["message"]["message"] == "сообщение через A")
+        m = await op.until(
+            lambda f: f["type"] == "message" and f["message"]["message"] == "сообщение через A"
+        )
         assert m["message"]["ticket_id"] == ticket
         # Operator (B) -> visitor (A): typing, reply, read receipt.
         await op.send({"type": "typing", "ticketId": ticket, "active": True})
@@ -65,8 +68,9 @@ def test_visitor_on_a_operator_on_b_both_ways(
         assert t["active"] and t["name"] == "Артём"
         await asyncio.to_thread(op_http.open, ticket)
         await asyncio.to_thread(op_http.reply, ticket, "ответ с процесса B")
-        got = await vs.until(lambda f: f["type"] == "message"
-                             and f["message"]["message"] == "ответ с процесса B")
+        got = await vs.until(
+            lambda f: f["type"] == "message" and f["message"]["message"] == "ответ с процесса B"
+        )
         assert got["message"]["sender_type"] == "admin"
         receipt = await vs.until("read")
         assert receipt["reader"] == "admin" and receipt["last_read_id"] >= m["message"]["id"]
