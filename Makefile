@@ -37,6 +37,7 @@ lint: deps
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/bandit -q -r src --skip B101,B104,B105,B106  # skips explained in SECURITY.md
 
 test: deps system-deps lint  ## the whole suite: API on SQLite and PostgreSQL, real time, browser
 	.venv/bin/pytest -m "not long" -p no:cacheprovider
