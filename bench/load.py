@@ -24,6 +24,7 @@ import contextlib
 import json
 import random
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,11 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+# httpcore asks `import sniffio` on every request; without sniffio installed each failed
+# import searches sys.path again (a fifth of the client's CPU under load). A None entry
+# makes the import fail at once; httpcore then assumes asyncio, which is what this is.
+sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 REPLY = "R"
 VISITOR = "V"
@@ -348,7 +354,12 @@ class TrustDeskTarget(Target):
         self.rec, self.url, self.ws_url, self.admin = rec, url, ws_url, admin
         self.n_ops, self.per_op, self.n_dash = operators, conns_per_operator, dashboards
         self.ops: list[httpx.AsyncClient] = []
+        # Requests wait for one of an operator's connections here, in a cheap FIFO, rather
+        # than in httpcore's pool, whose bookkeeping grows with its queue (and would take
+        # CPU from the server on a 2-core machine once the server falls behind).
+        self.op_slots: list[asyncio.Semaphore] = []
         self.dash: list[ClientConnection] = []
+        self.dash_tasks: list[asyncio.Task[None]] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.convs: list[Conv] = []
         self.all_convs: list[Conv] = []
@@ -372,6 +383,7 @@ class TrustDeskTarget(Target):
     async def open(self) -> None:
         admin = await self._login(*self.admin)
         self.ops.append(admin)
+        self.op_slots = [asyncio.Semaphore(self.per_op) for _ in range(self.n_ops)]
         for k in range(1, self.n_ops):
             email, password = f"agent{k}@bench.invalid", f"bench-password-{k}-long-enough"
             r = await admin.post(
@@ -381,7 +393,12 @@ class TrustDeskTarget(Target):
             if r.status_code not in (200, 201, 409):
                 raise RuntimeError(f"creating an operator: {r.status_code} {r.text}")
             self.ops.append(await self._login(email, password))
-        for k in range(self.n_dash):
+        await self.add_dashboards(self.n_dash)
+
+    async def add_dashboards(self, count: int) -> None:
+        """Open operator dashboard sockets (the first one ever opened times deliveries)."""
+        for _ in range(count):
+            k = len(self.dash)
             sid = self.ops[k % len(self.ops)].cookies.get("td_session")
             ws = await connect(
                 self.ws_url + "/ws/operator",
@@ -394,7 +411,15 @@ class TrustDeskTarget(Target):
             ready = json.loads(await asyncio.wait_for(ws.recv(), 30))
             assert ready.get("type") == "ready", ready
             self.dash.append(ws)
-            self.tasks.append(asyncio.create_task(_read_dashboard(self.rec, ws, k == 0)))
+            task = asyncio.create_task(_read_dashboard(self.rec, ws, k == 0))
+            self.tasks.append(task)
+            self.dash_tasks.append(task)
+
+    async def drop_dashboards(self, count: int) -> None:
+        for _ in range(min(count, len(self.dash) - 1)):
+            ws, task = self.dash.pop(), self.dash_tasks.pop()
+            task.cancel()
+            await ws.close()
 
     async def _session(self) -> str:
         r = await self.visitor_http.post("/api/support/session")
@@ -439,10 +464,11 @@ class TrustDeskTarget(Target):
         return conv
 
     async def reply(self, conv: Conv, text: str) -> None:
-        r = await self.ops[conv.op].post(
-            "/api/admin/support/reply",
-            json={"ticketId": conv.ticket, "message": text, "client_msg_id": uuid.uuid4().hex},
-        )
+        async with self.op_slots[conv.op]:
+            r = await self.ops[conv.op].post(
+                "/api/admin/support/reply",
+                json={"ticketId": conv.ticket, "message": text, "client_msg_id": uuid.uuid4().hex},
+            )
         if r.status_code != 200:
             raise RuntimeError(f"reply: HTTP {r.status_code}")
         self.rec.stored(REPLY, text)

@@ -386,7 +386,9 @@ async def sustained_async(
         out["open"] = len(convs)
         log(f"  {len(convs)} conversations open" + (f", {len(errors)} failed" if errors else ""))
         if args.cost_probe > 0 and convs:
-            out["cost"] = await cost_probe(stack, target, convs, args.cost_probe)
+            out["cost"] = await cost_probe(
+                stack, target, convs, args.cost_probe, args.probe_extra_dashboards
+            )
         saturated_at = None
         for total in args.sustained_rates:
             rate = total / len(convs)
@@ -430,54 +432,83 @@ async def sustained_async(
     return out
 
 
+async def _probe(
+    stack: TrustDeskStack,
+    target: load.TrustDeskTarget,
+    convs: list[load.Conv],
+    n: int,
+    kind: str,
+    label: str,
+) -> dict[str, Any]:
+    rec = target.rec
+    cpu = CpuMeter([stack.pid, *stack.service_pids()])
+    c_idle, t_idle = cpu.cpu_seconds(), time.perf_counter()
+    await asyncio.sleep(1.0)  # the background rate (heartbeats), and the dump thread catches up
+    sql0, cpu0, t0 = stack.sql_counts(), cpu.cpu_seconds(), time.perf_counter()
+    idle_rate = (cpu0 - c_idle) / (t0 - t_idle)
+    walls = []
+    for i in range(n):
+        conv = convs[i % len(convs)]
+        text = f"{kind}|{load.WARMUP}|{load.now_ns()}|{conv.idx}|probe{i}"
+        fut = rec.expect(text if kind == load.REPLY else "ack:" + text)
+        t1 = time.perf_counter()
+        if kind == load.REPLY:
+            await target.reply(conv, text)
+        else:
+            await target.visitor_send(conv, text)
+        await asyncio.wait_for(fut, 30)
+        walls.append(1000 * (time.perf_counter() - t1))
+    await asyncio.sleep(1.0)  # the fan-out that follows the last message, and the dump
+    used = cpu.cpu_seconds() - cpu0 - idle_rate * (time.perf_counter() - t0)
+    sql1 = stack.sql_counts()
+    diff = {k: v - sql0.get(k, 0) for k, v in sql1.items() if v - sql0.get(k, 0) > 0}
+    top = sorted(diff.items(), key=lambda kv: -kv[1])
+    return {
+        "label": label,
+        "n": n,
+        "dashboards": len(target.dash),
+        "wall_ms_p50": load.percentile(walls, 50),
+        "cpu_ms": max(0.0, used) * 1000 / n,
+        "sql_per_msg": sum(diff.values()) / n if diff else None,
+        "transactions_per_msg": sum(v for k, v in diff.items() if k.startswith("BEGIN")) / n
+        if diff
+        else None,
+        "sql": [(k, v / n) for k, v in top[:25]],
+    }
+
+
 async def cost_probe(
-    stack: TrustDeskStack, target: load.TrustDeskTarget, convs: list[load.Conv], n: int
+    stack: TrustDeskStack,
+    target: load.TrustDeskTarget,
+    convs: list[load.Conv],
+    n: int,
+    extra_dashboards: int,
 ) -> dict[str, Any]:
     """One message at a time: server CPU, wall time and SQL statements per message.
 
     With nothing else in flight these do not depend on queueing, and CPU time and statement
-    counts hardly depend on other load on the machine.
+    counts hardly depend on other load on the machine. Then again with more operator
+    dashboards connected, for what each one adds.
     """
-    rec = target.rec
-    cpu = CpuMeter([stack.pid, *stack.service_pids()])
     out: dict[str, Any] = {}
-    for kind, label in ((load.REPLY, "operator reply"), (load.VISITOR, "visitor message")):
-        await asyncio.sleep(1.0)  # let the dump thread catch up
-        sql0, cpu0, t0 = stack.sql_counts(), cpu.cpu_seconds(), time.perf_counter()
-        walls = []
-        for i in range(n):
-            conv = convs[i % len(convs)]
-            text = f"{kind}|{load.WARMUP}|{load.now_ns()}|{conv.idx}|probe{i}"
-            fut = rec.expect(text if kind == load.REPLY else "ack:" + text)
-            t1 = time.perf_counter()
-            if kind == load.REPLY:
-                await target.reply(conv, text)
-            else:
-                await target.visitor_send(conv, text)
-            await asyncio.wait_for(fut, 30)
-            walls.append(1000 * (time.perf_counter() - t1))
-        elapsed, used = time.perf_counter() - t0, cpu.cpu_seconds() - cpu0
-        await asyncio.sleep(1.5)  # fan-out that follows the last message, and the dump
-        sql1 = stack.sql_counts()
-        diff = {k: v - sql0.get(k, 0) for k, v in sql1.items() if v - sql0.get(k, 0) > 0}
-        top = sorted(diff.items(), key=lambda kv: -kv[1])
-        out[kind] = {
-            "label": label,
-            "n": n,
-            "wall_ms_p50": load.percentile(walls, 50),
-            "wall_ms_mean": elapsed * 1000 / n,
-            "cpu_ms": used * 1000 / n,
-            "sql_per_msg": sum(diff.values()) / n if diff else None,
-            "transactions_per_msg": sum(v for k, v in diff.items() if k.startswith("BEGIN")) / n
-            if diff
-            else None,
-            "sql": [(k, v / n) for k, v in top[:25]],
-        }
-        log(
-            f"  one {label} at a time: {out[kind]['wall_ms_p50']:.1f} ms to deliver (p50), "
-            f"{out[kind]['cpu_ms']:.1f} ms server CPU"
-            + (f", {out[kind]['sql_per_msg']:.1f} SQL statements per message" if diff else "")
-        )
+    rounds = [0, extra_dashboards] if extra_dashboards > 0 else [0]
+    for extra in rounds:
+        if extra:
+            await target.add_dashboards(extra)
+        for kind, label in ((load.REPLY, "operator reply"), (load.VISITOR, "visitor message")):
+            r = await _probe(stack, target, convs, n, kind, label)
+            out[f"{kind}{len(target.dash)}"] = r
+            log(
+                f"  one {label} at a time, {r['dashboards']} dashboard(s): "
+                f"{r['wall_ms_p50']:.1f} ms to deliver (p50), {r['cpu_ms']:.1f} ms server CPU"
+                + (
+                    f", {r['sql_per_msg']:.1f} SQL statements per message"
+                    if r["sql_per_msg"]
+                    else ""
+                )
+            )
+    if extra_dashboards > 0:
+        await target.drop_dashboards(extra_dashboards)
     return out
 
 
@@ -513,7 +544,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--parts", default="latency,idle,sustained")
     p.add_argument("--targets", default=",".join(TARGETS), help="relay,polling,sqlite,pg")
     p.add_argument(
-        "--levels", type=ints, default=[1, 100, 1000], help="concurrent conversations (ascending)"
+        "--levels",
+        type=ints,
+        default=[1, 10, 100, 1000],
+        help="concurrent conversations (ascending)",
     )
     p.add_argument("--runs", type=int, default=3, help="measurement windows per level")
     p.add_argument("--window", type=float, default=10.0, help="seconds per window")
@@ -549,7 +583,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-runs", type=int, default=3)
     p.add_argument("--idle-hold", type=float, default=5.0)
     p.add_argument("--sustained-convs", type=int, default=200)
-    p.add_argument("--sustained-rates", type=ints, default=[250, 500, 750, 1000, 1250, 1500, 2000])
+    p.add_argument(
+        "--sustained-rates", type=ints, default=[25, 50, 100, 200, 400, 700, 1000, 1500, 2000]
+    )
     p.add_argument(
         "--sustained-backend",
         default="sqlite",
@@ -561,6 +597,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=50,
         help="messages of each kind sent one at a time to measure the cost of one (0: skip)",
+    )
+    p.add_argument(
+        "--probe-extra-dashboards",
+        type=int,
+        default=2,
+        help="dashboards added for a second cost probe (what each operator online costs)",
     )
     p.add_argument(
         "--no-count-sql",
