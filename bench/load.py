@@ -363,6 +363,7 @@ class TrustDeskTarget(Target):
         self.tasks: list[asyncio.Task[None]] = []
         self.convs: list[Conv] = []
         self.all_convs: list[Conv] = []
+        self.visitor_slots = asyncio.Semaphore(64)  # see op_slots
         self.visitor_http = httpx.AsyncClient(
             base_url=url,
             timeout=60,
@@ -421,8 +422,12 @@ class TrustDeskTarget(Target):
             task.cancel()
             await ws.close()
 
+    async def _visitor_request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        async with self.visitor_slots:
+            return await self.visitor_http.request(method, url, **kw)
+
     async def _session(self) -> str:
-        r = await self.visitor_http.post("/api/support/session")
+        r = await self._visitor_request("POST", "/api/support/session")
         r.raise_for_status()
         return str(r.json()["token"])
 
@@ -511,7 +516,8 @@ class PollingTarget(TrustDeskTarget):
         conv = Conv(idx=idx, op=idx % self.n_ops)
         conv.token = await self._session()
         text = f"V|{SETUP}|{now_ns()}|{idx}|setup"
-        r = await self.visitor_http.post(
+        r = await self._visitor_request(
+            "POST",
             "/api/support/send-message",
             headers=self._auth(conv),
             json={"message": text, "client_msg_id": uuid.uuid4().hex},
@@ -534,7 +540,8 @@ class PollingTarget(TrustDeskTarget):
         next_t = loop.time()
         while True:
             try:
-                r = await self.visitor_http.get(
+                r = await self._visitor_request(
+                    "GET",
                     f"/api/support/messages/{conv.ticket}",
                     params={"after": conv.last_id},
                     headers=self._auth(conv),
@@ -554,7 +561,8 @@ class PollingTarget(TrustDeskTarget):
             await asyncio.sleep(max(0.0, next_t - loop.time()))
 
     async def visitor_send(self, conv: Conv, text: str) -> None:
-        r = await self.visitor_http.post(
+        r = await self._visitor_request(
+            "POST",
             "/api/support/send-message",
             headers=self._auth(conv),
             json={"message": text, "ticketId": conv.ticket, "client_msg_id": uuid.uuid4().hex},

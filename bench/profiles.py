@@ -137,6 +137,7 @@ IDLE_LOOP = (
     "select.epoll.poll",
     "EpollSelector.select",
 )
+IDLE_SLEEP = ("time_sleep", "clock_nanosleep")  # time.sleep() (outside SQLite's busy handler)
 IDLE_WORKER = (
     "_queue_SimpleQueue_get",
     "Condition.wait",
@@ -183,7 +184,7 @@ def _state(frames: list[str], thread: str) -> str:
         if frames and frames[-1].startswith("_connection_worker_thread"):
             return "in a sqlite3 call (C: running SQL or sleeping in the busy handler)"
         return "running (aiosqlite worker, Python)"
-    if any(m in text for m in IDLE_LOOP):
+    if any(m in text for m in IDLE_LOOP) or any(m in text for m in IDLE_SLEEP):
         return "idle"
     if any(m in text for m in IDLE_WORKER):
         return "idle"
@@ -258,7 +259,7 @@ def summarise_collapsed(text: str, rate: float = 100.0, seconds: float = 0.0) ->
             continue
         self_c[py[-1]] += n
         for name in set(py):
-            if "(trustdesk/" in name:
+            if "(trustdesk/" in name and name.split(" (")[0] not in ROOTS:
                 incl[name] += n
         libs[_library(frames)] += n
     if loop_total == 0:

@@ -592,7 +592,7 @@ def write(data: dict[str, Any], out: Path) -> None:
         "did. Expected mean ≈ 1.5 s.",
         "- **Runs**: conversations are opened level by level (1, then up to 10, 100 and "
         "1,000) on one server per target; each level has a warm-up and then back-to-back "
-        "measurement runs. Once a target delivers less than half of what is offered it is "
+        "measurement runs. Once a target delivers less than 80% of what is offered it is "
         "saturated, and its higher levels are skipped (they would only take longer to "
         "fail; `--no-early-stop` runs them). PostgreSQL 15 (fsync off, as in the tests) "
         "and Redis run locally "
