@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trustdesk.actions import email, push
 from trustdesk.actions.runtime import Runtime
@@ -71,6 +73,41 @@ NOTIFIERS: list[Callable[[Runtime, list[dict[str, Any]]], Awaitable[None]]] = [
 ]
 
 
+class SecurityHeaders:
+    """Headers every HTTP answer carries (a plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                h = MutableHeaders(scope=message)
+                if path == "/api/docs":
+                    pass  # Swagger UI needs its CDN; the JSON spec itself is same-origin
+                elif path.startswith("/api/") or path == "/healthz":
+                    h.setdefault(
+                        "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"
+                    )
+                    h.setdefault("Cache-Control", "no-store")
+                else:
+                    h.setdefault("Content-Security-Policy", csp_for(path, self.settings))
+                h.setdefault("X-Content-Type-Options", "nosniff")
+                h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+                if not path.startswith("/widget/"):
+                    h.setdefault("X-Frame-Options", "DENY")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -118,26 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        path = request.url.path
-        h = response.headers
-        if path == "/api/docs":
-            pass  # Swagger UI needs its CDN; the JSON spec itself is same-origin
-        elif path.startswith("/api/") or path == "/healthz":
-            h.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-            h.setdefault("Cache-Control", "no-store")
-        else:
-            h.setdefault("Content-Security-Policy", csp_for(path, settings))
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if not path.startswith("/widget/"):
-            h.setdefault("X-Frame-Options", "DENY")
-        return response
-
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes
     )

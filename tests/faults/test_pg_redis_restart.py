@@ -38,8 +38,18 @@ class Cluster:
         self.pg.start()
         self.redis.start()
         url = self.pg.create_database(name)
-        self.a = ServerProcess(root / f"{name}-A", database_url=url, redis_url=self.redis.url)
-        self.b = ServerProcess(root / f"{name}-B", database_url=url, redis_url=self.redis.url)
+        # Each visitor sends 25 messages as fast as the server answers: lift the per-visitor
+        # limit so that every answer other than 200 is about the fault under test.
+        env = {
+            "TRUSTDESK_VISITOR_RATE_BURST": "100000",
+            "TRUSTDESK_VISITOR_RATE_PER_MINUTE": "100000",
+        }
+        self.a = ServerProcess(
+            root / f"{name}-A", database_url=url, redis_url=self.redis.url, extra_env=env
+        )
+        self.b = ServerProcess(
+            root / f"{name}-B", database_url=url, redis_url=self.redis.url, extra_env=env
+        )
         self.a.create_operator(ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD)
         self.a.start()
         self.b.start()

@@ -127,6 +127,23 @@ def test_online_info(presence: Backend) -> None:
     presence.run(body)
 
 
+def test_online_among(presence: Backend) -> None:
+    async def body(p: Presence, clock: FakeClock) -> None:
+        assert await p.online_among("visitor", []) == {}
+        await p.touch("visitor", "v1", "c1", 10, {"page_url": "https://shop/a"})
+        await p.touch("visitor", "v2", "c1", 20)
+        await p.touch("visitor", "v3", "c1", 30)
+        await p.touch("operator", "v4", "c1", 30)  # another kind
+        got = await p.online_among("visitor", ["v1", "v2", "v4", "nobody"])
+        assert got == {"v1": {"page_url": "https://shop/a"}, "v2": {}}
+        clock.advance(15)  # v1 expired, not swept yet: already offline
+        assert await p.online_among("visitor", ["v1", "v2"]) == {"v2": {}}
+        await p.leave("visitor", "v2", "c1")
+        assert await p.online_among("visitor", ["v1", "v2", "v3"]) == {"v3": {}}
+
+    presence.run(body)
+
+
 def test_expiry(presence: Backend) -> None:
     async def body(p: Presence, clock: FakeClock) -> None:
         await p.touch("visitor", "v1", "c1", 10, {"n": 1})

@@ -87,6 +87,94 @@ def test_resume_delivers_exactly_the_missed_messages(
     run(go())
 
 
+def test_live_delivery_across_interleaved_tickets_and_notes(
+    server: ServerProcess, operator: OperatorClient
+) -> None:
+    """Messages go straight from the event to the socket when the ticket's previous message
+    was sent; ids of other tickets and private notes in between must neither block, leak,
+    nor reorder anything (the socket fills a real gap from the database)."""
+
+    async def go() -> None:
+        a, b = VisitorClient(server.url), VisitorClient(server.url)
+        ta, tb = a.send("A: начало")["ticketId"], b.send("B: начало")["ticketId"]
+        await asyncio.to_thread(operator.open, ta)
+        await asyncio.to_thread(operator.open, tb)
+        sa, _ = await visitor_socket(server.ws_url, a.token, ta, 0)
+        sb, _ = await visitor_socket(server.ws_url, b.token, tb, 0)
+        before_a = len(await sa.messages(3))  # greeting, customer, join notice
+        before_b = len(await sb.messages(3))
+        assert before_a == before_b == 3
+        sent_a, sent_b = [], []
+        for i in range(4):
+            await asyncio.to_thread(operator.reply, ta, f"A{i}")
+            sent_a.append(f"A{i}")
+            if i % 2 == 0:
+                r = operator.post("/api/admin/support/note", {"ticketId": ta, "message": f"N{i}"})
+                assert r.status_code == 200, r.text
+            await asyncio.to_thread(operator.reply, tb, f"B{i}")
+            sent_b.append(f"B{i}")
+        # The customer writes in between: its own frame comes before the ack, in order.
+        await sa.send({"type": "send", "message": "A: ещё", "client_msg_id": "a-more"})
+        sent_a.append("A: ещё")
+        await sa.until("ack")
+        got_a = [f["message"] for f in sa.frames if f["type"] == "message"][before_a:]
+        got_b = await sb.messages(4)
+        assert [m["message"] for m in got_a] == sent_a
+        assert [m["message"] for m in got_b] == sent_b
+        for sock in (sa, sb):
+            ids = [f["message"]["id"] for f in sock.frames if f["type"] == "message"]
+            assert ids == sorted(set(ids))
+            assert all(f["message"]["kind"] != "note" for f in sock.frames if "message" in f)
+        assert [f for f in await sa.quiet() if f["type"] == "message"] == []
+        await sa.close()
+        await sb.close()
+
+    run(go())
+
+
+def test_dashboard_ticket_frames_carry_each_operators_unread_count(
+    server: ServerProcess, operator: OperatorClient
+) -> None:
+    """Every dashboard gets the ticket's summary after each change, with its own unread
+    count (computed once per batch for all the sockets of the process)."""
+
+    async def go() -> None:
+        second = "second@trust.store"
+        r = operator.post(
+            "/api/admin/operators",
+            {"email": second, "name": "Мария", "password": "pass-word-2345", "role": "agent"},
+        )
+        assert r.status_code in (200, 201), r.text
+        other = OperatorClient(server.url, second, "pass-word-2345")
+        v = VisitorClient(server.url)
+        ticket = v.send("первое")["ticketId"]
+        await asyncio.to_thread(operator.open, ticket)  # Артём has read it all
+        socks = []
+        for client in (operator, other):
+            cookie = client.http.cookies["td_session"]
+            sock, _ = await operator_socket(server.ws_url, cookie, server.url)
+            socks.append(sock)
+        v.send("второе")
+
+        def summary_for(sock: Any) -> Any:
+            return sock.until(
+                lambda f: (
+                    f["type"] == "ticket"
+                    and f["ticket"]["ticketId"] == ticket
+                    and f["ticket"]["last_message"]["message"] == "второе"
+                )
+            )
+
+        mine, theirs = [(await summary_for(s))["ticket"] for s in socks]
+        assert mine["unread"] == 1  # only what came after Артём opened it
+        assert theirs["unread"] == 2  # Мария never opened it
+        assert mine["customer_last_read_id"] == theirs["customer_last_read_id"] > 0
+        for s in socks:
+            await s.close()
+
+    run(go())
+
+
 def test_retried_socket_send_stores_one_message(server: ServerProcess) -> None:
     async def go() -> None:
         v = VisitorClient(server.url)

@@ -151,5 +151,5 @@ async def inbound(rt: Runtime, to: str, sender: str, text: str) -> tuple[Ticket,
     if not visitor.email or parseaddr(sender)[1].lower() != visitor.email.lower():
         raise Forbidden("the sender is not this ticket's customer", "sender_mismatch")
     body = _strip_quoted(text)
-    t, msg, _ = await tickets.send_customer_message(rt, visitor, body, number)
+    t, msg, *_ = await tickets.send_customer_message(rt, visitor, body, number)
     return t, msg

@@ -107,14 +107,27 @@ async def post_message(
     else:
         msg.attachment = None
     tx.session.add(msg)
+    # The ticket's previous message: sockets that have sent it can send this one straight
+    # from the event; one that has not has a gap to fill from the database first.
+    if tx.dialect == "postgresql":
+        # Read committed: the ticket may have been loaded before the message lock was taken,
+        # so read its newest message again under the lock. (SQLite's BEGIN IMMEDIATE held
+        # the whole database from the start: the loaded row is current.)
+        prev_id = (
+            await tx.session.scalar(select(Ticket.last_message_id).where(Ticket.id == ticket.id))
+            or 0
+        )
+    else:
+        prev_id = ticket.last_message_id or 0
     await tx.session.flush()
     ticket.updated_at = now
     ticket.last_message_id = msg.id
+    tx.prev_ids[msg.id] = prev_id
     payload = message_json(msg, ticket.number)
     tx.messages.append(payload)
     frame = {"type": "message", "message": payload}
     if kind != "note":
-        tx.emit(f"ticket:{ticket.id}", frame)
+        tx.emit(f"ticket:{ticket.id}", {**frame, "prev_id": prev_id})
     tx.emit("operators", {**frame, "ticket_ref": ticket.id})
     tx.emit("operators", {"type": "ticket_changed", "ticket_ref": ticket.id})
     return msg

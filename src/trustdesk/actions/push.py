@@ -18,6 +18,7 @@ from pywebpush import WebPushException, webpush
 from sqlalchemy import delete, select
 
 from trustdesk.actions.errors import Invalid
+from trustdesk.actions.recent import Recent
 from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
 from trustdesk.store.models import Operator, PushSubscription
@@ -54,6 +55,27 @@ def _check_endpoint(settings: Settings, endpoint: str) -> None:
     raise Invalid("push endpoint must be an https URL of a push service", "bad_endpoint")
 
 
+# Read for every customer message. A subscription added or dropped by another process is
+# seen within a second (a push more or less in that second); this process's own at once.
+_subscriptions = Recent[list[PushSubscription]](ttl=1.0)
+
+
+async def _active_subscriptions(rt: Runtime) -> list[PushSubscription]:
+    async def load() -> list[PushSubscription]:
+        async with rt.store.read() as session:
+            return list(
+                (
+                    await session.scalars(
+                        select(PushSubscription)
+                        .join(Operator, Operator.id == PushSubscription.operator_id)
+                        .where(Operator.active.is_(True))
+                    )
+                ).all()
+            )
+
+    return await _subscriptions.get(rt, load)
+
+
 async def subscribe(rt: Runtime, op: Operator, endpoint: str, p256dh: str, auth: str) -> None:
     _check_endpoint(rt.settings, endpoint)
     async with rt.store.transaction() as tx:
@@ -66,6 +88,7 @@ async def subscribe(rt: Runtime, op: Operator, endpoint: str, p256dh: str, auth:
             )
         else:
             row.operator_id, row.p256dh, row.auth = op.id, p256dh, auth
+    _subscriptions.forget(rt)
 
 
 async def unsubscribe(rt: Runtime, op: Operator, endpoint: str) -> None:
@@ -75,6 +98,7 @@ async def unsubscribe(rt: Runtime, op: Operator, endpoint: str) -> None:
                 PushSubscription.endpoint == endpoint, PushSubscription.operator_id == op.id
             )
         )
+    _subscriptions.forget(rt)
 
 
 async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> None:
@@ -87,18 +111,7 @@ async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> No
         for ident, info in (await rt.presence.online("operator")).items()
         if info.get("visible", True)
     }
-    async with rt.store.read() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(PushSubscription)
-                    .join(Operator, Operator.id == PushSubscription.operator_id)
-                    .where(Operator.active.is_(True))
-                )
-            )
-            .scalars()
-            .all()
-        )
+    rows = await _active_subscriptions(rt)
     targets = [r for r in rows if str(r.operator_id) not in watching]
     if not targets:
         return
@@ -141,3 +154,4 @@ async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> No
             await tx.session.execute(
                 delete(PushSubscription).where(PushSubscription.endpoint.in_(dead))
             )
+        _subscriptions.forget(rt)

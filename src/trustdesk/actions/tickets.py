@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from trustdesk.actions import customers, texts
 from trustdesk.actions.errors import Invalid, NotFound
@@ -112,6 +115,100 @@ async def admin_read_id(session: AsyncSession, ticket_id: str) -> int:
     return int(v or 0)
 
 
+SummaryRow = tuple[Ticket, Visitor, Operator | None, SupportMessage | None]
+
+
+def _summary_query() -> Select[Ticket, Visitor, Operator, SupportMessage]:
+    last = aliased(SupportMessage)
+    return (
+        select(Ticket, Visitor, Operator, last)
+        .join(Visitor, Visitor.id == Ticket.visitor_id)
+        .outerjoin(Operator, Operator.id == Ticket.assignee_id)
+        .outerjoin(last, last.id == Ticket.last_message_id)
+    )
+
+
+async def _summaries(
+    rt: Runtime, session: AsyncSession, rows: list[SummaryRow], operator_ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Summaries of `rows` (in their order) for each operator: a few grouped queries for
+    all of them, whatever the number of tickets and operators."""
+    if not rows:
+        return {op: [] for op in operator_ids}
+    ids = [t.id for t, *_ in rows]
+    readers = {operator_reader(op): op for op in operator_ids}
+    cursors: dict[tuple[str, str], int] = {
+        (tid, reader): int(last)
+        for tid, reader, last in (
+            await session.execute(
+                select(ReadCursor.ticket_id, ReadCursor.reader, ReadCursor.last_read_id).where(
+                    ReadCursor.ticket_id.in_(ids),
+                    ReadCursor.reader.in_([*readers, "customer"]),
+                )
+            )
+        ).all()
+    }
+    from_customer = (SupportMessage.ticket_id.in_(ids), SupportMessage.sender_type == "customer")
+    # Unread for an operator: the customer's messages after the operator's cursor (all of
+    # them without a cursor).
+    total: dict[str, int] = dict(
+        (
+            await session.execute(
+                select(SupportMessage.ticket_id, func.count(SupportMessage.id))
+                .where(*from_customer)
+                .group_by(SupportMessage.ticket_id)
+            )
+        ).all()
+    )
+    after: dict[tuple[str, str], int] = {}
+    if any(reader != "customer" for _, reader in cursors):
+        for tid, reader, n in (
+            await session.execute(
+                select(SupportMessage.ticket_id, ReadCursor.reader, func.count(SupportMessage.id))
+                .join(ReadCursor, ReadCursor.ticket_id == SupportMessage.ticket_id)
+                .where(
+                    *from_customer,
+                    ReadCursor.reader.in_(list(readers)),
+                    SupportMessage.id > ReadCursor.last_read_id,
+                )
+                .group_by(SupportMessage.ticket_id, ReadCursor.reader)
+            )
+        ).all():
+            after[(tid, reader)] = int(n)
+    online = await rt.presence.online_among("visitor", sorted({v.id for _, v, *_ in rows}))
+    out: dict[int, list[dict[str, Any]]] = {}
+    for reader, op_id in readers.items():
+        out[op_id] = []
+        for t, v, op, last in rows:
+            mine = cursors.get((t.id, reader))
+            unread = total.get(t.id, 0) if mine is None else after.get((t.id, reader), 0)
+            out[op_id].append(
+                {
+                    "ticketId": t.number,
+                    "status": t.status,
+                    "created_at": iso(t.created_at),
+                    "updated_at": iso(t.updated_at),
+                    "unread": int(unread),
+                    "last_message": message_json(last, t.number) if last else None,
+                    "customer_name": v.name or texts.CUSTOMER_NAME,
+                    "customer_email": v.email,
+                    "customer_id": v.external_id,
+                    "rating": (
+                        {"score": t.rating, "comment": t.rating_comment} if t.rating else None
+                    ),
+                    "assignee": {"id": op.id, "name": op.display_name} if op else None,
+                    "visitor": {
+                        "online": v.id in online,
+                        "page_url": (online.get(v.id) or {}).get("page_url") or v.page_url,
+                        "user_agent": v.user_agent,
+                    },
+                    "customer_last_read_id": cursors.get((t.id, "customer"), 0),
+                    "my_last_read_id": mine or 0,
+                }
+            )
+    return out
+
+
 async def ticket_summaries(
     rt: Runtime,
     operator_id: int,
@@ -123,115 +220,106 @@ async def ticket_summaries(
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """The operator's list: each ticket with its unread count for that operator."""
-    reader = operator_reader(operator_id)
+    stmt = _summary_query()
+    if status in ("open", "closed"):
+        stmt = stmt.where(Ticket.status == status)
+    if filter_ == "mine":
+        stmt = stmt.where(Ticket.assignee_id == operator_id)
+    elif filter_ == "unassigned":
+        stmt = stmt.where(Ticket.assignee_id.is_(None))
+    if ticket_ids is not None:
+        stmt = stmt.where(Ticket.id.in_(ticket_ids))
+    if q:
+        like = f"%{q.strip()[:100]}%"
+        text_match = (
+            select(SupportMessage.id)
+            .where(
+                SupportMessage.ticket_id == Ticket.id,
+                SupportMessage.message.ilike(like),
+            )
+            .exists()
+        )
+        stmt = stmt.where(or_(Ticket.number.ilike(like), Visitor.name.ilike(like), text_match))
+    stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit)
     async with rt.store.read() as session:
-        stmt = (
-            select(Ticket, Visitor, Operator)
-            .join(Visitor, Visitor.id == Ticket.visitor_id)
-            .outerjoin(Operator, Operator.id == Ticket.assignee_id)
-        )
-        if status in ("open", "closed"):
-            stmt = stmt.where(Ticket.status == status)
-        if filter_ == "mine":
-            stmt = stmt.where(Ticket.assignee_id == operator_id)
-        elif filter_ == "unassigned":
-            stmt = stmt.where(Ticket.assignee_id.is_(None))
-        if ticket_ids is not None:
-            stmt = stmt.where(Ticket.id.in_(ticket_ids))
-        if q:
-            like = f"%{q.strip()[:100]}%"
-            text_match = (
-                select(SupportMessage.id)
-                .where(
-                    SupportMessage.ticket_id == Ticket.id,
-                    SupportMessage.message.ilike(like),
-                )
-                .exists()
-            )
-            stmt = stmt.where(or_(Ticket.number.ilike(like), Visitor.name.ilike(like), text_match))
-        stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit)
-        rows = (await session.execute(stmt)).all()
-        if not rows:
-            return []
-        ids = [t.id for t, _, _ in rows]
-        last_ids = [t.last_message_id for t, _, _ in rows if t.last_message_id]
-        lasts = {
-            m.id: m
-            for m in (
-                await session.scalars(select(SupportMessage).where(SupportMessage.id.in_(last_ids)))
+        rows: list[SummaryRow] = [r._tuple() for r in (await session.execute(stmt)).all()]
+        return (await _summaries(rt, session, rows, [operator_id]))[operator_id]
+
+
+async def summaries_for(
+    rt: Runtime, wanted: Iterable[tuple[int, str]]
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """(operator id, ticket id) -> that operator's summary of the ticket, for many at once
+    (tickets that no longer exist are left out)."""
+    pairs = set(wanted)
+    ticket_ids = sorted({tid for _, tid in pairs})
+    operator_ids = sorted({op for op, _ in pairs})
+    async with rt.store.read() as session:
+        rows: list[SummaryRow] = [
+            r._tuple()
+            for r in (
+                await session.execute(_summary_query().where(Ticket.id.in_(ticket_ids)))
             ).all()
-        }
-        my_cursors = dict(
-            (
-                await session.execute(
-                    select(ReadCursor.ticket_id, ReadCursor.last_read_id).where(
-                        ReadCursor.ticket_id.in_(ids), ReadCursor.reader == reader
-                    )
-                )
-            ).all()
-        )
-        cust_cursors = dict(
-            (
-                await session.execute(
-                    select(ReadCursor.ticket_id, ReadCursor.last_read_id).where(
-                        ReadCursor.ticket_id.in_(ids), ReadCursor.reader == "customer"
-                    )
-                )
-            ).all()
-        )
-        unread_rows = (
-            await session.execute(
-                select(SupportMessage.ticket_id, func.count(SupportMessage.id))
-                .outerjoin(
-                    ReadCursor,
-                    and_(
-                        ReadCursor.ticket_id == SupportMessage.ticket_id,
-                        ReadCursor.reader == reader,
-                    ),
-                )
-                .where(
-                    SupportMessage.ticket_id.in_(ids),
-                    SupportMessage.sender_type == "customer",
-                    SupportMessage.id > func.coalesce(ReadCursor.last_read_id, 0),
-                )
-                .group_by(SupportMessage.ticket_id)
-            )
-        ).all()
-        unread = dict(unread_rows)
-    online = await rt.presence.online("visitor")
-    out = []
-    for t, v, op in rows:
-        last = lasts.get(t.last_message_id or -1)
-        out.append(
-            {
-                "ticketId": t.number,
-                "status": t.status,
-                "created_at": iso(t.created_at),
-                "updated_at": iso(t.updated_at),
-                "unread": int(unread.get(t.id, 0)),
-                "last_message": message_json(last, t.number) if last else None,
-                "customer_name": v.name or texts.CUSTOMER_NAME,
-                "customer_email": v.email,
-                "customer_id": v.external_id,
-                "rating": ({"score": t.rating, "comment": t.rating_comment} if t.rating else None),
-                "assignee": {"id": op.id, "name": op.display_name} if op else None,
-                "visitor": {
-                    "online": v.id in online,
-                    "page_url": (online.get(v.id) or {}).get("page_url") or v.page_url,
-                    "user_agent": v.user_agent,
-                },
-                "customer_last_read_id": int(cust_cursors.get(t.id, 0)),
-                "my_last_read_id": int(my_cursors.get(t.id, 0)),
-            }
-        )
+        ]
+        by_op = await _summaries(rt, session, rows, operator_ids)
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for op_id, summaries in by_op.items():
+        for (t, *_), summary in zip(rows, summaries, strict=True):
+            if (op_id, t.id) in pairs:
+                out[(op_id, t.id)] = summary
     return out
 
 
+class SummaryBatcher:
+    """Dashboard sockets ask for ticket summaries after each `ticket_changed`; one query
+    set answers every socket woken by the same events, and requests that arrive while a
+    query runs wait for the next one (which starts after them, so it is never stale)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.pending: dict[tuple[int, str], list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def get(self, operator_id: int, ticket_id: str) -> dict[str, Any] | None:
+        fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self.pending.setdefault((operator_id, ticket_id), []).append(fut)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+        return await fut
+
+    async def _run(self) -> None:
+        await asyncio.sleep(0)  # the other sockets woken by the same publish ask too
+        while self.pending:
+            batch, self.pending = self.pending, {}
+            try:
+                found = await summaries_for(self.rt, batch)
+            except Exception as exc:
+                for futs in batch.values():
+                    for f in futs:
+                        if not f.done():
+                            f.set_exception(exc)
+                continue
+            for key, futs in batch.items():
+                for f in futs:
+                    if not f.done():
+                        f.set_result(found.get(key))
+
+
+_batchers: dict[int, SummaryBatcher] = {}
+
+
+def summary_batcher(rt: Runtime) -> SummaryBatcher:
+    b = _batchers.get(id(rt))
+    if b is None or b.rt is not rt:
+        b = _batchers[id(rt)] = SummaryBatcher(rt)
+    return b
+
+
 async def ticket_summary(rt: Runtime, operator_id: int, ticket_id: str) -> dict[str, Any]:
-    rows = await ticket_summaries(rt, operator_id, status="all", ticket_ids=[ticket_id])
-    if not rows:
+    found = await summaries_for(rt, [(operator_id, ticket_id)])
+    if (operator_id, ticket_id) not in found:
         raise NotFound("no such ticket", "ticket_not_found")
-    return rows[0]
+    return found[(operator_id, ticket_id)]
 
 
 def visitor_ticket_json(t: Ticket, assignee: Operator | None) -> dict[str, Any]:
@@ -251,6 +339,16 @@ async def _emit_ticket(tx: Tx, t: Ticket) -> None:
 # ---------------------------------------------------------------- customer side
 
 
+class Sent(NamedTuple):
+    """What the customer's send did. `prev_id` is the ticket's message before this one, so
+    a socket knows whether it can send this one straight away (see api/ws.py)."""
+
+    ticket: Ticket
+    message: dict[str, Any]
+    created: bool
+    prev_id: int
+
+
 async def send_customer_message(
     rt: Runtime,
     visitor: Visitor,
@@ -258,8 +356,8 @@ async def send_customer_message(
     number: str | None = None,
     client_msg_id: str | None = None,
     new_ticket: bool = False,
-) -> tuple[Ticket, dict[str, Any], bool]:
-    """The customer writes. Returns (ticket, message, created). Idempotent on client_msg_id.
+) -> Sent:
+    """The customer writes. Idempotent on client_msg_id.
 
     No ticket given: the visitor's open ticket, or a new one that starts with the bot's
     greeting. A message on a closed ticket reopens it.
@@ -296,7 +394,8 @@ async def send_customer_message(
         if t is not None and client_msg_id:
             existing = await find_by_client_id(tx, t, client_msg_id)
             if existing is not None:
-                return t, message_json(existing, t.number), False
+                # prev_id = its own id: a socket that has not sent it yet replays up to it.
+                return Sent(t, message_json(existing, t.number), False, existing.id)
         if t is None:
             now = utcnow()
             t = Ticket(
@@ -324,7 +423,7 @@ async def send_customer_message(
         )
         await _set_cursor(tx, t, "customer", msg.id)
         await _emit_ticket(tx, t)
-        return t, message_json(msg, t.number), True
+        return Sent(t, message_json(msg, t.number), True, tx.prev_ids[msg.id])
 
 
 async def _set_cursor(tx: Tx, t: Ticket, reader: str, last_read_id: int) -> bool:

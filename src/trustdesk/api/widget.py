@@ -41,7 +41,7 @@ async def send_message(
     lim = limits(rt)
     lim.visitor_send.check(visitor.id, "too many messages, slow down")
     lim.ip_send.check(client_ip(request), "too many messages from this address")
-    t, msg, _ = await tickets.send_customer_message(
+    t, msg, *_ = await tickets.send_customer_message(
         rt, visitor, body.message, body.ticketId, body.client_msg_id, body.new_ticket
     )
     return s.SendMessageOut(ticketId=t.number, message=s.Message(**msg))

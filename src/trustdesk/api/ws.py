@@ -161,6 +161,19 @@ class VisitorConn:
         self.last_sent = m["id"]
         await _send(self.ws, {"type": "message", "message": m})
 
+    async def deliver(self, m: dict[str, Any], prev_id: int) -> None:
+        """Send a new message of this ticket, after any the client has not had yet.
+
+        `prev_id` is the ticket's message before it. Sent already (the usual case): send
+        this one as it is. Not sent: a message whose event is late (another process) or a
+        private note lies in between: fill the gap from the database, in order.
+        """
+        if m["id"] <= self.last_sent:
+            return
+        if prev_id > self.last_sent:
+            await self.replay()
+        await self.send_message(m)
+
     async def pump(self) -> None:
         """Hub events -> the client."""
         while True:
@@ -169,9 +182,8 @@ class VisitorConn:
             if kind == "message":
                 m = ev["message"]
                 if self.ticket and m["ticket_id"] == self.ticket.number and m["kind"] != "note":
-                    if m["id"] > self.last_sent + 1:
-                        await self.replay()  # a gap: fill it from the database, in order
-                    await self.send_message(m)
+                    prev = ev.get("prev_id")
+                    await self.deliver(m, prev if isinstance(prev, int) else m["id"])
                     metrics.message_delivered("visitor", m)
             elif kind == "resync":
                 if self.ticket:
@@ -253,7 +265,7 @@ class VisitorConn:
             # Per address too, as over HTTP: many fresh tokens from one place are one flood.
             ip = self.ws.client.host if self.ws.client else "unknown"
             lim.ip_send.check(ip, "too many messages from this address")
-            ticket, msg, _ = await tickets.send_customer_message(
+            ticket, msg, _, prev_id = await tickets.send_customer_message(
                 self.rt,
                 self.visitor,
                 text,
@@ -282,7 +294,7 @@ class VisitorConn:
             )
         else:
             self.ticket = ticket
-            await self.replay()
+            await self.deliver(msg, prev_id)  # its frame before the ack, as if from the hub
         await _send(
             self.ws,
             {"type": "ack", "client_msg_id": cid, "ticketId": ticket.number, "message": msg},
@@ -448,8 +460,9 @@ class OperatorConn:
                 only = ev.get("only")
                 if only is not None and only != self.op.id:
                     continue
-                with contextlib.suppress(ActionError):
-                    summary = await tickets.ticket_summary(self.rt, self.op.id, ev["ticket_ref"])
+                batcher = tickets.summary_batcher(self.rt)
+                summary = await batcher.get(self.op.id, ev["ticket_ref"])
+                if summary is not None:
                     await _send(self.ws, {"type": "ticket", "ticket": summary})
             elif kind == "session_revoked":
                 if ev.get("operator_id") == self.op.id and ev.get("session_hash") in (

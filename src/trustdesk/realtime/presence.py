@@ -80,6 +80,11 @@ class Presence(ABC):
         """ident -> info for every ident of ``kind`` with a live connection."""
 
     @abstractmethod
+    async def online_among(self, kind: str, idents: list[str]) -> dict[str, dict[str, Any]]:
+        """ident -> info for those of ``idents`` that have a live connection (the cost
+        grows with ``idents``, not with everyone online)."""
+
+    @abstractmethod
     async def is_online(self, kind: str, ident: str) -> bool: ...
 
     @abstractmethod
@@ -150,6 +155,17 @@ class MemoryPresence(Presence):
             for ident, entry in self._kinds.get(kind, {}).items()
             if entry.alive(now)
         }
+
+    async def online_among(self, kind: str, idents: list[str]) -> dict[str, dict[str, Any]]:
+        _check_kind(kind)
+        now = self._clock()
+        entries = self._kinds.get(kind, {})
+        out: dict[str, dict[str, Any]] = {}
+        for ident in idents:
+            entry = entries.get(ident)
+            if entry is not None and entry.alive(now):
+                out[ident] = dict(entry.info)
+        return out
 
     async def is_online(self, kind: str, ident: str) -> bool:
         _check_kind(kind)
@@ -248,6 +264,19 @@ end
 return out
 """
 
+# KEYS: idx, info   ARGV: now, ident...  Returns ident, info, ... for the live ones.
+_AMONG = """
+local out = {}
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) > tonumber(ARGV[1]) then
+    out[#out + 1] = ARGV[i]
+    out[#out + 1] = redis.call('HGET', KEYS[2], ARGV[i]) or ''
+  end
+end
+return out
+"""
+
 # KEYS: idx   ARGV: ident
 _SCORE = "return redis.call('ZSCORE', KEYS[1], ARGV[1])"
 
@@ -280,6 +309,7 @@ class RedisPresence(Presence):
         self._leave = self._redis.register_script(_LEAVE)
         self._expire = self._redis.register_script(_EXPIRE)
         self._online = self._redis.register_script(_ONLINE)
+        self._among = self._redis.register_script(_AMONG)
         self._score = self._redis.register_script(_SCORE)
         self._failing = False
 
@@ -363,6 +393,22 @@ class RedisPresence(Presence):
             return out
 
         return await self._guard("online", {}, op)
+
+    async def online_among(self, kind: str, idents: list[str]) -> dict[str, dict[str, Any]]:
+        _check_kind(kind)
+        if not idents:
+            return {}
+        now = self._clock()
+
+        async def op() -> dict[str, dict[str, Any]]:
+            flat: list[str] = await self._among(
+                keys=[self._idx(kind), self._info(kind)], args=[repr(now), *idents]
+            )
+            return {
+                ident: _load_info(raw) for ident, raw in zip(flat[::2], flat[1::2], strict=True)
+            }
+
+        return await self._guard("online_among", {}, op)
 
     async def is_online(self, kind: str, ident: str) -> bool:
         _check_kind(kind)

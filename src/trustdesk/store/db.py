@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from trustdesk.config import Settings
+from trustdesk.store import sqlite_inline
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +38,18 @@ def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        path = make_url(url).database or ""
+        # Statements run on the loop's thread; waits for other processes' locks do not.
+        engine = create_async_engine(url, async_creator=sqlite_inline.connector(path, 30.0))
         sync = engine.sync_engine
 
         @event.listens_for(sync, "connect")
         def _on_connect(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
             # We emit BEGIN ourselves (IMMEDIATE for writes) so that several processes on one
-            # file wait on the busy timeout instead of failing with "database is locked".
-            dbapi_conn.isolation_level = None
+            # file wait for the write lock instead of failing with "database is locked".
+            # (The connection is opened in autocommit mode: see sqlite_inline.connector.)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
@@ -69,6 +72,7 @@ class Tx:
     settings: Settings
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    prev_ids: dict[int, int] = field(default_factory=dict)  # message id -> previous in ticket
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def emit(self, topic: str, event: dict[str, Any]) -> None:
@@ -92,6 +96,9 @@ class Store:
         # Called (in the background) with the messages of each committed transaction.
         self.on_messages: Callable[[list[dict[str, Any]]], Coroutine[Any, Any, None]] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # SQLite has one writer at a time: writers of this process queue here, in order,
+        # instead of polling the file lock (other processes are polled: sqlite_inline).
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -99,8 +106,9 @@ class Store:
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[Tx]:
         """Run one action. On success: commit, then publish its events (never before)."""
-        async with self.sessions() as session:
-            if write and self.dialect == "sqlite":
+        gate = self._write_lock if write and self._write_lock is not None else None
+        async with gate or contextlib.nullcontext(), self.sessions() as session:
+            if gate is not None:
                 await session.connection(execution_options={"td_write": True})
             tx = Tx(session=session, dialect=self.dialect, settings=self.settings)
             yield tx

@@ -134,7 +134,8 @@ class SupportMessage(Base):
     kind: Mapped[str] = mapped_column(String(16), default="text")
     client_msg_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    attachment: Mapped[Attachment | None] = relationship(lazy="selectin", uselist=False)
+    # Joined: no second query per message list (most messages have no attachment).
+    attachment: Mapped[Attachment | None] = relationship(lazy="joined", uselist=False)
 
     __table_args__ = (
         UniqueConstraint("ticket_id", "client_msg_id", name="uq_message_client_id"),

@@ -1,0 +1,156 @@
+"""SQLite on the event loop's thread, shaped like an aiosqlite connection for SQLAlchemy.
+
+aiosqlite runs every call (execute, fetch, commit, rollback) on a worker thread and wakes
+the loop for each result. Our statements take microseconds in SQLite; the hand-off took
+about 0.4 ms each on the benchmark machine (60 times the statement), and a chat message
+runs a dozen of them (docs/benchmarks.md). Here each call runs directly instead.
+
+What that costs, and how it is handled:
+- A call that waits for a lock must not block the loop. The connections use
+  ``busy_timeout = 0``: a locked database raises SQLITE_BUSY at once, and the call is
+  retried after an ``asyncio.sleep`` with backoff, for up to ``busy_seconds`` (other
+  processes on the same file are waited for without freezing this one). Within a process,
+  writers queue on an asyncio lock before ``BEGIN IMMEDIATE`` (``Store.transaction``), so
+  they never poll for each other.
+- A slow statement (a full-text ``LIKE`` over a large history) holds the loop while it
+  runs. Deployments with large histories belong on PostgreSQL anyway (docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _BUSY
+    return "locked" in str(exc) or "busy" in str(exc)  # pragma: no cover - old sqlite3
+
+
+async def _retry(fn: Callable[[], T], busy_seconds: float) -> T:
+    """Run ``fn`` now; while the database is locked by someone else, retry with backoff."""
+    try:
+        return fn()
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + busy_seconds
+    delay = 0.001
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or loop.time() >= deadline:
+                raise
+        delay = min(delay * 2, 0.05)
+
+
+class InlineCursor:
+    """The subset of ``aiosqlite.Cursor`` that SQLAlchemy's adapter uses."""
+
+    def __init__(self, conn: InlineConnection) -> None:
+        self._conn = conn
+        self._cursor = conn._connection.cursor()
+
+    async def __aenter__(self) -> InlineCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
+        params = () if parameters is None else parameters
+        await _retry(lambda: self._cursor.execute(sql, params), self._conn.busy_seconds)
+        return self
+
+    async def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> InlineCursor:
+        rows = list(seq)  # a retry must see the same rows again
+        await _retry(lambda: self._cursor.executemany(sql, rows), self._conn.busy_seconds)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(self._cursor.arraysize if size is None else size)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class InlineConnection:
+    """The subset of ``aiosqlite.Connection`` that SQLAlchemy's adapter uses."""
+
+    def __init__(self, connection: sqlite3.Connection, busy_seconds: float) -> None:
+        self._connection = connection  # (the adapter checks this attribute)
+        self.busy_seconds = busy_seconds
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._connection.isolation_level
+
+    def cursor(self) -> InlineCursor:
+        return InlineCursor(self)
+
+    async def commit(self) -> None:
+        await _retry(self._connection.commit, self.busy_seconds)
+
+    async def rollback(self) -> None:
+        self._connection.rollback()
+
+    async def close(self) -> None:
+        self._connection.close()
+
+    def stop(self) -> None:
+        self._connection.close()
+
+    async def create_function(self, *args: Any, **kw: Any) -> None:
+        self._connection.create_function(*args, **kw)
+
+
+def connector(path: str, busy_seconds: float) -> Callable[[], Any]:
+    """An ``async_creator`` for ``create_async_engine("sqlite+aiosqlite://...")``."""
+
+    async def connect() -> InlineConnection:
+        conn = sqlite3.connect(
+            path,
+            timeout=0,  # never block the loop: _retry waits instead
+            isolation_level=None,  # we emit BEGIN ourselves (store/db.py)
+            check_same_thread=False,  # the pool may close it from another thread
+        )
+        return InlineConnection(conn, busy_seconds)
+
+    return connect
