@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -118,14 +118,41 @@ async def admin_read_id(session: AsyncSession, ticket_id: str) -> int:
 SummaryRow = tuple[Ticket, Visitor, Operator | None, SupportMessage | None]
 
 
-def _summary_query() -> Select[Ticket, Visitor, Operator, SupportMessage]:
-    last = aliased(SupportMessage)
-    return (
-        select(Ticket, Visitor, Operator, last)
-        .join(Visitor, Visitor.id == Ticket.visitor_id)
-        .outerjoin(Operator, Operator.id == Ticket.assignee_id)
-        .outerjoin(last, last.id == Ticket.last_message_id)
+# The summary's statements are built once (building them took longer than running them);
+# the lists of tickets and readers are expanding parameters.
+_LAST = aliased(SupportMessage)
+_SUMMARY = (
+    select(Ticket, Visitor, Operator, _LAST)
+    .join(Visitor, Visitor.id == Ticket.visitor_id)
+    .outerjoin(Operator, Operator.id == Ticket.assignee_id)
+    .outerjoin(_LAST, _LAST.id == Ticket.last_message_id)
+)
+_SUMMARY_OF = _SUMMARY.where(Ticket.id.in_(bindparam("ids", expanding=True)))
+_CURSORS = select(ReadCursor.ticket_id, ReadCursor.reader, ReadCursor.last_read_id).where(
+    ReadCursor.ticket_id.in_(bindparam("ids", expanding=True)),
+    ReadCursor.reader.in_(bindparam("readers", expanding=True)),
+)
+_FROM_CUSTOMER = (
+    SupportMessage.ticket_id.in_(bindparam("ids", expanding=True)),
+    SupportMessage.sender_type == "customer",
+)
+# Unread for an operator: the customer's messages after the operator's cursor (all of them
+# without a cursor).
+_CUSTOMER_TOTAL = (
+    select(SupportMessage.ticket_id, func.count(SupportMessage.id))
+    .where(*_FROM_CUSTOMER)
+    .group_by(SupportMessage.ticket_id)
+)
+_CUSTOMER_AFTER = (
+    select(SupportMessage.ticket_id, ReadCursor.reader, func.count(SupportMessage.id))
+    .join(ReadCursor, ReadCursor.ticket_id == SupportMessage.ticket_id)
+    .where(
+        *_FROM_CUSTOMER,
+        ReadCursor.reader.in_(bindparam("readers", expanding=True)),
+        SupportMessage.id > ReadCursor.last_read_id,
     )
+    .group_by(SupportMessage.ticket_id, ReadCursor.reader)
+)
 
 
 async def _summaries(
@@ -140,39 +167,14 @@ async def _summaries(
     cursors: dict[tuple[str, str], int] = {
         (tid, reader): int(last)
         for tid, reader, last in (
-            await session.execute(
-                select(ReadCursor.ticket_id, ReadCursor.reader, ReadCursor.last_read_id).where(
-                    ReadCursor.ticket_id.in_(ids),
-                    ReadCursor.reader.in_([*readers, "customer"]),
-                )
-            )
+            await session.execute(_CURSORS, {"ids": ids, "readers": [*readers, "customer"]})
         ).all()
     }
-    from_customer = (SupportMessage.ticket_id.in_(ids), SupportMessage.sender_type == "customer")
-    # Unread for an operator: the customer's messages after the operator's cursor (all of
-    # them without a cursor).
-    total: dict[str, int] = dict(
-        (
-            await session.execute(
-                select(SupportMessage.ticket_id, func.count(SupportMessage.id))
-                .where(*from_customer)
-                .group_by(SupportMessage.ticket_id)
-            )
-        ).all()
-    )
+    total: dict[str, int] = dict((await session.execute(_CUSTOMER_TOTAL, {"ids": ids})).all())
     after: dict[tuple[str, str], int] = {}
     if any(reader != "customer" for _, reader in cursors):
         for tid, reader, n in (
-            await session.execute(
-                select(SupportMessage.ticket_id, ReadCursor.reader, func.count(SupportMessage.id))
-                .join(ReadCursor, ReadCursor.ticket_id == SupportMessage.ticket_id)
-                .where(
-                    *from_customer,
-                    ReadCursor.reader.in_(list(readers)),
-                    SupportMessage.id > ReadCursor.last_read_id,
-                )
-                .group_by(SupportMessage.ticket_id, ReadCursor.reader)
-            )
+            await session.execute(_CUSTOMER_AFTER, {"ids": ids, "readers": list(readers)})
         ).all():
             after[(tid, reader)] = int(n)
     online = await rt.presence.online_among("visitor", sorted({v.id for _, v, *_ in rows}))
@@ -220,7 +222,7 @@ async def ticket_summaries(
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """The operator's list: each ticket with its unread count for that operator."""
-    stmt = _summary_query()
+    stmt = _SUMMARY
     if status in ("open", "closed"):
         stmt = stmt.where(Ticket.status == status)
     if filter_ == "mine":
@@ -242,7 +244,7 @@ async def ticket_summaries(
         stmt = stmt.where(or_(Ticket.number.ilike(like), Visitor.name.ilike(like), text_match))
     stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit)
     async with rt.store.read() as session:
-        rows: list[SummaryRow] = [r._tuple() for r in (await session.execute(stmt)).all()]
+        rows: list[SummaryRow] = list((await session.execute(stmt)).all())
         return (await _summaries(rt, session, rows, [operator_id]))[operator_id]
 
 
@@ -255,12 +257,9 @@ async def summaries_for(
     ticket_ids = sorted({tid for _, tid in pairs})
     operator_ids = sorted({op for op, _ in pairs})
     async with rt.store.read() as session:
-        rows: list[SummaryRow] = [
-            r._tuple()
-            for r in (
-                await session.execute(_summary_query().where(Ticket.id.in_(ticket_ids)))
-            ).all()
-        ]
+        rows: list[SummaryRow] = list(
+            (await session.execute(_SUMMARY_OF, {"ids": ticket_ids})).all()
+        )
         by_op = await _summaries(rt, session, rows, operator_ids)
     out: dict[tuple[int, str], dict[str, Any]] = {}
     for op_id, summaries in by_op.items():
@@ -485,8 +484,12 @@ async def _join(tx: Tx, t: Ticket, op: Operator) -> bool:
     return True
 
 
-async def _mark_read_by_operator(tx: Tx, t: Ticket, op: Operator, last_id: int) -> None:
-    before = await admin_read_id(tx.session, t.id)
+async def _mark_read_by_operator(
+    tx: Tx, t: Ticket, op: Operator, last_id: int, *, just_posted: bool = False
+) -> None:
+    """`just_posted`: last_id is a message this transaction created, so it is past every
+    cursor and the customer's receipt moves (no need to read how far others had read)."""
+    before = 0 if just_posted else await admin_read_id(tx.session, t.id)
     if await _set_cursor(tx, t, operator_reader(op.id), last_id):
         tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id, "only": op.id})
         if last_id > before:
@@ -566,7 +569,7 @@ async def reply(
             operator_id=op.id,
             client_msg_id=client_msg_id,
         )
-        await _mark_read_by_operator(tx, t, op, msg.id)
+        await _mark_read_by_operator(tx, t, op, msg.id, just_posted=True)
         return message_json(msg, t.number)
 
 

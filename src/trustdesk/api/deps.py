@@ -17,7 +17,8 @@ SESSION_COOKIE = "td_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain `def` dependency would run in a worker thread on every request.
     rt: Runtime = request.app.state.runtime
     return rt
 

@@ -76,8 +76,24 @@ class Tx:
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def emit(self, topic: str, event: dict[str, Any]) -> None:
-        if (topic, event) not in self.events:  # one wake-up per change is enough
-            self.events.append((topic, event))
+        if (topic, event) in self.events:  # one wake-up per change is enough
+            return
+        if event.get("type") == "ticket_changed":
+            # Each one makes every dashboard read the ticket again: a change for everyone
+            # covers one for a single operator ("only"), whichever was emitted first.
+            same = [
+                (t, e)
+                for t, e in self.events
+                if t == topic
+                and e.get("type") == "ticket_changed"
+                and e.get("ticket_ref") == event.get("ticket_ref")
+            ]
+            if any("only" not in e for _, e in same):
+                return
+            if "only" not in event:
+                for pair in same:
+                    self.events.remove(pair)
+        self.events.append((topic, event))
 
     async def lock_messages(self) -> None:
         if self.dialect == "postgresql":
