@@ -133,5 +133,8 @@ def main(argv: list[str] | None = None) -> None:
             log_config=log_config(settings),
             log_level=settings.log_level,
             ws_max_size=1024 * 1024,
+            # Chat frames are small: compressing them costs more CPU (and a zlib state of
+            # memory per idle widget) than the bytes it saves.
+            ws_per_message_deflate=False,
             proxy_headers=True,
         )
