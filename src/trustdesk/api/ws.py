@@ -1,8 +1,13 @@
 """WebSockets: /ws/visitor (token in the first frame) and /ws/operator (session cookie).
 
-The database is the truth; the hub only wakes sockets up. Each socket subscribes first,
+The database is the truth; the hub carries the events. Each socket subscribes first,
 then replays stored rows after the client's `since`, then streams live events, dropping
-any message id it has already sent. So nothing is lost and nothing is shown twice.
+any message id it has already sent. A live message goes out straight from its event when
+the socket has already sent the ticket's previous message (`prev_id` in the event, read
+under the message lock); otherwise (an event from another process that overtook an
+earlier one, a private note in between, a resync after the hub dropped events) the socket
+fills the gap from the database first. So nothing is lost, nothing is shown twice, and
+the database is read only when something is missing.
 """
 
 from __future__ import annotations
