@@ -404,7 +404,10 @@ async def sustained_async(
                 f"client CPU {row['client_cpu_pct']:.0f}%, lost {row['lost']}, "
                 f"skipped {row['skipped']}"
             )
-            if row["delivered_per_s"] < 0.9 * total or (row["reply_p99_ms"] or 0) > 1000:
+            # Against what this step really offered (Poisson: a short low-rate step offers a
+            # little more or less than the nominal rate), not against the nominal figure.
+            offered = row["offered_per_s"] or total
+            if row["delivered_per_s"] < 0.9 * offered or (row["reply_p99_ms"] or 0) > 1000:
                 saturated_at = total
                 break
         out["saturated_at"] = saturated_at
