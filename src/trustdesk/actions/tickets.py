@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -425,17 +425,46 @@ async def send_customer_message(
         return Sent(t, message_json(msg, t.number), True, tx.prev_ids[msg.id])
 
 
+# Read cursors and joins are small rows written on most messages: plain statements, built
+# once (the ORM's unit of work cost more than the writes themselves). No code keeps them as
+# ORM objects.
+_MOVE_CURSOR = (
+    update(ReadCursor)
+    .where(
+        ReadCursor.ticket_id == bindparam("t"),
+        ReadCursor.reader == bindparam("r"),
+        ReadCursor.last_read_id < bindparam("v"),
+    )
+    .values(last_read_id=bindparam("v"), updated_at=bindparam("now"))
+)
+_CURSOR_EXISTS = select(ReadCursor.last_read_id).where(
+    ReadCursor.ticket_id == bindparam("t"), ReadCursor.reader == bindparam("r")
+)
+_NEW_CURSOR = insert(ReadCursor)
+_JOIN_EPOCH = select(TicketJoin.epoch).where(
+    TicketJoin.ticket_id == bindparam("t"), TicketJoin.operator_id == bindparam("o")
+)
+_NEW_JOIN = insert(TicketJoin)
+_SET_JOIN_EPOCH = (
+    update(TicketJoin)
+    .where(TicketJoin.ticket_id == bindparam("t"), TicketJoin.operator_id == bindparam("o"))
+    .values(epoch=bindparam("e"))
+)
+
+
 async def _set_cursor(tx: Tx, t: Ticket, reader: str, last_read_id: int) -> bool:
     """Move a read cursor forward (never back). Returns True if it moved."""
-    row = await tx.session.get(ReadCursor, (t.id, reader))
-    if row is None:
-        tx.session.add(ReadCursor(ticket_id=t.id, reader=reader, last_read_id=last_read_id))
+    conn = await tx.session.connection()
+    params = {"t": t.id, "r": reader, "v": last_read_id, "now": utcnow()}
+    if (await conn.execute(_MOVE_CURSOR, params)).rowcount:
         return True
-    if last_read_id > row.last_read_id:
-        row.last_read_id = last_read_id
-        row.updated_at = utcnow()
-        return True
-    return False
+    if (await conn.execute(_CURSOR_EXISTS, params)).first() is not None:
+        return False  # already at or past it
+    await conn.execute(
+        _NEW_CURSOR,
+        {"ticket_id": t.id, "reader": reader, "last_read_id": last_read_id, "updated_at": utcnow()},
+    )
+    return True
 
 
 async def mark_read_by_visitor(rt: Runtime, visitor: Visitor, number: str, last_id: int) -> None:
@@ -466,13 +495,14 @@ async def _load_for_operator(tx: Tx, number: str) -> Ticket:
 
 async def _join(tx: Tx, t: Ticket, op: Operator) -> bool:
     """Post "Оператор … подключился" once per operator per epoch (again after a reopen)."""
-    j = await tx.session.get(TicketJoin, (t.id, op.id))
-    if j is not None and j.epoch >= t.epoch:
+    conn = await tx.session.connection()
+    epoch = (await conn.execute(_JOIN_EPOCH, {"t": t.id, "o": op.id})).scalar()
+    if epoch is not None and epoch >= t.epoch:
         return False
-    if j is None:
-        tx.session.add(TicketJoin(ticket_id=t.id, operator_id=op.id, epoch=t.epoch))
+    if epoch is None:
+        await conn.execute(_NEW_JOIN, {"ticket_id": t.id, "operator_id": op.id, "epoch": t.epoch})
     else:
-        j.epoch = t.epoch
+        await conn.execute(_SET_JOIN_EPOCH, {"t": t.id, "o": op.id, "e": t.epoch})
     await post_message(
         tx,
         t,
