@@ -21,7 +21,11 @@ def pair(
     redis = Redis(tmp_path_factory.mktemp("redis-pair"))
     redis.start()
     url = postgres.create_database("pair")
-    env = {"TRUSTDESK_TYPING_TTL_SECONDS": "2"}
+    env = {
+        "TRUSTDESK_TYPING_TTL_SECONDS": "2",
+        "TRUSTDESK_VISITOR_RATE_BURST": "1000",
+        "TRUSTDESK_VISITOR_RATE_PER_MINUTE": "100000",
+    }
     a = ServerProcess(
         tmp_path_factory.mktemp("A"), database_url=url, redis_url=redis.url, extra_env=env
     )
@@ -80,6 +84,51 @@ def test_visitor_on_a_operator_on_b_both_ways(
         assert r["last_read_id"] == got["message"]["id"]
         await vs.close()
         await op.close()
+
+    run(go())
+
+
+def test_concurrent_writers_on_both_processes_lose_nothing_and_keep_order(
+    pair: tuple[ServerProcess, ServerProcess, Redis],
+) -> None:
+    """Customer sends on A and operator replies on B, at once, each one retried at once:
+    no send fails (no deadlock between the ticket, visitor and message locks), a retry
+    stores nothing new, and the customer's socket gets every message once, in id order,
+    exactly what a resume from the same point reads from the database."""
+    a, b, _ = pair
+
+    async def go() -> None:
+        v = VisitorClient(a.url)
+        ticket = v.send("начало")["ticketId"]
+        op_http = OperatorClient(b.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        await asyncio.to_thread(op_http.open, ticket)
+        vs, _ = await visitor_socket(a.ws_url, v.token, ticket, 0)
+        start = (await vs.messages(2))[-1]["id"]
+        jobs = []
+        for i in range(12):
+            for _ in range(2):  # the same send twice, concurrently: a retry
+                jobs.append(asyncio.to_thread(v.send, f"клиент {i}", f"v-{i}"))
+                jobs.append(
+                    asyncio.to_thread(
+                        op_http.reply, ticket, f"оператор {i}", client_msg_id=f"o-{i}"
+                    )
+                )
+        results = await asyncio.gather(*jobs)
+        ids = [r["message"]["id"] if "ticketId" in r else r["id"] for r in results]
+        assert ids[0::4] == ids[2::4] and ids[1::4] == ids[3::4], "a retry stored a second copy"
+        stored = v.messages(after=start)["messages"]
+        texts = [m["message"] for m in stored]
+        for i in range(12):
+            assert texts.count(f"клиент {i}") == 1 and texts.count(f"оператор {i}") == 1
+        live = await vs.messages(len(stored), timeout=15)
+        assert [m["id"] for m in live] == [m["id"] for m in stored]
+        assert [m["id"] for m in live] == sorted({m["id"] for m in live})
+        assert [f for f in await vs.quiet(0.5) if f["type"] == "message"] == []
+        await vs.close()
+        resumed, _ = await visitor_socket(a.ws_url, v.token, ticket, start)
+        again = await resumed.messages(len(stored))
+        assert [m["id"] for m in again] == [m["id"] for m in stored]
+        await resumed.close()
 
     run(go())
 

@@ -197,7 +197,7 @@ async def visitor_upload(
     kind = "voice" if voice and ftype.kind == "audio" else "file"
     async with rt.store.transaction() as tx:
         s = tx.session
-        await tx.lock_messages()
+        await tx.lock_scope(f"visitor:{visitor.id}")
         t: Ticket | None = None
         if number is not None:
             t = await ticket_by_number(s, number)
@@ -264,7 +264,7 @@ async def operator_upload(
     await rt.files.put(digest, data)
     kind = "voice" if voice and ftype.kind == "audio" else "file"
     async with rt.store.transaction() as tx:
-        await tx.lock_messages()
+        await tx.lock_scope(f"ticket:{number}")
         t = await ticket_by_number(tx.session, number)
         if t is None:
             raise NotFound("no such ticket", "ticket_not_found")

@@ -24,6 +24,42 @@ _TOUCH_TICKET = (
     .where(Ticket.id == bindparam("tid"))
     .values(updated_at=bindparam("now"), last_message_id=bindparam("mid"))
 )
+_FIELDS = (
+    "ticket_id",
+    "sender_type",
+    "sender_name",
+    "operator_id",
+    "message",
+    "kind",
+    "client_msg_id",
+    "created_at",
+)
+
+
+def _pg_post_statement() -> Any:
+    """PostgreSQL, one round trip under the message lock: insert the message, move the
+    ticket's last_message_id to it, and return (new id, the ticket's previous message).
+    The last column reads the statement's snapshot, taken after the lock was granted, so
+    it is the newest committed message (the UPDATE's own change is not visible to it)."""
+    m = (
+        insert(SupportMessage)
+        .values({f: bindparam(f"p_{f}") for f in _FIELDS})
+        .returning(SupportMessage.id)
+        .cte("m")
+    )
+    touch = (
+        update(Ticket)
+        .where(Ticket.id == bindparam("p_ticket_id"))
+        .values(
+            updated_at=bindparam("p_created_at"), last_message_id=select(m.c.id).scalar_subquery()
+        )
+        .cte("touch")
+    )
+    prev = select(Ticket.last_message_id).where(Ticket.id == bindparam("p_ticket_id"))
+    return select(m.c.id, prev.scalar_subquery()).add_cte(touch)
+
+
+_PG_POST = _pg_post_statement()
 
 
 def iso(dt: datetime) -> str:
@@ -101,7 +137,6 @@ async def post_message(
     ever published to operators.
     """
     assert sender_type in SENDER_TYPES and kind in KINDS
-    await tx.lock_messages()
     now = utcnow()
     fields = {
         "ticket_id": ticket.id,
@@ -113,29 +148,41 @@ async def post_message(
         "client_msg_id": client_msg_id,
         "created_at": now,
     }
-    # The ticket's previous message: sockets that have sent it can send this one straight
-    # from the event; one that has not has a gap to fill from the database first.
-    if tx.dialect == "postgresql":
-        # Read committed: the ticket may have been loaded before the message lock was taken,
-        # so read its newest message again under the lock. (SQLite's BEGIN IMMEDIATE held
-        # the whole database from the start: the loaded row is current.)
-        prev_id = (
-            await tx.session.scalar(select(Ticket.last_message_id).where(Ticket.id == ticket.id))
-            or 0
-        )
-    else:
-        prev_id = ticket.last_message_id or 0
+    # Everything before this point ran without the global lock: it is held from here to
+    # commit, so keep the section short (on PostgreSQL: lock, one statement, commit).
+    await tx.lock_messages()
+    # `prev_id`, the ticket's previous message: sockets that have sent it can send this one
+    # straight from the event; one that has not has a gap to fill from the database first.
     if attachment is None:
-        # The hot path, as two plain statements (the ORM's unit of work cost more than
-        # both). The ticket object is told the new values without being marked dirty.
+        # The hot path as plain statements (the ORM's unit of work cost more than all of
+        # them). The ticket object is told the new values without being marked dirty.
         await tx.session.flush()  # whatever the caller changed goes first (the ticket row)
         conn = await tx.session.connection()
-        msg_id = (await conn.execute(_INSERT_MESSAGE, fields)).scalar_one()
-        await conn.execute(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
+        if tx.dialect == "postgresql":
+            # Read committed: the ticket may have been loaded before the lock, so its newest
+            # message is read again under the lock, in the same statement as the insert.
+            params = {f"p_{k}": v for k, v in fields.items()}
+            msg_id, prev = (await conn.execute(_PG_POST, params)).one()
+            prev_id = prev or 0
+        else:
+            # SQLite's BEGIN IMMEDIATE held the whole database from the start: the loaded
+            # row is current.
+            prev_id = ticket.last_message_id or 0
+            msg_id = (await conn.execute(_INSERT_MESSAGE, fields)).scalar_one()
+            await conn.execute(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
         set_committed_value(ticket, "updated_at", now)
         set_committed_value(ticket, "last_message_id", msg_id)
         msg = SupportMessage(id=msg_id, **fields)  # not added: the row is written
     else:
+        if tx.dialect == "postgresql":
+            prev_id = (
+                await tx.session.scalar(
+                    select(Ticket.last_message_id).where(Ticket.id == ticket.id)
+                )
+                or 0
+            )
+        else:
+            prev_id = ticket.last_message_id or 0
         msg = SupportMessage(**fields)
         attachment.ticket_id = ticket.id
         msg.attachment = attachment

@@ -365,7 +365,7 @@ async def send_customer_message(
     client_msg_id = clean_client_id(client_msg_id)
     async with rt.store.transaction() as tx:
         s = tx.session
-        await tx.lock_messages()
+        await tx.lock_scope(f"visitor:{visitor.id}")
         if number is not None and not new_ticket:
             t = await ticket_by_number(s, number)
             if t is None or not await customers.owns(s, visitor, t):
@@ -581,7 +581,7 @@ async def reply(
     text = clean_text(text, rt.settings.max_message_chars)
     client_msg_id = clean_client_id(client_msg_id)
     async with rt.store.transaction() as tx:
-        await tx.lock_messages()
+        await tx.lock_scope(f"ticket:{number}")
         t = await _load_for_operator(tx, number)
         if client_msg_id:
             existing = await find_by_client_id(tx, t, client_msg_id)

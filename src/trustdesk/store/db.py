@@ -32,6 +32,8 @@ Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 # Serialises message inserts on PostgreSQL so that ids become visible in id order:
 # a client that has seen id N can never later miss an id below N.
 MESSAGE_LOCK_KEY = 0x7D35_0001
+# Class of the per-ticket / per-visitor locks (two-key advisory locks: their own key space).
+SCOPE_LOCK_CLASS = 0x7D35
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -96,9 +98,21 @@ class Tx:
         self.events.append((topic, event))
 
     async def lock_messages(self) -> None:
+        """Global, until commit: taken by post_message just before the insert, so the
+        section every message waits for is only the insert, its ticket update and commit."""
         if self.dialect == "postgresql":
             await self.session.execute(
                 text("SELECT pg_advisory_xact_lock(:k)"), {"k": MESSAGE_LOCK_KEY}
+            )
+
+    async def lock_scope(self, key: str) -> None:
+        """Serialise the actions on one ticket or visitor (e.g. "ticket:1042"), until commit:
+        a retried send then finds the first one's message. Always taken before the global
+        message lock, never after it. (SQLite: BEGIN IMMEDIATE already serialises writers.)"""
+        if self.dialect == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:c, hashtext(:k))"),
+                {"c": SCOPE_LOCK_CLASS, "k": key},
             )
 
 
