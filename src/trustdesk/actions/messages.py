@@ -162,8 +162,8 @@ async def post_message(
             # Read committed: the ticket may have been loaded before the lock, so its newest
             # message is read again under the lock, in the same statement as the insert.
             params = {f"p_{k}": v for k, v in fields.items()}
-            msg_id, prev = (await conn.execute(_PG_POST, params)).one()
-            prev_id = prev or 0
+            row = (await conn.execute(_PG_POST, params)).one()
+            msg_id, prev_id = int(row[0]), int(row[1] or 0)
         else:
             # SQLite's BEGIN IMMEDIATE held the whole database from the start: the loaded
             # row is current.
