@@ -21,8 +21,16 @@ NAMES = {
     "polling": "3 s polling (TrustDesk, SQLite)",
     "sqlite": "TrustDesk, SQLite",
     "pg": "TrustDesk, PostgreSQL + Redis",
+    "pg2": "TrustDesk, PostgreSQL + Redis, 2 processes",
 }
-SHORT = {"relay": "relay", "polling": "3 s polling", "sqlite": "SQLite", "pg": "PG + Redis"}
+SHORT = {
+    "relay": "relay",
+    "polling": "3 s polling",
+    "sqlite": "SQLite",
+    "pg": "PG + Redis",
+    "pg2": "PG + Redis, 2 proc.",
+}
+TRUSTDESK = ("sqlite", "pg", "pg2")  # the targets that are TrustDesk with sockets
 
 
 def ms(v: float | None) -> str:
@@ -73,7 +81,13 @@ def plot(data: dict[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    colours = {"relay": "#555555", "polling": "#d62728", "sqlite": "#1f77b4", "pg": "#2ca02c"}
+    colours = {
+        "relay": "#555555",
+        "polling": "#d62728",
+        "sqlite": "#1f77b4",
+        "pg": "#2ca02c",
+        "pg2": "#9467bd",
+    }
     for target, rows in lat.items():
         rows = [r for r in rows if r.get("reply_p50_ms") is not None]
         if not rows:
@@ -118,7 +132,7 @@ def targets_table(data: dict[str, Any]) -> list[str]:
     lines = ["| target | measured | |", "|---|---|---|"]
     at = 100 if 100 in cfg.get("levels", []) else max(cfg.get("levels", [0]) or [0])
     relay, poll = _level(data, "relay", at), _level(data, "polling", at)
-    for t in ("sqlite", "pg"):
+    for t in TRUSTDESK:
         row = _level(data, t, at)
         if row is None:
             continue
@@ -189,9 +203,9 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
     if not lat:
         return ["_(latency not measured in this run)_"]
     levels = sorted({r["level"] for rows in lat.values() for r in rows})
-    order = [t for t in ("relay", "polling", "sqlite", "pg") if t in lat]
+    order = [t for t in ("relay", "polling", *TRUSTDESK) if t in lat]
     head = "| conversations | " + " | ".join(f"{SHORT[t]} p50 / p99 (ms)" for t in order)
-    ratios = [t for t in ("sqlite", "pg") if t in lat]
+    ratios = [t for t in TRUSTDESK if t in lat]
     if "relay" in lat:
         head += "".join(f" | {SHORT[t]} ÷ relay (p50)" for t in ratios)
     if "polling" in lat:
@@ -238,7 +252,7 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
                 f"{ms(row.get('reply_http_p50_ms')) if t != 'relay' else '–'} | "
                 f"{ms(row.get('visitor_p50_ms'))} / {ms(row.get('visitor_p99_ms'))} | "
                 f"{row['server_cpu_pct']:.0f}% | "
-                f"{'–' if t != 'pg' else format(row['services_cpu_pct'], '.0f') + '%'} | "
+                f"{'–' if t not in ('pg', 'pg2') else format(row['services_cpu_pct'], '.0f') + '%'} | "
                 f"{row['client_cpu_pct']:.0f}% | {row.get('other_cpu_pct', 0):.0f}% | "
                 f"{errs or ''} |"
             )

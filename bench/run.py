@@ -51,7 +51,7 @@ from tests.support.server import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.services import postgres_available, redis_available
 
 RESULTS = ROOT / "bench" / "results"
-TARGETS = ("relay", "polling", "sqlite", "pg")
+TARGETS = ("relay", "polling", "sqlite", "pg", "pg2")
 
 
 def log(*args: Any) -> None:
@@ -183,7 +183,7 @@ def fmt(v: float | None) -> str:
 def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in args.targets:
-        if name == "pg" and not (postgres_available() and redis_available()):
+        if name in ("pg", "pg2") and not (postgres_available() and redis_available()):
             log("  pg: PostgreSQL 15 or redis-server not installed (make system-deps); skipped")
             continue
         log(f"latency: {name}")
@@ -196,7 +196,10 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             finally:
                 relay.stop()
             continue
-        stack = TrustDeskStack("pg" if name == "pg" else "sqlite", work / name).start()
+        # pg2: the same, served by two worker processes (`trustdesk run --workers 2`): the
+        # way past one process's CPU, events crossing between them through Redis.
+        backend = "pg" if name in ("pg", "pg2") else "sqlite"
+        stack = TrustDeskStack(backend, work / name, workers=2 if name == "pg2" else 1).start()
         try:
             cls = load.PollingTarget if name == "polling" else load.TrustDeskTarget
             target = cls(

@@ -160,8 +160,10 @@ class TrustDeskStack:
         root: Path,
         cprofile_out: Path | None = None,
         sqlcount_out: Path | None = None,
+        workers: int = 1,
     ) -> None:
         self.backend = backend
+        self.workers = workers
         self.sqlcount_out = sqlcount_out
         self.root = root
         self.pg: Postgres | None = None
@@ -199,7 +201,7 @@ class TrustDeskStack:
 
     def start(self, create_admin: bool = True) -> TrustDeskStack:
         try:
-            self.server.start()
+            self.server.start(self.workers)
             if create_admin:
                 self.server.create_operator(ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, "admin")
         except BaseException:

@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = make_hub(settings.redis_url)
         presence = make_presence(settings.redis_url)
-        store = Store(settings, publish=hub.publish)
+        store = Store(settings, publish=hub.publish_many)
         rt = Runtime(settings=settings, store=store, hub=hub, presence=presence)
         app.state.runtime = rt
 

@@ -127,6 +127,30 @@ def test_ordering_per_topic(hub: Backend) -> None:
     hub.run(body)
 
 
+def test_concurrent_publishers_batches_arrive_whole_and_in_order(hub: Backend) -> None:
+    """Many transactions publish their events at once (the Redis hub sends whatever is
+    waiting in one pipeline): every event arrives once, each publisher's in its order."""
+
+    async def body(h: Hub) -> None:
+        async with h.subscribe(["a", "b"]) as sub:
+
+            async def publisher(p: int) -> None:
+                for k in range(10):
+                    await h.publish_many(
+                        [("a", {"p": p, "k": k, "i": 0}), ("b", {"p": p, "k": k, "i": 1})]
+                    )
+
+            await asyncio.gather(*(publisher(p) for p in range(20)))
+            got = [await next_event(sub) for _ in range(400)]
+            for p in range(20):
+                mine = [(e["k"], e["i"]) for e in got if e["p"] == p]
+                assert mine == [(k, i) for k in range(10) for i in (0, 1)]
+            with pytest.raises(TimeoutError):
+                await next_event(sub, timeout=0.3)
+
+    hub.run(body)
+
+
 def test_add_and_remove_topics(hub: Backend) -> None:
     async def body(h: Hub) -> None:
         async with h.subscribe() as sub:

@@ -38,7 +38,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from types import TracebackType
 from typing import Any, Self, TypeAlias
@@ -250,6 +250,11 @@ class Hub(ABC):
     @abstractmethod
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         """Send ``event`` to every subscription of ``topic``. Never raises on backend failure."""
+
+    async def publish_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Publish several events, in order (a backend may send them in one round trip)."""
+        for topic, event in items:
+            await self.publish(topic, event)
 
     @property
     @abstractmethod

@@ -38,7 +38,7 @@ import asyncio
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any, cast
 
@@ -117,6 +117,11 @@ class RedisHub(Hub):
         # Publishing.
         self._pub_conn: AbstractConnection | None = None
         self._pub_lock = asyncio.Lock()
+        # PUBLISHes waiting to be sent, with the future their publisher waits on (set to
+        # None when sent, or to the error). Whoever holds the lock sends all that are
+        # waiting in one round trip ("group commit"): under load, one pipeline per turn of
+        # the connection instead of one round trip per event, each behind the one before.
+        self._pub_queue: list[tuple[list[tuple[str, str]], asyncio.Future[Exception | None]]] = []
         self._pub_retry_at = 0.0
         self._pub_failing = False
         self._dropped: set[str] = set()
@@ -178,16 +183,21 @@ class RedisHub(Hub):
             raise ValueError(f"the topic {CONTROL_TOPIC!r} is reserved")
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
-        self._check_topic(topic)
-        data = encode_event(event)
-        if self._stopped:
+        await self.publish_many([(topic, event)])
+
+    async def publish_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        for topic, _ in items:
+            self._check_topic(topic)
+        encoded = [(topic, encode_event(event)) for topic, event in items]
+        if self._stopped or not encoded:
             return
         loop = asyncio.get_running_loop()
         sent = False
         if loop.time() >= self._pub_retry_at:
             try:
                 await asyncio.wait_for(
-                    self._send_publish(self._prefix + topic, data), 2 * self._publish_timeout
+                    self._send_publish([(self._prefix + t, d) for t, d in encoded]),
+                    2 * self._publish_timeout,
                 )
                 sent = True
             except asyncio.CancelledError:
@@ -204,32 +214,65 @@ class RedisHub(Hub):
                 self._pub_failing = False
                 logger.info("publishing to Redis works again")
         else:
-            self._note_dropped(topic)
+            for topic, _ in encoded:
+                self._note_dropped(topic)
             self._schedule_flush()
         if not sent or not self._healthy:
             # Local fallback: this process's subscribers still hear of it.
-            self._deliver(topic, decode_event(data))
+            for topic, data in encoded:
+                self._deliver(topic, decode_event(data))
 
-    async def _send_publish(self, channel: str, data: str) -> None:
+    async def _send_publish(self, commands: list[tuple[str, str]]) -> None:
+        done: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        self._pub_queue.append((commands, done))
         async with self._pub_lock:
-            conn = self._pub_conn
-            if conn is None:
-                kwargs = {**self._pool.connection_kwargs, "socket_timeout": self._publish_timeout}
-                conn = self._pub_conn = self._pool.connection_class(**kwargs)
-            # A connection left over from before a Redis restart fails at first use:
-            # then try once more on a fresh one (a duplicate is harmless, a loss is not).
-            # send_command connects first if needed (socket_connect_timeout, one try).
-            reused = conn.is_connected
-            try:
-                await conn.send_command("PUBLISH", channel, data, check_health=False)
-                await conn.read_response()
-            except RedisConnectionError:
-                if not reused:
+            if not done.done():  # nobody has sent it meanwhile: send it and all that wait
+                batch, self._pub_queue = self._pub_queue, []
+                try:
+                    await self._send_batch([c for cmds, _ in batch for c in cmds])
+                    error: Exception | None = None
+                except asyncio.CancelledError:
+                    # Unknown whether they went out: the others try again themselves (a
+                    # duplicate is harmless, a loss is not).
+                    self._pub_queue[:0] = [(c, f) for c, f in batch if f is not done]
                     raise
-                with suppress(Exception):
-                    await conn.disconnect(nowait=True)
-                await conn.send_command("PUBLISH", channel, data, check_health=False)
+                except Exception as exc:
+                    error = exc
+                for _, f in batch:
+                    if not f.done():
+                        f.set_result(error)
+        error = done.result()
+        if error is not None:
+            raise error
+
+    async def _send_batch(self, commands: list[tuple[str, str]]) -> None:
+        conn = self._pub_conn
+        if conn is None:
+            kwargs = {**self._pool.connection_kwargs, "socket_timeout": self._publish_timeout}
+            conn = self._pub_conn = self._pool.connection_class(**kwargs)
+        # A connection left over from before a Redis restart fails at first use:
+        # then try once more on a fresh one (a duplicate is harmless, a loss is not).
+        # Sending connects first if needed (socket_connect_timeout, one try).
+        reused = conn.is_connected
+        try:
+            await self._pipeline(conn, commands)
+        except RedisConnectionError:
+            if not reused:
+                raise
+            await self._pipeline(conn, commands)
+
+    @staticmethod
+    async def _pipeline(conn: AbstractConnection, commands: list[tuple[str, str]]) -> None:
+        try:
+            packed = conn.pack_commands([("PUBLISH", ch, data) for ch, data in commands])
+            await conn.send_packed_command(packed, check_health=False)
+            for _ in commands:
                 await conn.read_response()
+        except BaseException:
+            # Replies may be left unread: never reuse the connection in that state.
+            with suppress(Exception):
+                await conn.disconnect(nowait=True)
+            raise
 
     def _note_dropped(self, topic: str) -> None:
         if self._dropped_all or topic in self._dropped:
@@ -270,7 +313,9 @@ class RedisHub(Hub):
                 channel = self._prefix + topic
                 data = resync
             try:
-                await asyncio.wait_for(self._send_publish(channel, data), 2 * self._publish_timeout)
+                await asyncio.wait_for(
+                    self._send_publish([(channel, data)]), 2 * self._publish_timeout
+                )
             except Exception as exc:
                 logger.debug("could not publish a resync to Redis: %s", _why(exc))
                 if topic is None:

@@ -27,7 +27,8 @@ from trustdesk.store import sqlite_inline
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Publishes a committed transaction's events, in order (the hub's publish_many).
+Publish = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
 # Serialises message inserts on PostgreSQL so that ids become visible in id order:
 # a client that has seen id N can never later miss an id below N.
@@ -143,9 +144,8 @@ class Store:
             tx = Tx(session=session, dialect=self.dialect, settings=self.settings)
             yield tx
             await session.commit()
-        if self.publish is not None:
-            for topic, ev in tx.events:
-                await self.publish(topic, ev)
+        if self.publish is not None and tx.events:
+            await self.publish(tx.events)
         if self.on_messages is not None and tx.messages:
             task = asyncio.create_task(self.on_messages(list(tx.messages)))
             self._background.add(task)
