@@ -244,6 +244,7 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
     for t in order:
         for row in lat[t]:
             errs = sum(row.get("errors", {}).values())
+            services = f"{row['services_cpu_pct']:.0f}%" if t in ("pg", "pg2") else "–"
             lines.append(
                 f"| {SHORT[t]} | {row['level']:,} | {row['offered_per_s']:,.0f} / "
                 f"{row.get('sent_per_s', row['offered_per_s']):,.0f} | "
@@ -252,7 +253,7 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
                 f"{ms(row.get('reply_http_p50_ms')) if t != 'relay' else '–'} | "
                 f"{ms(row.get('visitor_p50_ms'))} / {ms(row.get('visitor_p99_ms'))} | "
                 f"{row['server_cpu_pct']:.0f}% | "
-                f"{'–' if t not in ('pg', 'pg2') else format(row['services_cpu_pct'], '.0f') + '%'} | "
+                f"{services} | "
                 f"{row['client_cpu_pct']:.0f}% | {row.get('other_cpu_pct', 0):.0f}% | "
                 f"{errs or ''} |"
             )
@@ -622,8 +623,12 @@ def write(data: dict[str, Any], out: Path) -> None:
         "fail; `--no-early-stop` runs them). PostgreSQL 15 (fsync off, as in the tests) "
         "and Redis run locally "
         "from `tests/support/services.py`; TrustDesk runs as `python -m trustdesk run` from "
-        "`tests/support/server.py`, with the per-visitor send rate lifted.",
-        "- **CPU**: psutil CPU time of the server process, of PostgreSQL + Redis, of the load "
+        "`tests/support/server.py`, with the per-visitor send rate lifted. "
+        '"PG + Redis, 2 proc." is the same server started with `--workers 2` (two processes '
+        "sharing the port; events cross between them through Redis): the way past one "
+        "process's CPU.",
+        "- **CPU**: psutil CPU time of the server process (with its worker processes), of "
+        "PostgreSQL + Redis, of the load "
         'client, and of everything else on the machine ("other processes") during each run. '
         "The client shares the 2 cores with the server, so at high rates it competes for CPU: "
         'read the figures as "server + client on 2 cores".',
