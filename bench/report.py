@@ -352,8 +352,11 @@ def sustained_section(data: dict[str, Any]) -> list[str]:
             "at a time (each waits for the previous to be delivered), on the same server. CPU "
             "is the server process's (plus PostgreSQL and Redis when used); statements are "
             "counted by a SQLAlchemy event listener injected for the bench "
-            "(`bench/sqlcount/sitecustomize.py`), including what the sockets' reactions to "
-            "the message cost (the dashboards' ticket summaries, the visitor's replays). CPU "
+            "(`bench/sqlcount/sitecustomize.py`) into a separate server that runs the same "
+            "probe first (the listener itself costs ~2-3 ms per reply, so it is kept out of "
+            "the CPU figures, the steps and the profile), including what the sockets' "
+            "reactions to the message cost (the dashboards' ticket summaries, the visitor's "
+            "replays). CPU "
             "is counted until 1 s after the last message, less the idle rate measured just "
             "before.",
             "",

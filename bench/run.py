@@ -539,17 +539,47 @@ def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         f"sustained: trustdesk {args.sustained_backend}, {args.sustained_convs} conversations, "
         f"{args.dashboards} dashboard socket(s)"
     )
+    counts: dict[str, Any] = {}
+    if args.count_sql and args.cost_probe > 0:
+        # Statements are counted on a server of their own: the counting listener costs
+        # ~2-3 ms of CPU per operator reply, which must not weigh on the CPU per message,
+        # the steps or the profile measured below.
+        log("  counting SQL statements per message (a separate server with the listener)")
+        counter = TrustDeskStack(
+            args.sustained_backend, work / "sqlcount", sqlcount_out=work / "sqlcount.json"
+        ).start()
+        try:
+            counts = run_async(sql_count_probe(counter, args))
+        finally:
+            counter.stop()
     prof = profiles.Profiler(args.profiler, work / "profile")
     stack = TrustDeskStack(
-        args.sustained_backend,
-        work / "sustained",
-        cprofile_out=prof.cprofile_out,
-        sqlcount_out=work / "sqlcount.json" if args.count_sql else None,
+        args.sustained_backend, work / "sustained", cprofile_out=prof.cprofile_out
     ).start()
     try:
-        return run_async(sustained_async(stack, args, prof))
+        out = run_async(sustained_async(stack, args, prof))
     finally:
         stack.stop()
+    for key, row in out.get("cost", {}).items():
+        for field in ("sql_per_msg", "transactions_per_msg", "sql"):
+            row[field] = counts.get(key, {}).get(field)
+    return out
+
+
+async def sql_count_probe(stack: TrustDeskStack, args: argparse.Namespace) -> dict[str, Any]:
+    target = load.TrustDeskTarget(
+        load.Recorder(),
+        stack.url,
+        stack.ws_url,
+        (ADMIN_EMAIL, ADMIN_PASSWORD),
+        dashboards=args.dashboards,
+    )
+    await target.open()
+    try:
+        convs, _ = await load.add_conversations(target, 0, min(20, args.sustained_convs))
+        return await cost_probe(stack, target, convs, args.cost_probe, args.probe_extra_dashboards)
+    finally:
+        await target.close()
 
 
 # ====================================================================== main
