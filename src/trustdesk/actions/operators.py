@@ -10,7 +10,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from trustdesk.actions.errors import Conflict, Invalid, NotFound, Unauthorized
 from trustdesk.actions.runtime import Runtime
@@ -125,18 +125,25 @@ async def login(rt: Runtime, email: str, password: str) -> tuple[Operator, str, 
     return op, sid, csrf
 
 
+# Every operator request runs these: built once (building took longer than running them).
+_AUTHENTICATE = (
+    select(OperatorSession, Operator)
+    .join(Operator, Operator.id == OperatorSession.operator_id)
+    .where(OperatorSession.id_hash == bindparam("h"))
+)
+_SESSION_VALID = (
+    select(OperatorSession.revoked, OperatorSession.expires_at, Operator.active)
+    .join(Operator, Operator.id == OperatorSession.operator_id)
+    .where(OperatorSession.id_hash == bindparam("h"))
+)
+
+
 async def authenticate(rt: Runtime, session_id: str | None) -> Authenticated | None:
     if not session_id or len(session_id) > 128:
         return None
     h = _sid_hash(session_id)
     async with rt.store.read() as session:
-        row = (
-            await session.execute(
-                select(OperatorSession, Operator)
-                .join(Operator, Operator.id == OperatorSession.operator_id)
-                .where(OperatorSession.id_hash == h)
-            )
-        ).first()
+        row = (await session.execute(_AUTHENTICATE, {"h": h})).first()
     if row is None:
         return None
     sess, op = row
@@ -147,13 +154,8 @@ async def authenticate(rt: Runtime, session_id: str | None) -> Authenticated | N
 
 async def session_valid(rt: Runtime, session_hash: str) -> bool:
     async with rt.store.read() as session:
-        row = (
-            await session.execute(
-                select(OperatorSession.revoked, OperatorSession.expires_at, Operator.active)
-                .join(Operator, Operator.id == OperatorSession.operator_id)
-                .where(OperatorSession.id_hash == session_hash)
-            )
-        ).first()
+        conn = await session.connection()
+        row = (await conn.execute(_SESSION_VALID, {"h": session_hash})).first()
     return bool(row and not row[0] and row[2] and row[1] > utcnow())
 
 

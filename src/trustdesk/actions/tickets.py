@@ -164,17 +164,24 @@ async def _summaries(
         return {op: [] for op in operator_ids}
     ids = [t.id for t, *_ in rows]
     readers = {operator_reader(op): op for op in operator_ids}
+    # Plain column queries: on the connection, past the ORM session's machinery.
+    conn = await session.connection()
     cursors: dict[tuple[str, str], int] = {
         (tid, reader): int(last)
         for tid, reader, last in (
-            await session.execute(_CURSORS, {"ids": ids, "readers": [*readers, "customer"]})
+            await conn.execute(_CURSORS, {"ids": ids, "readers": [*readers, "customer"]})
         ).all()
     }
-    total: dict[str, int] = dict((await session.execute(_CUSTOMER_TOTAL, {"ids": ids})).all())
+    # Unread for an operator: the customer's messages after their cursor; all of them for
+    # an operator who has never read the ticket (counted only for those tickets).
+    no_cursor = sorted({tid for tid in ids for r in readers if (tid, r) not in cursors})
+    total: dict[str, int] = {}
+    if no_cursor:
+        total = dict((await conn.execute(_CUSTOMER_TOTAL, {"ids": no_cursor})).all())
     after: dict[tuple[str, str], int] = {}
     if any(reader != "customer" for _, reader in cursors):
         for tid, reader, n in (
-            await session.execute(_CUSTOMER_AFTER, {"ids": ids, "readers": list(readers)})
+            await conn.execute(_CUSTOMER_AFTER, {"ids": ids, "readers": list(readers)})
         ).all():
             after[(tid, reader)] = int(n)
     online = await rt.presence.online_among("visitor", sorted({v.id for _, v, *_ in rows}))
