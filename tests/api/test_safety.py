@@ -131,6 +131,12 @@ def test_bad_bodies_get_json_4xx(server: ServerProcess) -> None:
     )
     _err(v.http.get("/api/support/messages/TKT-1?after=-1"), 422)
     _err(v.http.get("/api/support/messages/TKT-1?after=abc"), 422)
+    # A JSON integer means an integer: not a boolean, a string or a fraction (found by the
+    # fuzzer: `"last_read_id": false` was read as 0 and answered 200).
+    for bad in (False, True, "5", 5.5):
+        _err(post("/api/support/read", json={"ticketId": v.ticket_id, "last_read_id": bad}), 422)
+    for bad_flag in (1, "yes"):
+        _err(post("/api/support/send-message", json={"message": "x", "new_ticket": bad_flag}), 422)
     # Nothing of that was stored; what was stored is intact.
     assert v.texts()[-1] == "я" * 4000
 

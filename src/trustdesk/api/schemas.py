@@ -82,7 +82,9 @@ class SendMessageIn(In):
     message: str = RawText
     ticketId: str | None = Field(default=None, min_length=1, max_length=40)  # noqa: N815
     client_msg_id: str | None = ClientMsgId
-    new_ticket: bool = Field(default=False, description="start a new ticket even if one is open")
+    new_ticket: bool = Field(
+        default=False, strict=True, description="start a new ticket even if one is open"
+    )
 
 
 class SendMessageOut(BaseModel):
@@ -98,7 +100,7 @@ class MessagesOut(BaseModel):
 
 class VisitorReadIn(In):
     ticketId: str = TicketNumber  # noqa: N815
-    last_read_id: int = Field(ge=0, le=2**62)
+    last_read_id: int = Field(strict=True, ge=0, le=2**62)
 
 
 class StatusOut(BaseModel):
@@ -110,7 +112,9 @@ class StatusOut(BaseModel):
 
 class IdentifyIn(In):
     user_id: str = Field(min_length=1, max_length=128)
-    expires: int = Field(ge=0, le=2**40, description="unix seconds; the signature's expiry")
+    expires: int = Field(
+        strict=True, ge=0, le=2**40, description="unix seconds; the signature's expiry"
+    )
     hash: str = Field(
         min_length=64,
         max_length=64,
@@ -146,7 +150,7 @@ class ContactIn(In):
 
 class RateIn(In):
     ticketId: str = TicketNumber  # noqa: N815
-    score: int = Field(ge=1, le=5)
+    score: int = Field(strict=True, ge=1, le=5)
     comment: str | None = Field(default=None, max_length=1000)
 
 
@@ -286,7 +290,7 @@ class TicketActionOut(BaseModel):
 
 class AssignIn(In):
     ticketId: str = TicketNumber  # noqa: N815
-    operator_id: int | None = Field(default=None, ge=1, le=2**62)
+    operator_id: int | None = Field(strict=True, default=None, ge=1, le=2**62)
 
 
 class AssignOut(BaseModel):
@@ -295,7 +299,7 @@ class AssignOut(BaseModel):
 
 class OperatorReadIn(In):
     ticketId: str = TicketNumber  # noqa: N815
-    last_read_id: int = Field(ge=0, le=2**62)
+    last_read_id: int = Field(strict=True, ge=0, le=2**62)
 
 
 class OperatorsOut(BaseModel):
