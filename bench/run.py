@@ -388,13 +388,20 @@ def per_socket(res: dict[str, Any]) -> float:
 # ====================================================================== sustained
 
 
+def _sustained_target(stack: TrustDeskStack, args: argparse.Namespace) -> load.TrustDeskTarget:
+    return load.TrustDeskTarget(
+        load.Recorder(),
+        stack.url,
+        stack.ws_url,
+        (ADMIN_EMAIL, ADMIN_PASSWORD),
+        dashboards=args.dashboards,
+    )
+
+
 async def sustained_async(
     stack: TrustDeskStack, args: argparse.Namespace, prof: profiles.Profiler
 ) -> dict[str, Any]:
-    rec = load.Recorder()
-    target = load.TrustDeskTarget(
-        rec, stack.url, stack.ws_url, (ADMIN_EMAIL, ADMIN_PASSWORD), dashboards=args.dashboards
-    )
+    target = _sustained_target(stack, args)
     meters = meters_for(stack.pid, stack.service_pids())
     await target.open()
     steps: list[dict[str, Any]] = []
@@ -567,13 +574,7 @@ def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 async def sql_count_probe(stack: TrustDeskStack, args: argparse.Namespace) -> dict[str, Any]:
-    target = load.TrustDeskTarget(
-        load.Recorder(),
-        stack.url,
-        stack.ws_url,
-        (ADMIN_EMAIL, ADMIN_PASSWORD),
-        dashboards=args.dashboards,
-    )
+    target = _sustained_target(stack, args)
     await target.open()
     try:
         convs, _ = await load.add_conversations(target, 0, min(20, args.sustained_convs))

@@ -153,36 +153,30 @@ async def post_message(
     await tx.lock_messages()
     # `prev_id`, the ticket's previous message: sockets that have sent it can send this one
     # straight from the event; one that has not has a gap to fill from the database first.
+    # SQLite's BEGIN IMMEDIATE held the whole database from the start, so the loaded row is
+    # current. PostgreSQL (read committed) may have loaded the ticket before the lock: there
+    # it is read again under the lock, below.
+    prev_id = ticket.last_message_id or 0
+    pg = tx.dialect == "postgresql"
     if attachment is None:
         # The hot path as plain statements (the ORM's unit of work cost more than all of
         # them). The ticket object is told the new values without being marked dirty.
         await tx.session.flush()  # whatever the caller changed goes first (the ticket row)
         conn = await tx.session.connection()
-        if tx.dialect == "postgresql":
-            # Read committed: the ticket may have been loaded before the lock, so its newest
-            # message is read again under the lock, in the same statement as the insert.
+        if pg:  # in the same statement as the insert
             params = {f"p_{k}": v for k, v in fields.items()}
             row = (await conn.execute(_PG_POST, params)).one()
             msg_id, prev_id = int(row[0]), int(row[1] or 0)
         else:
-            # SQLite's BEGIN IMMEDIATE held the whole database from the start: the loaded
-            # row is current.
-            prev_id = ticket.last_message_id or 0
             msg_id = (await conn.execute(_INSERT_MESSAGE, fields)).scalar_one()
             await conn.execute(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
         set_committed_value(ticket, "updated_at", now)
         set_committed_value(ticket, "last_message_id", msg_id)
         msg = SupportMessage(id=msg_id, **fields)  # not added: the row is written
     else:
-        if tx.dialect == "postgresql":
-            prev_id = (
-                await tx.session.scalar(
-                    select(Ticket.last_message_id).where(Ticket.id == ticket.id)
-                )
-                or 0
-            )
-        else:
-            prev_id = ticket.last_message_id or 0
+        if pg:
+            last = select(Ticket.last_message_id).where(Ticket.id == ticket.id)
+            prev_id = await tx.session.scalar(last) or 0
         msg = SupportMessage(**fields)
         attachment.ticket_id = ticket.id
         msg.attachment = attachment
