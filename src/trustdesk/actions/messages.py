@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trustdesk.actions.errors import Invalid
 from trustdesk.store.db import Tx
 from trustdesk.store.models import Attachment, SupportMessage, Ticket, utcnow
+from trustdesk.store.raw import Sql
 
 SENDER_TYPES = frozenset({"customer", "admin", "system", "bot"})
 KINDS = frozenset({"text", "note", "file", "voice"})
@@ -18,48 +19,26 @@ KINDS = frozenset({"text", "note", "file", "voice"})
 _CONTROL = {c: None for c in range(32) if c not in (9, 10)} | {127: None}
 
 
-_INSERT_MESSAGE = insert(SupportMessage).returning(SupportMessage.id)
-_TOUCH_TICKET = (
-    update(Ticket)
-    .where(Ticket.id == bindparam("tid"))
-    .values(updated_at=bindparam("now"), last_message_id=bindparam("mid"))
+_INSERT_MESSAGE = Sql(
+    "INSERT INTO support_messages"
+    " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id, created_at)"
+    " VALUES (:ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
+    " :client_msg_id, :created_at) RETURNING id"
 )
-_FIELDS = (
-    "ticket_id",
-    "sender_type",
-    "sender_name",
-    "operator_id",
-    "message",
-    "kind",
-    "client_msg_id",
-    "created_at",
+_TOUCH_TICKET = Sql("UPDATE tickets SET updated_at = :now, last_message_id = :mid WHERE id = :tid")
+# PostgreSQL, one round trip under the message lock: insert the message, move the ticket's
+# last_message_id to it, and return (new id, the ticket's previous message). The last
+# column reads the statement's snapshot, taken after the lock was granted, so it is the
+# newest committed message (the UPDATE's own change is not visible to it).
+_PG_POST = Sql(
+    "WITH m AS (INSERT INTO support_messages"
+    " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id, created_at)"
+    " VALUES (:ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
+    " :client_msg_id, :created_at) RETURNING id),"
+    " touch AS (UPDATE tickets SET updated_at = :created_at,"
+    " last_message_id = (SELECT id FROM m) WHERE id = :ticket_id)"
+    " SELECT (SELECT id FROM m), (SELECT last_message_id FROM tickets WHERE id = :ticket_id)"
 )
-
-
-def _pg_post_statement() -> Any:
-    """PostgreSQL, one round trip under the message lock: insert the message, move the
-    ticket's last_message_id to it, and return (new id, the ticket's previous message).
-    The last column reads the statement's snapshot, taken after the lock was granted, so
-    it is the newest committed message (the UPDATE's own change is not visible to it)."""
-    m = (
-        insert(SupportMessage)
-        .values({f: bindparam(f"p_{f}") for f in _FIELDS})
-        .returning(SupportMessage.id)
-        .cte("m")
-    )
-    touch = (
-        update(Ticket)
-        .where(Ticket.id == bindparam("p_ticket_id"))
-        .values(
-            updated_at=bindparam("p_created_at"), last_message_id=select(m.c.id).scalar_subquery()
-        )
-        .cte("touch")
-    )
-    prev = select(Ticket.last_message_id).where(Ticket.id == bindparam("p_ticket_id"))
-    return select(m.c.id, prev.scalar_subquery()).add_cte(touch)
-
-
-_PG_POST = _pg_post_statement()
 
 
 def iso(dt: datetime) -> str:
@@ -92,30 +71,55 @@ def attachment_json(a: Attachment | None) -> dict[str, Any] | None:
     }
 
 
-def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
+def message_dict(
+    *,
+    id: int,  # noqa: A002
+    ticket_number: str,
+    sender_type: str,
+    sender_name: str,
+    message: str,
+    created_at: datetime,
+    kind: str,
+    client_msg_id: str | None,
+    operator_id: int | None,
+    attachment: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A message as every API and socket shows it (the one shape: schemas.Message)."""
     return {
-        "id": m.id,
+        "id": id,
         "ticket_id": ticket_number,
-        "sender_type": m.sender_type,
-        "sender_name": m.sender_name,
-        "message": m.message,
-        "created_at": iso(m.created_at),
-        "kind": m.kind,
-        "client_msg_id": m.client_msg_id,
-        "operator_id": m.operator_id,
-        "attachment": attachment_json(m.attachment) if m.kind in ("file", "voice") else None,
+        "sender_type": sender_type,
+        "sender_name": sender_name,
+        "message": message,
+        "created_at": iso(created_at),
+        "kind": kind,
+        "client_msg_id": client_msg_id,
+        "operator_id": operator_id,
+        "attachment": attachment,
     }
 
 
-_BY_CLIENT_ID = select(SupportMessage.id).where(
-    SupportMessage.ticket_id == bindparam("t"), SupportMessage.client_msg_id == bindparam("c")
-)
+def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
+    return message_dict(
+        id=m.id,
+        ticket_number=ticket_number,
+        sender_type=m.sender_type,
+        sender_name=m.sender_name,
+        message=m.message,
+        created_at=m.created_at,
+        kind=m.kind,
+        client_msg_id=m.client_msg_id,
+        operator_id=m.operator_id,
+        attachment=attachment_json(m.attachment) if m.kind in ("file", "voice") else None,
+    )
+
+
+_BY_CLIENT_ID = Sql("SELECT id FROM support_messages WHERE ticket_id = :t AND client_msg_id = :c")
 
 
 async def find_by_client_id(tx: Tx, ticket: Ticket, client_msg_id: str) -> SupportMessage | None:
     """The message a retried send already stored (a plain query: a retry is the exception)."""
-    conn = await tx.session.connection()
-    found = (await conn.execute(_BY_CLIENT_ID, {"t": ticket.id, "c": client_msg_id})).scalar()
+    found = await (await tx.raw()).scalar(_BY_CLIENT_ID, {"t": ticket.id, "c": client_msg_id})
     return None if found is None else await tx.session.get(SupportMessage, found)
 
 
@@ -162,14 +166,14 @@ async def post_message(
         # The hot path as plain statements (the ORM's unit of work cost more than all of
         # them). The ticket object is told the new values without being marked dirty.
         await tx.session.flush()  # whatever the caller changed goes first (the ticket row)
-        conn = await tx.session.connection()
+        raw = await tx.raw()
         if pg:  # in the same statement as the insert
-            params = {f"p_{k}": v for k, v in fields.items()}
-            row = (await conn.execute(_PG_POST, params)).one()
+            row = await raw.first(_PG_POST, fields)
+            assert row is not None
             msg_id, prev_id = int(row[0]), int(row[1] or 0)
         else:
-            msg_id = (await conn.execute(_INSERT_MESSAGE, fields)).scalar_one()
-            await conn.execute(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
+            msg_id = int(await raw.scalar(_INSERT_MESSAGE, fields))
+            await raw.run(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
         set_committed_value(ticket, "updated_at", now)
         set_committed_value(ticket, "last_message_id", msg_id)
         msg = SupportMessage(id=msg_id, **fields)  # not added: the row is written

@@ -10,11 +10,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import make_transient_to_detached
 
 from trustdesk.actions.errors import Conflict, Invalid, NotFound, Unauthorized
 from trustdesk.actions.runtime import Runtime
 from trustdesk.store.models import Operator, OperatorSession, utcnow
+from trustdesk.store.raw import Row, Sql, to_dt
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verified against when the email is unknown, so timing does not reveal which emails exist.
@@ -125,38 +127,44 @@ async def login(rt: Runtime, email: str, password: str) -> tuple[Operator, str, 
     return op, sid, csrf
 
 
-# Every operator request runs these: built once (building took longer than running them).
-_AUTHENTICATE = (
-    select(OperatorSession, Operator)
-    .join(Operator, Operator.id == OperatorSession.operator_id)
-    .where(OperatorSession.id_hash == bindparam("h"))
+# Every operator request runs this: on the driver (store/raw.py).
+_AUTHENTICATE = Sql(
+    "SELECT s.revoked, s.expires_at, s.csrf_token,"
+    " o.id, o.email, o.display_name, o.password_hash, o.role, o.active, o.created_at"
+    " FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = :h"
 )
-_SESSION_VALID = (
-    select(OperatorSession.revoked, OperatorSession.expires_at, Operator.active)
-    .join(Operator, Operator.id == OperatorSession.operator_id)
-    .where(OperatorSession.id_hash == bindparam("h"))
-)
+
+
+async def _session_row(rt: Runtime, session_hash: str) -> Row | None:
+    async with rt.store.raw_read() as raw:
+        row = await raw.first(_AUTHENTICATE, {"h": session_hash})
+    if row is None or row[0] or not row[8] or to_dt(row[1]) <= utcnow():
+        return None  # revoked, operator deactivated, or expired
+    return row
 
 
 async def authenticate(rt: Runtime, session_id: str | None) -> Authenticated | None:
     if not session_id or len(session_id) > 128:
         return None
     h = _sid_hash(session_id)
-    async with rt.store.read() as session:
-        row = (await session.execute(_AUTHENTICATE, {"h": h})).first()
+    row = await _session_row(rt, h)
     if row is None:
         return None
-    sess, op = row
-    if sess.revoked or not op.active or sess.expires_at <= utcnow():
-        return None
-    return Authenticated(operator=op, session_hash=h, csrf_token=sess.csrf_token)
+    op = Operator(
+        id=row[3],
+        email=row[4],
+        display_name=row[5],
+        password_hash=row[6],
+        role=row[7],
+        active=bool(row[8]),
+        created_at=to_dt(row[9]),
+    )
+    make_transient_to_detached(op)  # as if loaded by a session that has closed
+    return Authenticated(operator=op, session_hash=h, csrf_token=row[2])
 
 
 async def session_valid(rt: Runtime, session_hash: str) -> bool:
-    async with rt.store.read() as session:
-        conn = await session.connection()
-        row = (await conn.execute(_SESSION_VALID, {"h": session_hash})).first()
-    return bool(row and not row[0] and row[2] and row[1] > utcnow())
+    return await _session_row(rt, session_hash) is not None
 
 
 async def logout(rt: Runtime, session_hash: str, operator_id: int) -> None:

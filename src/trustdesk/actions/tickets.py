@@ -8,9 +8,10 @@ import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from trustdesk.actions import customers, texts
 from trustdesk.actions.errors import Invalid, NotFound
@@ -18,6 +19,7 @@ from trustdesk.actions.messages import (
     clean_text,
     find_by_client_id,
     iso,
+    message_dict,
     message_json,
     post_message,
 )
@@ -28,10 +30,10 @@ from trustdesk.store.models import (
     ReadCursor,
     SupportMessage,
     Ticket,
-    TicketJoin,
     Visitor,
     utcnow,
 )
+from trustdesk.store.raw import Raw, Row, Sql, opt_dt, to_dt
 
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 
@@ -61,10 +63,53 @@ def operator_reader(operator_id: int) -> str:
 # ---------------------------------------------------------------- reads
 
 
+def _plausible_number(number: object) -> bool:
+    # (PostgreSQL cannot even compare a string with NUL in it)
+    return isinstance(number, str) and len(number) <= 40 and "\x00" not in number
+
+
 async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
-    if not isinstance(number, str) or len(number) > 40 or "\x00" in number:
-        return None  # (PostgreSQL cannot even compare a string with NUL in it)
+    if not _plausible_number(number):
+        return None
     return await session.scalar(select(Ticket).where(Ticket.number == number))
+
+
+_TICKET_BY_NUMBER = Sql(
+    "SELECT id, number, visitor_id, status, assignee_id, epoch, created_at, updated_at,"
+    " last_message_id, closed_at, rating, rating_comment, rated_at"
+    " FROM tickets WHERE number = :n"
+)
+
+
+async def load_ticket(tx: Tx, number: str) -> Ticket | None:
+    """The ticket, read on the driver and handed to the transaction's session as if the
+    session had loaded it (changes to it are flushed like any other)."""
+    if not _plausible_number(number):
+        return None
+    row = await (await tx.raw()).first(_TICKET_BY_NUMBER, {"n": number})
+    if row is None:
+        return None
+    known = tx.session.identity_map.get(identity_key(Ticket, row[0]))
+    if isinstance(known, Ticket):
+        return known
+    t = Ticket(
+        id=row[0],
+        number=row[1],
+        visitor_id=row[2],
+        status=row[3],
+        assignee_id=row[4],
+        epoch=row[5],
+        created_at=to_dt(row[6]),
+        updated_at=to_dt(row[7]),
+        last_message_id=row[8],
+        closed_at=opt_dt(row[9]),
+        rating=row[10],
+        rating_comment=row[11],
+        rated_at=opt_dt(row[12]),
+    )
+    make_transient_to_detached(t)
+    tx.session.add(t)
+    return t
 
 
 async def visitor_ticket(rt: Runtime, visitor: Visitor, number: str) -> Ticket:
@@ -115,106 +160,148 @@ async def admin_read_id(session: AsyncSession, ticket_id: str) -> int:
     return int(v or 0)
 
 
-SummaryRow = tuple[Ticket, Visitor, Operator | None, SupportMessage | None]
-
-
-# The summary's statements are built once (building them took longer than running them);
-# the lists of tickets and readers are expanding parameters.
-_LAST = aliased(SupportMessage)
-_SUMMARY = (
-    select(Ticket, Visitor, Operator, _LAST)
-    .join(Visitor, Visitor.id == Ticket.visitor_id)
-    .outerjoin(Operator, Operator.id == Ticket.assignee_id)
-    .outerjoin(_LAST, _LAST.id == Ticket.last_message_id)
+# The dashboard's ticket summaries run on the driver (store/raw.py): they are recomputed on
+# every change of a ticket for every operator online. One row per ticket: the ticket, its
+# customer, its assignee and its last message with the message's attachment.
+_SUMMARY_SELECT = (
+    "SELECT t.id, t.number, t.status, t.created_at, t.updated_at, t.rating, t.rating_comment,"
+    " v.id, v.name, v.email, v.external_id, v.page_url, v.user_agent,"
+    " o.id, o.display_name,"
+    " m.id, m.sender_type, m.sender_name, m.message, m.created_at, m.kind, m.client_msg_id,"
+    " m.operator_id, a.id, a.name, a.mime, a.kind, a.size, a.width, a.height"
+    " FROM tickets t JOIN visitors v ON v.id = t.visitor_id"
+    " LEFT JOIN operators o ON o.id = t.assignee_id"
+    " LEFT JOIN support_messages m ON m.id = t.last_message_id"
+    " LEFT JOIN attachments a ON a.message_id = m.id"
 )
-_SUMMARY_OF = _SUMMARY.where(Ticket.id.in_(bindparam("ids", expanding=True)))
-_CURSORS = select(ReadCursor.ticket_id, ReadCursor.reader, ReadCursor.last_read_id).where(
-    ReadCursor.ticket_id.in_(bindparam("ids", expanding=True)),
-    ReadCursor.reader.in_(bindparam("readers", expanding=True)),
-)
-_FROM_CUSTOMER = (
-    SupportMessage.ticket_id.in_(bindparam("ids", expanding=True)),
-    SupportMessage.sender_type == "customer",
+_SUMMARY_OF = Sql(_SUMMARY_SELECT + " WHERE t.id IN :ids[text]")
+# The operator's list: each filter is one constant fragment (the variants are cached).
+_LIST_FILTERS = {
+    "open": " AND t.status = 'open'",
+    "closed": " AND t.status = 'closed'",
+    "mine": " AND t.assignee_id = :op",
+    "unassigned": " AND t.assignee_id IS NULL",
+    "q": (
+        " AND (lower(t.number) LIKE lower(:like) OR lower(v.name) LIKE lower(:like)"
+        " OR EXISTS (SELECT 1 FROM support_messages s"
+        " WHERE s.ticket_id = t.id AND lower(s.message) LIKE lower(:like)))"
+    ),
+}
+_LIST_ORDER = " ORDER BY t.updated_at DESC, t.number DESC LIMIT :limit"
+_lists: dict[tuple[str, ...], Sql] = {}
+_CURSORS = Sql(
+    "SELECT ticket_id, reader, last_read_id FROM read_cursors"
+    " WHERE ticket_id IN :ids[text] AND reader IN :readers[text]"
 )
 # Unread for an operator: the customer's messages after the operator's cursor (all of them
 # without a cursor).
-_CUSTOMER_TOTAL = (
-    select(SupportMessage.ticket_id, func.count(SupportMessage.id))
-    .where(*_FROM_CUSTOMER)
-    .group_by(SupportMessage.ticket_id)
+_CUSTOMER_TOTAL = Sql(
+    "SELECT ticket_id, count(id) FROM support_messages"
+    " WHERE ticket_id IN :ids[text] AND sender_type = 'customer' GROUP BY ticket_id"
 )
-_CUSTOMER_AFTER = (
-    select(SupportMessage.ticket_id, ReadCursor.reader, func.count(SupportMessage.id))
-    .join(ReadCursor, ReadCursor.ticket_id == SupportMessage.ticket_id)
-    .where(
-        *_FROM_CUSTOMER,
-        ReadCursor.reader.in_(bindparam("readers", expanding=True)),
-        SupportMessage.id > ReadCursor.last_read_id,
+_CUSTOMER_AFTER = Sql(
+    "SELECT m.ticket_id, c.reader, count(m.id) FROM support_messages m"
+    " JOIN read_cursors c ON c.ticket_id = m.ticket_id"
+    " WHERE m.ticket_id IN :ids[text] AND m.sender_type = 'customer'"
+    " AND c.reader IN :readers[text] AND m.id > c.last_read_id"
+    " GROUP BY m.ticket_id, c.reader"
+)
+
+
+def _list_statement(filters: tuple[str, ...]) -> Sql:
+    stmt = _lists.get(filters)
+    if stmt is None:
+        where = "".join(_LIST_FILTERS[f] for f in filters)  # constant fragments only
+        stmt = _lists[filters] = Sql(_SUMMARY_SELECT + " WHERE 1 = 1" + where + _LIST_ORDER)
+    return stmt
+
+
+def _last_message(r: Row) -> dict[str, Any] | None:
+    if r[15] is None:
+        return None
+    kind = r[20]
+    attachment = None
+    if r[23] is not None and kind in ("file", "voice"):
+        attachment = {
+            "id": r[23],
+            "name": r[24],
+            "mime": r[25],
+            "kind": r[26],
+            "size": r[27],
+            "width": r[28],
+            "height": r[29],
+        }
+    return message_dict(
+        id=r[15],
+        ticket_number=r[1],
+        sender_type=r[16],
+        sender_name=r[17],
+        message=r[18],
+        created_at=to_dt(r[19]),
+        kind=kind,
+        client_msg_id=r[21],
+        operator_id=r[22],
+        attachment=attachment,
     )
-    .group_by(SupportMessage.ticket_id, ReadCursor.reader)
-)
 
 
 async def _summaries(
-    rt: Runtime, session: AsyncSession, rows: list[SummaryRow], operator_ids: list[int]
+    rt: Runtime, raw: Raw, rows: list[Row], operator_ids: list[int]
 ) -> dict[int, list[dict[str, Any]]]:
     """Summaries of `rows` (in their order) for each operator: a few grouped queries for
     all of them, whatever the number of tickets and operators."""
     if not rows:
         return {op: [] for op in operator_ids}
-    ids = [t.id for t, *_ in rows]
+    ids = [r[0] for r in rows]
     readers = {operator_reader(op): op for op in operator_ids}
-    # Plain column queries: on the connection, past the ORM session's machinery.
-    conn = await session.connection()
     cursors: dict[tuple[str, str], int] = {
         (tid, reader): int(last)
-        for tid, reader, last in (
-            await conn.execute(_CURSORS, {"ids": ids, "readers": [*readers, "customer"]})
-        ).all()
+        for tid, reader, last in await raw.all(
+            _CURSORS, {"ids": ids, "readers": [*readers, "customer"]}
+        )
     }
     # Unread for an operator: the customer's messages after their cursor; all of them for
     # an operator who has never read the ticket (counted only for those tickets).
     no_cursor = sorted({tid for tid in ids for r in readers if (tid, r) not in cursors})
     total: dict[str, int] = {}
     if no_cursor:
-        total = dict((await conn.execute(_CUSTOMER_TOTAL, {"ids": no_cursor})).all())
+        total = {tid: int(n) for tid, n in await raw.all(_CUSTOMER_TOTAL, {"ids": no_cursor})}
     after: dict[tuple[str, str], int] = {}
     if any(reader != "customer" for _, reader in cursors):
-        for tid, reader, n in (
-            await conn.execute(_CUSTOMER_AFTER, {"ids": ids, "readers": list(readers)})
-        ).all():
+        for tid, reader, n in await raw.all(
+            _CUSTOMER_AFTER, {"ids": ids, "readers": list(readers)}
+        ):
             after[(tid, reader)] = int(n)
-    online = await rt.presence.online_among("visitor", sorted({v.id for _, v, *_ in rows}))
+    online = await rt.presence.online_among("visitor", sorted({r[7] for r in rows}))
+    # What every operator sees alike, once per ticket.
+    common = [
+        {
+            "ticketId": r[1],
+            "status": r[2],
+            "created_at": iso(to_dt(r[3])),
+            "updated_at": iso(to_dt(r[4])),
+            "last_message": _last_message(r),
+            "customer_name": r[8] or texts.CUSTOMER_NAME,
+            "customer_email": r[9],
+            "customer_id": r[10],
+            "rating": {"score": r[5], "comment": r[6]} if r[5] else None,
+            "assignee": {"id": r[13], "name": r[14]} if r[13] is not None else None,
+            "visitor": {
+                "online": r[7] in online,
+                "page_url": (online.get(r[7]) or {}).get("page_url") or r[11],
+                "user_agent": r[12],
+            },
+            "customer_last_read_id": cursors.get((r[0], "customer"), 0),
+        }
+        for r in rows
+    ]
     out: dict[int, list[dict[str, Any]]] = {}
     for reader, op_id in readers.items():
         out[op_id] = []
-        for t, v, op, last in rows:
-            mine = cursors.get((t.id, reader))
-            unread = total.get(t.id, 0) if mine is None else after.get((t.id, reader), 0)
-            out[op_id].append(
-                {
-                    "ticketId": t.number,
-                    "status": t.status,
-                    "created_at": iso(t.created_at),
-                    "updated_at": iso(t.updated_at),
-                    "unread": int(unread),
-                    "last_message": message_json(last, t.number) if last else None,
-                    "customer_name": v.name or texts.CUSTOMER_NAME,
-                    "customer_email": v.email,
-                    "customer_id": v.external_id,
-                    "rating": (
-                        {"score": t.rating, "comment": t.rating_comment} if t.rating else None
-                    ),
-                    "assignee": {"id": op.id, "name": op.display_name} if op else None,
-                    "visitor": {
-                        "online": v.id in online,
-                        "page_url": (online.get(v.id) or {}).get("page_url") or v.page_url,
-                        "user_agent": v.user_agent,
-                    },
-                    "customer_last_read_id": cursors.get((t.id, "customer"), 0),
-                    "my_last_read_id": mine or 0,
-                }
-            )
+        for r, base in zip(rows, common, strict=True):
+            mine = cursors.get((r[0], reader))
+            unread = total.get(r[0], 0) if mine is None else after.get((r[0], reader), 0)
+            out[op_id].append({**base, "unread": unread, "my_last_read_id": mine or 0})
     return out
 
 
@@ -225,34 +312,23 @@ async def ticket_summaries(
     status: str = "open",
     filter_: str | None = None,
     q: str | None = None,
-    ticket_ids: list[str] | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """The operator's list: each ticket with its unread count for that operator."""
-    stmt = _SUMMARY
+    filters: list[str] = []
     if status in ("open", "closed"):
-        stmt = stmt.where(Ticket.status == status)
+        filters.append(status)
+    if filter_ in ("mine", "unassigned"):
+        filters.append(filter_)
+    params: dict[str, Any] = {"limit": limit}
     if filter_ == "mine":
-        stmt = stmt.where(Ticket.assignee_id == operator_id)
-    elif filter_ == "unassigned":
-        stmt = stmt.where(Ticket.assignee_id.is_(None))
-    if ticket_ids is not None:
-        stmt = stmt.where(Ticket.id.in_(ticket_ids))
+        params["op"] = operator_id
     if q:
-        like = f"%{q.strip()[:100]}%"
-        text_match = (
-            select(SupportMessage.id)
-            .where(
-                SupportMessage.ticket_id == Ticket.id,
-                SupportMessage.message.ilike(like),
-            )
-            .exists()
-        )
-        stmt = stmt.where(or_(Ticket.number.ilike(like), Visitor.name.ilike(like), text_match))
-    stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit)
-    async with rt.store.read() as session:
-        rows: list[SummaryRow] = list((await session.execute(stmt)).all())
-        return (await _summaries(rt, session, rows, [operator_id]))[operator_id]
+        filters.append("q")
+        params["like"] = f"%{q.strip()[:100]}%"
+    async with rt.store.raw_read() as raw:
+        rows = await raw.all(_list_statement(tuple(filters)), params)
+        return (await _summaries(rt, raw, rows, [operator_id]))[operator_id]
 
 
 async def summaries_for(
@@ -263,16 +339,14 @@ async def summaries_for(
     pairs = set(wanted)
     ticket_ids = sorted({tid for _, tid in pairs})
     operator_ids = sorted({op for op, _ in pairs})
-    async with rt.store.read() as session:
-        rows: list[SummaryRow] = list(
-            (await session.execute(_SUMMARY_OF, {"ids": ticket_ids})).all()
-        )
-        by_op = await _summaries(rt, session, rows, operator_ids)
+    async with rt.store.raw_read() as raw:
+        rows = await raw.all(_SUMMARY_OF, {"ids": ticket_ids})
+        by_op = await _summaries(rt, raw, rows, operator_ids)
     out: dict[tuple[int, str], dict[str, Any]] = {}
     for op_id, summaries in by_op.items():
-        for (t, *_), summary in zip(rows, summaries, strict=True):
-            if (op_id, t.id) in pairs:
-                out[(op_id, t.id)] = summary
+        for r, summary in zip(rows, summaries, strict=True):
+            if (op_id, r[0]) in pairs:
+                out[(op_id, r[0])] = summary
     return out
 
 
@@ -328,17 +402,22 @@ async def ticket_summary(rt: Runtime, operator_id: int, ticket_id: str) -> dict[
     return found[(operator_id, ticket_id)]
 
 
-def visitor_ticket_json(t: Ticket, assignee: Operator | None) -> dict[str, Any]:
+def visitor_ticket_json(t: Ticket, assignee_name: str | None) -> dict[str, Any]:
     return {
         "ticketId": t.number,
         "status": t.status,
-        "assignee": {"name": assignee.display_name} if assignee else None,
+        "assignee": {"name": assignee_name} if assignee_name is not None else None,
     }
 
 
+_OPERATOR_NAME = Sql("SELECT display_name FROM operators WHERE id = :id")
+
+
 async def _emit_ticket(tx: Tx, t: Ticket) -> None:
-    assignee = await tx.session.get(Operator, t.assignee_id) if t.assignee_id else None
-    tx.emit(f"ticket:{t.id}", {"type": "ticket", "ticket": visitor_ticket_json(t, assignee)})
+    name = None
+    if t.assignee_id:
+        name = await (await tx.raw()).scalar(_OPERATOR_NAME, {"id": t.assignee_id})
+    tx.emit(f"ticket:{t.id}", {"type": "ticket", "ticket": visitor_ticket_json(t, name)})
     tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id})
 
 
@@ -374,7 +453,7 @@ async def send_customer_message(
         s = tx.session
         await tx.lock_scope(f"visitor:{visitor.id}")
         if number is not None and not new_ticket:
-            t = await ticket_by_number(s, number)
+            t = await load_ticket(tx, number)
             if t is None or not await customers.owns(s, visitor, t):
                 raise NotFound("no such ticket", "ticket_not_found")
         else:
@@ -432,46 +511,27 @@ async def send_customer_message(
         return Sent(t, message_json(msg, t.number), True, tx.prev_ids[msg.id])
 
 
-# Read cursors and joins are small rows written on most messages: plain statements, built
-# once (the ORM's unit of work cost more than the writes themselves). No code keeps them as
-# ORM objects.
-_MOVE_CURSOR = (
-    update(ReadCursor)
-    .where(
-        ReadCursor.ticket_id == bindparam("t"),
-        ReadCursor.reader == bindparam("r"),
-        ReadCursor.last_read_id < bindparam("v"),
-    )
-    .values(last_read_id=bindparam("v"), updated_at=bindparam("now"))
+# Read cursors and joins are small rows written on most messages: plain statements on the
+# driver (store/raw.py). No code keeps them as ORM objects.
+# Moves a cursor forward, never back: changes one row if it moved (or was created).
+_MOVE_CURSOR = Sql(
+    "INSERT INTO read_cursors (ticket_id, reader, last_read_id, updated_at)"
+    " VALUES (:t, :r, :v, :now)"
+    " ON CONFLICT (ticket_id, reader) DO UPDATE"
+    " SET last_read_id = excluded.last_read_id, updated_at = excluded.updated_at"
+    " WHERE read_cursors.last_read_id < excluded.last_read_id"
 )
-_CURSOR_EXISTS = select(ReadCursor.last_read_id).where(
-    ReadCursor.ticket_id == bindparam("t"), ReadCursor.reader == bindparam("r")
-)
-_NEW_CURSOR = insert(ReadCursor)
-_JOIN_EPOCH = select(TicketJoin.epoch).where(
-    TicketJoin.ticket_id == bindparam("t"), TicketJoin.operator_id == bindparam("o")
-)
-_NEW_JOIN = insert(TicketJoin)
-_SET_JOIN_EPOCH = (
-    update(TicketJoin)
-    .where(TicketJoin.ticket_id == bindparam("t"), TicketJoin.operator_id == bindparam("o"))
-    .values(epoch=bindparam("e"))
+_JOIN_EPOCH = Sql("SELECT epoch FROM ticket_joins WHERE ticket_id = :t AND operator_id = :o")
+_NEW_JOIN = Sql("INSERT INTO ticket_joins (ticket_id, operator_id, epoch) VALUES (:t, :o, :e)")
+_SET_JOIN_EPOCH = Sql(
+    "UPDATE ticket_joins SET epoch = :e WHERE ticket_id = :t AND operator_id = :o"
 )
 
 
 async def _set_cursor(tx: Tx, t: Ticket, reader: str, last_read_id: int) -> bool:
     """Move a read cursor forward (never back). Returns True if it moved."""
-    conn = await tx.session.connection()
     params = {"t": t.id, "r": reader, "v": last_read_id, "now": utcnow()}
-    if (await conn.execute(_MOVE_CURSOR, params)).rowcount:
-        return True
-    if (await conn.execute(_CURSOR_EXISTS, params)).first() is not None:
-        return False  # already at or past it
-    await conn.execute(
-        _NEW_CURSOR,
-        {"ticket_id": t.id, "reader": reader, "last_read_id": last_read_id, "updated_at": utcnow()},
-    )
-    return True
+    return await (await tx.raw()).run(_MOVE_CURSOR, params) > 0
 
 
 async def mark_read_by_visitor(rt: Runtime, visitor: Visitor, number: str, last_id: int) -> None:
@@ -494,7 +554,7 @@ async def mark_read_by_visitor(rt: Runtime, visitor: Visitor, number: str, last_
 
 
 async def _load_for_operator(tx: Tx, number: str) -> Ticket:
-    t = await ticket_by_number(tx.session, number)
+    t = await load_ticket(tx, number)
     if t is None:
         raise NotFound("no such ticket", "ticket_not_found")
     return t
@@ -502,14 +562,13 @@ async def _load_for_operator(tx: Tx, number: str) -> Ticket:
 
 async def _join(tx: Tx, t: Ticket, op: Operator) -> bool:
     """Post "Оператор … подключился" once per operator per epoch (again after a reopen)."""
-    conn = await tx.session.connection()
-    epoch = (await conn.execute(_JOIN_EPOCH, {"t": t.id, "o": op.id})).scalar()
+    raw = await tx.raw()
+    epoch = await raw.scalar(_JOIN_EPOCH, {"t": t.id, "o": op.id})
     if epoch is not None and epoch >= t.epoch:
         return False
-    if epoch is None:
-        await conn.execute(_NEW_JOIN, {"ticket_id": t.id, "operator_id": op.id, "epoch": t.epoch})
-    else:
-        await conn.execute(_SET_JOIN_EPOCH, {"t": t.id, "o": op.id, "e": t.epoch})
+    await raw.run(
+        _NEW_JOIN if epoch is None else _SET_JOIN_EPOCH, {"t": t.id, "o": op.id, "e": t.epoch}
+    )
     await post_message(
         tx,
         t,

@@ -7,12 +7,12 @@ import contextlib
 import fcntl
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,6 +24,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from trustdesk.config import Settings
 from trustdesk.store import sqlite_inline
+from trustdesk.store.raw import Raw, RawReader, Sql, in_transaction
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ Publish = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 MESSAGE_LOCK_KEY = 0x7D35_0001
 # Class of the per-ticket / per-visitor locks (two-key advisory locks: their own key space).
 SCOPE_LOCK_CLASS = 0x7D35
+_MESSAGE_LOCK = Sql("SELECT pg_advisory_xact_lock(CAST(:k AS bigint))")
+_SCOPE_LOCK = Sql("SELECT pg_advisory_xact_lock(CAST(:c AS integer), hashtext(CAST(:k AS text)))")
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -77,6 +80,15 @@ class Tx:
     messages: list[dict[str, Any]] = field(default_factory=list)
     prev_ids: dict[int, int] = field(default_factory=dict)  # message id -> previous in ticket
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _raw: Raw | None = None
+
+    async def raw(self) -> Raw:
+        """This transaction's connection, for the hot statements of store/raw.py (flush
+        the session first if they depend on pending ORM changes)."""
+        if self._raw is None:
+            conn = await self.session.connection()
+            self._raw = await in_transaction(self.dialect, await conn.get_raw_connection())
+        return self._raw
 
     def emit(self, topic: str, event: dict[str, Any]) -> None:
         if (topic, event) in self.events:  # one wake-up per change is enough
@@ -102,19 +114,14 @@ class Tx:
         """Global, until commit: taken by post_message just before the insert, so the
         section every message waits for is only the insert, its ticket update and commit."""
         if self.dialect == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"), {"k": MESSAGE_LOCK_KEY}
-            )
+            await (await self.raw()).all(_MESSAGE_LOCK, {"k": MESSAGE_LOCK_KEY})
 
     async def lock_scope(self, key: str) -> None:
         """Serialise the actions on one ticket or visitor (e.g. "ticket:1042"), until commit:
         a retried send then finds the first one's message. Always taken before the global
         message lock, never after it. (SQLite: BEGIN IMMEDIATE already serialises writers.)"""
         if self.dialect == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(:c, hashtext(:k))"),
-                {"c": SCOPE_LOCK_CLASS, "k": key},
-            )
+            await (await self.raw()).all(_SCOPE_LOCK, {"c": SCOPE_LOCK_CLASS, "k": key})
 
 
 class Store:
@@ -130,8 +137,19 @@ class Store:
         # SQLite has one writer at a time: writers of this process queue here, in order,
         # instead of polling the file lock (other processes are polled: sqlite_inline).
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        url = make_url(settings.resolved_database_url)
+        self.reader = RawReader(
+            self.dialect,
+            url.set(drivername="postgresql").render_as_string(hide_password=False),
+            url.database or "",
+        )
+
+    def raw_read(self) -> AbstractAsyncContextManager[Raw]:
+        """A short read on the driver, outside any transaction (see store/raw.py)."""
+        return self.reader.read()
 
     async def dispose(self) -> None:
+        await self.reader.close()
         await self.engine.dispose()
 
     @asynccontextmanager

@@ -35,7 +35,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)  # pragma: no cover - old sqlite3
 
 
-async def _retry(fn: Callable[[], T], busy_seconds: float) -> T:
+async def retry(fn: Callable[[], T], busy_seconds: float) -> T:
     """Run ``fn`` now; while the database is locked by someone else, retry with backoff."""
     try:
         return fn()
@@ -90,12 +90,12 @@ class InlineCursor:
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
         params = () if parameters is None else parameters
-        await _retry(lambda: self._cursor.execute(sql, params), self._conn.busy_seconds)
+        await retry(lambda: self._cursor.execute(sql, params), self._conn.busy_seconds)
         return self
 
     async def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> InlineCursor:
         rows = list(seq)  # a retry must see the same rows again
-        await _retry(lambda: self._cursor.executemany(sql, rows), self._conn.busy_seconds)
+        await retry(lambda: self._cursor.executemany(sql, rows), self._conn.busy_seconds)
         return self
 
     async def fetchone(self) -> Any:
@@ -126,7 +126,7 @@ class InlineConnection:
         return InlineCursor(self)
 
     async def commit(self) -> None:
-        await _retry(self._connection.commit, self.busy_seconds)
+        await retry(self._connection.commit, self.busy_seconds)
 
     async def rollback(self) -> None:
         self._connection.rollback()
@@ -147,7 +147,7 @@ def connector(path: str, busy_seconds: float) -> Callable[[], Any]:
     async def connect() -> InlineConnection:
         conn = sqlite3.connect(
             path,
-            timeout=0,  # never block the loop: _retry waits instead
+            timeout=0,  # never block the loop: retry waits instead
             isolation_level=None,  # we emit BEGIN ourselves (store/db.py)
             check_same_thread=False,  # the pool may close it from another thread
         )
