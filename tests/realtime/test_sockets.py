@@ -193,6 +193,52 @@ def test_retried_socket_send_stores_one_message(server: ServerProcess) -> None:
     run(go())
 
 
+def test_operator_replies_over_the_socket(server: ServerProcess, operator: OperatorClient) -> None:
+    """The dashboard can reply on its socket: acked with the stored message, delivered to
+    the widget, idempotent on client_msg_id (a retry over HTTP too), notes stay private,
+    refusals name the send."""
+
+    async def go() -> None:
+        v = VisitorClient(server.url)
+        ticket = v.send("Где мой заказ?")["ticketId"]
+        vsock, _ = await visitor_socket(server.ws_url, v.token, ticket, 0)
+        assert [m["sender_type"] for m in await vsock.messages(2)] == ["bot", "customer"]
+        cookie = operator.http.cookies["td_session"]
+        osock, _ = await operator_socket(server.ws_url, cookie, server.url)
+        send = {"type": "send", "ticketId": ticket, "message": "Уже в пути", "client_msg_id": "r1"}
+        await osock.send(send)
+        ack = await osock.until("ack")
+        assert ack["client_msg_id"] == "r1" and ack["ticketId"] == ticket
+        assert ack["message"]["message"] == "Уже в пути"
+        assert ack["message"]["sender_type"] == "admin"
+        got = [m["message"] for m in await vsock.messages(2)]
+        assert got == ["👨‍💼 Оператор Артём подключился к диалогу", "Уже в пути"]
+        await osock.send(send)  # the same send again: the same message, nothing new
+        again = await osock.until("ack")
+        assert again["message"]["id"] == ack["message"]["id"]
+        r = operator.post(
+            "/api/admin/support/reply",
+            {"ticketId": ticket, "message": "Уже в пути", "client_msg_id": "r1"},
+        )
+        assert r.status_code == 200 and r.json()["message"]["id"] == ack["message"]["id"]
+        note = {**send, "message": "клиент нервничает", "client_msg_id": "n1", "note": True}
+        await osock.send(note)
+        assert (await osock.until("ack"))["message"]["kind"] == "note"
+        await osock.send({**send, "ticketId": "TKT-0-NONE", "client_msg_id": "x1"})
+        err = await osock.until("error")
+        assert err["code"] == "ticket_not_found" and err["client_msg_id"] == "x1"
+        await osock.send({**send, "message": "   ", "client_msg_id": "x2"})
+        err = await osock.until("error")
+        assert err["code"] == "empty_message" and err["client_msg_id"] == "x2"
+        assert [f for f in await vsock.quiet() if f["type"] == "message"] == []
+        texts = [m["message"] for m in operator.open(ticket)["messages"]]
+        assert texts.count("Уже в пути") == 1
+        await osock.close()
+        await vsock.close()
+
+    run(go())
+
+
 def test_typing_and_presence_expire_when_a_client_dies(
     server: ServerProcess, operator: OperatorClient
 ) -> None:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from trustdesk.actions import metrics, operators, tickets, visitors
-from trustdesk.actions.errors import ActionError
+from trustdesk.actions.errors import ActionError, Invalid
 from trustdesk.actions.runtime import Runtime
 from trustdesk.api.deps import SESSION_COOKIE
 from trustdesk.api.limits import limits
@@ -503,6 +503,25 @@ class OperatorConn:
                     "operator", str(self.op.id), self.conn_id, ttl, self.info()
                 )
 
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        """A reply (or note) over the socket: the same action as POST /support/reply."""
+        cid = frame.get("client_msg_id")
+        cid = cid if isinstance(cid, str) else None
+        number = _str(frame.get("ticketId"), 41) or ""
+        text = frame.get("message")
+        try:
+            if not isinstance(text, str):
+                raise Invalid("message must be a string", "invalid_message")
+            if cid is None:
+                raise Invalid("client_msg_id is required", "invalid_client_msg_id")
+            kind = "note" if frame.get("note") is True else "text"
+            msg = await tickets.reply(self.rt, self.op, number, text, cid, kind=kind)
+        except ActionError as exc:
+            await _error(self.ws, exc.code, exc.message, client_msg_id=cid)
+            return
+        ack = {"type": "ack", "client_msg_id": cid, "ticketId": msg["ticket_id"], "message": msg}
+        await _send(self.ws, ack)
+
     async def ref(self, number: str) -> str | None:
         if number not in self.refs:
             async with self.rt.store.read() as session:
@@ -532,6 +551,8 @@ class OperatorConn:
             }
             await self.rt.hub.publish(f"ticket:{ref}", ev)
             await self.rt.hub.publish(OPERATORS_TOPIC, {**ev, "operator_id": self.op.id})
+        elif kind == "send":
+            await self.on_send(frame)
         elif kind == "visibility":
             # A hidden dashboard tab still gets browser push for new customer messages.
             self.visible = bool(frame.get("visible", True))

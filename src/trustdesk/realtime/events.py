@@ -60,6 +60,19 @@ class OperatorTyping(Frame):
     active: bool
 
 
+class OperatorSend(Frame):
+    """Operator: reply to a ticket (or write a private note), as `POST
+    /api/admin/support/reply` (`/note`) does; idempotent on client_msg_id. Answered by `ack`,
+    or by `error` naming the client_msg_id. A client that gets neither (the socket
+    dropped) sends it again, on the socket or over HTTP, with the same client_msg_id."""
+
+    type: Literal["send"]
+    ticketId: str  # noqa: N815
+    message: str
+    client_msg_id: str = Field(min_length=1, max_length=64)
+    note: bool = Field(default=False, description="a private note (never sent to the widget)")
+
+
 class Read(Frame):
     """Visitor: read up to this message id."""
 
@@ -116,7 +129,8 @@ class MessageFrame(Frame):
 
 
 class Ack(Frame):
-    """Reply to `send`: the stored message (the same one again for a retried id)."""
+    """Reply to `send` (both sockets): the stored message (the same one again for a retried
+    id)."""
 
     type: Literal["ack"]
     client_msg_id: str | None
@@ -229,6 +243,7 @@ VisitorServerFrame = Annotated[
 OperatorServerFrame = Annotated[
     OperatorReady
     | MessageFrame
+    | Ack
     | TypingFrame
     | OperatorTicketFrame
     | ReadFrame
@@ -260,13 +275,14 @@ SECTIONS: list[tuple[str, list[type[Frame]]]] = [
     ),
     (
         "Operator socket `GET /ws/operator`: client frames",
-        [OperatorHello, OperatorTyping, OperatorRead, Visibility, Ping],
+        [OperatorHello, OperatorSend, OperatorTyping, OperatorRead, Visibility, Ping],
     ),
     (
         "Operator socket: server frames",
         [
             OperatorReady,
             MessageFrame,
+            Ack,
             OperatorTicketFrame,
             TypingFrame,
             ReadFrame,
