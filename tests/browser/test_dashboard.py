@@ -301,6 +301,13 @@ def test_spec_manual_flow(server: ServerProcess, new_page: Callable[..., Page]) 
     expect(log.locator(".msg.customer .msg-author").first).to_have_text("👥 Гость")
     customer.wait_for_text("👨‍💼 Оператор Артём подключился к диалогу")
 
+    # With the live socket up, replies go over it: no HTTP request per message.
+    expect(page.locator("html")).to_have_attribute("data-live", "on")
+    http_replies: list[str] = []
+    page.on(
+        "request",
+        lambda r: http_replies.append(r.url) if "/api/admin/support/reply" in r.url else None,
+    )
     reply = page.get_by_role("textbox", name="Ответ")
     reply.fill("Привет! Как дела?")  # step 7
     reply.press("Enter")
@@ -315,6 +322,7 @@ def test_spec_manual_flow(server: ServerProcess, new_page: Callable[..., Page]) 
     expect(reply).to_have_value("Строка 1\nСтрока 2")
     page.get_by_role("button", name="Отправить").click()
     customer.wait_for_text("Строка 1\nСтрока 2")
+    assert http_replies == []
 
     page.get_by_role("button", name="Закрыть тикет").click()  # step 10
     expect(log.get_by_text("✅ Тикет закрыт. Спасибо за обращение!")).to_be_visible()

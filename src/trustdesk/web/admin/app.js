@@ -4,7 +4,7 @@
 // Rules kept everywhere: user text only through textContent (dom.js `h`), no inline
 // scripts or styles (strict CSP), every message keyed by id so nothing shows twice.
 
-import { api, setCsrf, setUnauthorizedHandler, upload } from "./api.js";
+import { ApiError, api, setCsrf, setUnauthorizedHandler, upload } from "./api.js";
 import {
   clear,
   dayLabel,
@@ -744,6 +744,7 @@ function onLiveState(connected, first) {
     if (document.visibilityState !== "visible") sendVisibility();
     if (!first) resync();
   } else {
+    dropSocketSends();
     bannerTimer = setTimeout(() => {
       if (!state.connected && ui.connBanner) ui.connBanner.hidden = false;
     }, 1500);
@@ -794,7 +795,11 @@ function onFrame(f) {
     case "resync":
       resync();
       break;
+    case "ack":
+      settleSocketSend(f);
+      break;
     case "error":
+      if (settleSocketSend(f)) break;
       if (f.code === "unauthorized") signOut(t("login.expired"));
       break;
     default:
@@ -2045,6 +2050,47 @@ function send() {
   sendPending(p);
 }
 
+// Replies go over the dashboard's socket when it is up (no HTTP request per message); the
+// server answers `ack` or an `error` naming the client_msg_id.
+class SocketUnavailable extends Error {}
+const socketSends = new Map(); // client_msg_id -> {resolve, reject, timer}
+const SOCKET_ACK_MS = 8000;
+
+function replyOverSocket(p) {
+  return new Promise((resolve, reject) => {
+    const frame = { type: "send", ticketId: p.ticketId, message: p.text, client_msg_id: p.cmid };
+    if (p.mode === "note") frame.note = true;
+    if (!live || !live.send(frame)) {
+      reject(new SocketUnavailable("offline"));
+      return;
+    }
+    const timer = setTimeout(() => {
+      socketSends.delete(p.cmid);
+      reject(new SocketUnavailable("no answer"));
+    }, SOCKET_ACK_MS);
+    socketSends.set(p.cmid, { resolve, reject, timer });
+  });
+}
+
+function settleSocketSend(f) {
+  const waiting = f.client_msg_id ? socketSends.get(f.client_msg_id) : null;
+  if (!waiting) return false;
+  socketSends.delete(f.client_msg_id);
+  clearTimeout(waiting.timer);
+  if (f.type === "ack") waiting.resolve({ message: f.message });
+  else waiting.reject(new ApiError(400, f.code, f.message, f.retry_after));
+  return true;
+}
+
+function dropSocketSends() {
+  // The socket closed: whatever had no answer is retried over HTTP (same client_msg_id).
+  for (const [cmid, waiting] of socketSends) {
+    clearTimeout(waiting.timer);
+    waiting.reject(new SocketUnavailable("closed"));
+    socketSends.delete(cmid);
+  }
+}
+
 async function sendPending(p) {
   if (p.upload) return sendUpload(p);
   p.failed = false;
@@ -2052,9 +2098,12 @@ async function sendPending(p) {
   if (cur && cur.id === p.ticketId) renderMessages();
   try {
     let r;
-    if (p.mode === "note") r = await api.note(p.ticketId, p.text, p.cmid);
-    else if (p.mode === "system") r = await api.system(p.ticketId, p.text);
-    else r = await api.reply(p.ticketId, p.text, p.cmid);
+    if (p.mode === "system") r = await api.system(p.ticketId, p.text);
+    else r = await replyOverSocket(p).catch((e) => {
+      if (!(e instanceof SocketUnavailable)) throw e;
+      // Not sent, or sent without an answer: HTTP with the same client_msg_id (idempotent).
+      return p.mode === "note" ? api.note(p.ticketId, p.text, p.cmid) : api.reply(p.ticketId, p.text, p.cmid);
+    });
     const now = state.current;
     if (now && now.id === p.ticketId) {
       now.pending.delete(p.cmid);
