@@ -5,10 +5,12 @@ visitor with an open ticket; a single open-loop scheduler draws message times fr
 process (rate = conversations x per-conversation rate) and gives each one to a random
 conversation, which alternates: operator reply, visitor message, operator reply, ...
 
-* Operator reply: `POST /api/admin/support/reply` from a small pool of operators, each an
-  `httpx.AsyncClient` with keep-alive connections. Its text carries the monotonic time taken
-  just before the request is issued; the latency is from then to the frame's arrival on the
-  visitor's socket (the same clock: one process).
+* Operator reply: as the dashboard sends it, a `send` frame on the operator's socket
+  (`--reply-via socket`, the default; stored = its `ack`), or `POST /api/admin/support/reply`
+  from a small pool of operators, each an `httpx.AsyncClient` with keep-alive connections
+  (`--reply-via http`). Its text carries the monotonic time taken just before it is sent;
+  the latency is from then to the frame's arrival on the visitor's socket (the same clock:
+  one process).
 * Visitor message: a `send` frame on the visitor socket; stored = the `ack`, delivered = the
   frame's arrival on an operator dashboard socket (`/ws/operator`).
 
@@ -232,13 +234,20 @@ async def _read_visitor(rec: Recorder, ws: ClientConnection) -> None:
 async def _read_dashboard(rec: Recorder, ws: ClientConnection, record: bool) -> None:
     with contextlib.suppress(ConnectionClosed):
         async for raw in ws:
-            if not record:
-                continue
             try:
                 f = json.loads(raw)
             except ValueError:
                 continue
-            if f.get("type") == "message":
+            kind = f.get("type")
+            if kind == "ack":  # a reply this dashboard sent was stored
+                text = (f.get("message") or {}).get("message", "")
+                if text[:2] == "R|":
+                    rec.stored(REPLY, text)
+            elif kind == "error" and f.get("client_msg_id"):
+                rec.error(f"reply: {f.get('code')}")
+            if not record:
+                continue
+            if kind == "message":
                 m = f.get("message") or {}
                 text = m.get("message", "")
                 if m.get("sender_type") == "customer" and text[:2] == "V|":
@@ -350,8 +359,10 @@ class TrustDeskTarget(Target):
         operators: int = 4,
         conns_per_operator: int = 8,
         dashboards: int = 1,
+        reply_via: str = "http",
     ) -> None:
         self.rec, self.url, self.ws_url, self.admin = rec, url, ws_url, admin
+        self.reply_via = reply_via
         self.n_ops, self.per_op, self.n_dash = operators, conns_per_operator, dashboards
         self.ops: list[httpx.AsyncClient] = []
         # Requests wait for one of an operator's connections here, in a cheap FIFO, rather
@@ -469,6 +480,13 @@ class TrustDeskTarget(Target):
         return conv
 
     async def reply(self, conv: Conv, text: str) -> None:
+        if self.reply_via == "socket" and self.dash:
+            # As the dashboard does: a `send` frame on the operator's socket; the `ack`
+            # (read by _read_dashboard) marks it stored.
+            ws = self.dash[conv.op % len(self.dash)]
+            frame = {"type": "send", "ticketId": conv.ticket, "message": text}
+            await ws.send(json.dumps({**frame, "client_msg_id": uuid.uuid4().hex}))
+            return
         async with self.op_slots[conv.op]:
             r = await self.ops[conv.op].post(
                 "/api/admin/support/reply",

@@ -595,13 +595,20 @@ def write(data: dict[str, Any], out: Path) -> None:
         "- **Load client** (`bench/load.py`): one asyncio process on uvloop plays every visitor "
         "and operator, on 127.0.0.1. Visitors are `websockets` clients on `/ws/visitor` "
         "(`hello` with a token from `POST /api/support/session`, first `send` creates the "
-        "ticket). Operators are a pool of 4 logged-in operators, each an `httpx.AsyncClient` "
-        "with 8 keep-alive connections, replying with `POST /api/admin/support/reply`; "
+        "ticket). Operators reply as the dashboard does, with a `send` frame on their "
+        "dashboard socket (stored = its `ack`)"
+        + (
+            ""
+            if cfg.get("reply_via", "http") == "socket"
+            else " — in this run with `--reply-via http`: `POST /api/admin/support/reply` from "
+            "4 logged-in operators, each an `httpx.AsyncClient` with 8 keep-alive connections"
+        )
+        + "; the 3 s polling reference replies over HTTP as the spec's dashboard did; "
         f"{cfg.get('dashboards')} operator dashboard socket(s) on `/ws/operator` stay "
         "connected, as a dashboard would (they receive every message and a `ticket` summary "
         "per change), and time visitor → operator delivery.",
         "- **Latency**: the message text carries `time.perf_counter_ns()` taken just before the "
-        "operator's request is issued; the visitor's socket reader subtracts it on arrival "
+        "operator's frame or request is sent; the visitor's socket reader subtracts it on arrival "
         "(same process, same clock). The operator's first reply to each ticket (which also "
         'posts "operator joined") happens during set-up and is not measured.',
         "- **Pacing**: open loop. One scheduler draws Poisson arrivals at N × rate and hands "

@@ -208,6 +208,7 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 stack.ws_url,
                 (ADMIN_EMAIL, ADMIN_PASSWORD),
                 dashboards=args.dashboards,
+                reply_via="http" if name == "polling" else args.reply_via,
             )
             meters = meters_for(stack.pid, stack.service_pids())
             results[name] = run_async(latency_levels(target, args, meters))
@@ -395,6 +396,7 @@ def _sustained_target(stack: TrustDeskStack, args: argparse.Namespace) -> load.T
         stack.ws_url,
         (ADMIN_EMAIL, ADMIN_PASSWORD),
         dashboards=args.dashboards,
+        reply_via=args.reply_via,
     )
 
 
@@ -601,6 +603,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=ints,
         default=[1, 10, 100, 1000],
         help="concurrent conversations (ascending)",
+    )
+    p.add_argument(
+        "--reply-via",
+        default="socket",
+        choices=["socket", "http"],
+        help="how operators reply: the dashboard's socket (as the dashboard does) or HTTP",
     )
     p.add_argument("--runs", type=int, default=3, help="measurement windows per level")
     p.add_argument("--window", type=float, default=10.0, help="seconds per window")
