@@ -1,9 +1,10 @@
 """Counts the SQL statements a server process executes (bench diagnostics only).
 
 `python -m bench.run` puts this directory on the server's PYTHONPATH when it measures the
-cost of one message, with BENCH_SQLCOUNT_OUT set: every statement SQLAlchemy sends is
-counted (by its text), and the counts are written to that file twice a second. Nothing in
-the server changes; the listener costs a dictionary increment per statement.
+cost of one message, with BENCH_SQLCOUNT_OUT set: every statement SQLAlchemy sends and
+every statement `trustdesk.store.raw.Raw` runs on the driver (wrapped here) is counted by
+its text, and the counts are written to that file twice a second. Nothing else in the
+server changes; counting costs a dictionary increment per statement.
 """
 
 from __future__ import annotations
@@ -23,9 +24,21 @@ if _OUT:
 
     _counts: Counter[str] = Counter()
 
+    from trustdesk.store import raw as _raw
+
     @event.listens_for(Engine, "before_cursor_execute")
     def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         _counts[statement] += 1
+
+    def _counted(method: Any) -> Any:
+        async def wrapper(self: Any, sql: Any, params: Any = None) -> Any:
+            _counts[sql.text] += 1
+            return await method(self, sql, params)
+
+        return wrapper
+
+    _raw.Raw.all = _counted(_raw.Raw.all)  # type: ignore[method-assign]
+    _raw.Raw.run = _counted(_raw.Raw.run)  # type: ignore[method-assign]
 
     def _dump(path: str) -> None:
         while True:
