@@ -80,3 +80,44 @@ def test_raw_statements_belong_to_the_transaction(settings: Settings) -> None:
             await store.dispose()
 
     asyncio.run(main())
+
+
+def test_objects_loaded_raw_are_flushed_with_the_transaction(settings: Settings) -> None:
+    """A ticket loaded on the driver and changed is written at commit, even when the
+    transaction never opened an ORM session (SQLite writes open one only when needed);
+    a failing transaction keeps none of its raw or ORM changes."""
+    from trustdesk.actions.tickets import load_ticket
+    from trustdesk.store.models import Ticket
+
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    status = Sql("SELECT status, epoch FROM tickets WHERE number = :n")
+
+    async def main() -> None:
+        store = Store(settings)
+        try:
+            async with store.transaction() as tx:
+                await (await tx.raw()).run(_NEW_VISITOR, {"id": "v", "h": "hv", "at": at})
+                tx.session.add(Ticket(id="t1", number="TKT-1-AAAA", visitor_id="v"))
+            async with store.transaction() as tx:
+                t = await load_ticket(tx, "TKT-1-AAAA")
+                assert t is not None and t.status == "open"
+                assert tx.has_session == (store.dialect != "sqlite")
+                assert await load_ticket(tx, "TKT-1-AAAA") is t  # one object per row
+                t.status = "closed"
+            async with store.raw_read() as raw:
+                assert tuple(await raw.first(status, {"n": "TKT-1-AAAA"}) or ()) == ("closed", 0)
+            with pytest.raises(Boom):
+                async with store.transaction() as tx:
+                    t = await load_ticket(tx, "TKT-1-AAAA")
+                    assert t is not None
+                    t.epoch = 5
+                    await tx.flush()
+                    await (await tx.raw()).run(_NEW_VISITOR, {"id": "w", "h": "hw", "at": at})
+                    raise Boom
+            async with store.raw_read() as raw:
+                assert tuple(await raw.first(status, {"n": "TKT-1-AAAA"}) or ()) == ("closed", 0)
+                assert await raw.all(_SOME, {"ids": ["w"]}) == []
+        finally:
+            await store.dispose()
+
+    asyncio.run(main())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -42,7 +42,10 @@ _PG_POST = Sql(
 
 
 def iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC, microseconds, Z: 2026-11-28T09:00:00.000000Z (isoformat: faster than strftime)."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt.isoformat(timespec="microseconds") + "Z"
 
 
 def clean_text(text: str, max_chars: int) -> str:
@@ -165,7 +168,7 @@ async def post_message(
     if attachment is None:
         # The hot path as plain statements (the ORM's unit of work cost more than all of
         # them). The ticket object is told the new values without being marked dirty.
-        await tx.session.flush()  # whatever the caller changed goes first (the ticket row)
+        await tx.flush()  # whatever the caller changed goes first (the ticket row)
         raw = await tx.raw()
         if pg:  # in the same statement as the insert
             row = await raw.first(_PG_POST, fields)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import (
@@ -68,8 +68,6 @@ for _sender in ("customer", "admin", "system", "bot"):
 for _result in ("ok", "retry", "failed"):
     WEBHOOK_DELIVERIES.labels(_result)
 
-_ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def ws_opened(kind: str) -> None:
     CONNECTIONS.labels(kind).inc()
@@ -91,7 +89,7 @@ def message_delivered(kind: str, message: dict[str, Any]) -> None:
     machines the figure includes their clock difference.
     """
     try:
-        created = datetime.strptime(message["created_at"], _ISO).replace(tzinfo=UTC)
+        created = datetime.fromisoformat(message["created_at"])  # (strptime: 10x slower)
     except (KeyError, TypeError, ValueError):
         return
     DELIVERY_LATENCY.labels(kind).observe(max(0.0, time.time() - created.timestamp()))

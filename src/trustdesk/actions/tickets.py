@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
 
 from trustdesk.actions import customers, texts
 from trustdesk.actions.errors import Invalid, NotFound
@@ -89,8 +88,8 @@ async def load_ticket(tx: Tx, number: str) -> Ticket | None:
     row = await (await tx.raw()).first(_TICKET_BY_NUMBER, {"n": number})
     if row is None:
         return None
-    known = tx.session.identity_map.get(identity_key(Ticket, row[0]))
-    if isinstance(known, Ticket):
+    known = tx.adopted(Ticket, row[0])
+    if known is not None:
         return known
     t = Ticket(
         id=row[0],
@@ -108,7 +107,7 @@ async def load_ticket(tx: Tx, number: str) -> Ticket | None:
         rated_at=opt_dt(row[12]),
     )
     make_transient_to_detached(t)
-    tx.session.add(t)
+    tx.adopt(t, t.id)
     return t
 
 
@@ -450,13 +449,16 @@ async def send_customer_message(
     text = clean_text(text, rt.settings.max_message_chars)
     client_msg_id = clean_client_id(client_msg_id)
     async with rt.store.transaction() as tx:
-        s = tx.session
         await tx.lock_scope(f"visitor:{visitor.id}")
         if number is not None and not new_ticket:
             t = await load_ticket(tx, number)
-            if t is None or not await customers.owns(s, visitor, t):
+            # (the session only for a ticket of the same shop customer on another device)
+            if t is None or not (
+                t.visitor_id == visitor.id or await customers.owns(tx.session, visitor, t)
+            ):
                 raise NotFound("no such ticket", "ticket_not_found")
         else:
+            s = tx.session
             t = None
             mine = await customers.owner_ids(s, visitor)
             if client_msg_id:
@@ -491,8 +493,8 @@ async def send_customer_message(
                 created_at=now,
                 updated_at=now,
             )
-            s.add(t)
-            await s.flush()
+            tx.session.add(t)
+            await tx.session.flush()
             await post_message(
                 tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=texts.GREETING
             )
@@ -613,7 +615,7 @@ async def open_ticket(
         t = await _load_for_operator(tx, number)
         if t.status == "open":
             await _join(tx, t, op)
-        await tx.session.flush()
+        await tx.flush()
         await _mark_read_by_operator(tx, t, op, t.last_message_id or 0)
         rows = await messages_after(tx.session, t.id, 0, include_notes=True, limit=100_000)
         messages = [message_json(m, t.number) for m in rows]

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event, inspect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,13 +18,15 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.orm.util import identity_key
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from trustdesk.config import Settings
 from trustdesk.store import sqlite_inline
 from trustdesk.store.raw import Raw, RawReader, Sql, in_transaction
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Publishes a committed transaction's events, in order (the hub's publish_many).
 Publish = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
@@ -40,13 +40,30 @@ _MESSAGE_LOCK = Sql("SELECT pg_advisory_xact_lock(CAST(:k AS bigint))")
 _SCOPE_LOCK = Sql("SELECT pg_advisory_xact_lock(CAST(:c AS integer), hashtext(CAST(:k AS text)))")
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
+def sqlite_pragmas(conn: Any) -> None:
+    """Every SQLite connection: WAL (readers never wait for the writer), foreign keys,
+    and commits that survive a crash of the process (NORMAL: not a power cut)."""
+    cur = conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(
+    settings: Settings, writer: Callable[[], Awaitable[Any]] | None = None
+) -> AsyncEngine:
+    """The engine. `writer` (SQLite only): the process's one write connection, for the
+    engine of the sessions that write transactions open when they need the ORM."""
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         path = make_url(url).database or ""
         # Statements run on the loop's thread; waits for other processes' locks do not.
-        engine = create_async_engine(url, async_creator=sqlite_inline.connector(path, 30.0))
+        if writer is None:
+            engine = create_async_engine(url, async_creator=sqlite_inline.connector(path, 30.0))
+        else:
+            engine = create_async_engine(url, async_creator=writer, poolclass=StaticPool)
         sync = engine.sync_engine
 
         @event.listens_for(sync, "connect")
@@ -54,14 +71,13 @@ def make_engine(settings: Settings) -> AsyncEngine:
             # We emit BEGIN ourselves (IMMEDIATE for writes) so that several processes on one
             # file wait for the write lock instead of failing with "database is locked".
             # (The connection is opened in autocommit mode: see sqlite_inline.connector.)
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
+            if writer is None:  # (the write connection got them when it was opened)
+                sqlite_pragmas(dbapi_conn)
 
         @event.listens_for(sync, "begin")
         def _on_begin(conn: Any) -> None:
+            if getattr(conn.connection.driver_connection, "in_transaction", False):
+                return  # the write connection, already in the transaction Store began
             immediate = conn.get_execution_options().get("td_write", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -69,22 +85,71 @@ def make_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
 
 
-@dataclass
 class Tx:
-    """One unit of work: a session plus the events to publish once it has committed."""
+    """One unit of work: a session plus the events to publish once it has committed.
 
-    session: AsyncSession
-    dialect: str
-    settings: Settings
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    prev_ids: dict[int, int] = field(default_factory=dict)  # message id -> previous in ticket
-    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    _raw: Raw | None = None
+    SQLite writes run on the process's write connection, begun by Store; their ORM session
+    is only opened if the action needs one (`tx.session`): the hot paths (a reply, a
+    customer message) run their statements on the driver (`tx.raw()`) and never do.
+    Objects loaded raw (`adopt`) join the session when it opens, changes included.
+    """
+
+    def __init__(
+        self,
+        session: AsyncSession | None,
+        dialect: str,
+        settings: Settings,
+        *,
+        open_session: Callable[[], AsyncSession] | None = None,
+        raw: Raw | None = None,
+    ) -> None:
+        self._session = session
+        self._open_session = open_session
+        self._raw = raw
+        self.dialect = dialect
+        self.settings = settings
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.prev_ids: dict[int, int] = {}  # message id -> previous in ticket
+        self.after_commit: list[Callable[[], Awaitable[None]]] = []
+        self._adopted: dict[tuple[type, Any], Any] = {}
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            assert self._open_session is not None
+            self._session = self._open_session()
+            self._session.add_all(list(self._adopted.values()))
+        return self._session
+
+    @property
+    def has_session(self) -> bool:
+        return self._session is not None
+
+    def adopted(self, cls: type[T], pk: Any) -> T | None:
+        """The object of that class and primary key this transaction already has."""
+        found = self._adopted.get((cls, pk))
+        if found is None and self._session is not None:
+            found = self._session.identity_map.get(identity_key(cls, pk))
+        return found if isinstance(found, cls) else None
+
+    def adopt(self, obj: Any, pk: Any) -> None:
+        """Hand a detached object (loaded raw) to the transaction, as if its session had
+        loaded it: changes to it are flushed like any other."""
+        self._adopted[(type(obj), pk)] = obj
+        if self._session is not None:
+            self._session.add(obj)
+
+    async def flush(self) -> None:
+        """Write pending ORM changes (before raw statements that depend on them)."""
+        if self._session is None and any(inspect(o).modified for o in self._adopted.values()):
+            self.session  # noqa: B018 - opens it, with the changed objects
+        if self._session is not None:
+            await self._session.flush()
 
     async def raw(self) -> Raw:
         """This transaction's connection, for the hot statements of store/raw.py (flush
-        the session first if they depend on pending ORM changes)."""
+        first if they depend on pending ORM changes)."""
         if self._raw is None:
             conn = await self.session.connection()
             self._raw = await in_transaction(self.dialect, await conn.get_raw_connection())
@@ -138,6 +203,15 @@ class Store:
         # instead of polling the file lock (other processes are polled: sqlite_inline).
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         url = make_url(settings.resolved_database_url)
+        self._writer: sqlite_inline.InlineConnection | None = None
+        self._writer_path = url.database or ""
+        self._write_sessions: async_sessionmaker[AsyncSession] | None = None
+        if self.dialect == "sqlite":
+            write_engine = make_engine(settings, writer=self._write_connection)
+            self._write_engine: AsyncEngine | None = write_engine
+            self._write_sessions = async_sessionmaker(write_engine, expire_on_commit=False)
+        else:
+            self._write_engine = None
         self.reader = RawReader(
             self.dialect,
             url.set(drivername="postgresql").render_as_string(hide_password=False),
@@ -148,20 +222,67 @@ class Store:
         """A short read on the driver, outside any transaction (see store/raw.py)."""
         return self.reader.read()
 
+    async def _write_connection(self) -> sqlite_inline.InlineConnection:
+        if self._writer is None:
+            self._writer = await sqlite_inline.connector(self._writer_path, 30.0)()
+            sqlite_pragmas(self._writer._connection)
+            # SQLAlchemy sets a connection up on its first checkout and ends with a
+            # rollback: that must happen now, outside any transaction. (The engine's creator
+            # is this method: it returns the connection just made.)
+            assert self._write_engine is not None
+            async with self._write_engine.connect():
+                pass
+        return self._writer
+
     async def dispose(self) -> None:
         await self.reader.close()
+        if self._write_engine is not None:
+            await self._write_engine.dispose()
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
         await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _sqlite_write(self) -> AsyncIterator[Tx]:
+        """A write on SQLite: this process's writers queue on the lock, then BEGIN IMMEDIATE
+        on the write connection (other processes are waited for: sqlite_inline.retry)."""
+        assert self._write_lock is not None and self._write_sessions is not None
+        async with self._write_lock:
+            writer = await self._write_connection()
+            conn = writer._connection
+            await sqlite_inline.retry(lambda: conn.execute("BEGIN IMMEDIATE"), writer.busy_seconds)
+            tx = Tx(
+                None,
+                self.dialect,
+                self.settings,
+                open_session=self._write_sessions,
+                raw=Raw(self.dialect, writer),
+            )
+            try:
+                yield tx
+                await tx.flush()
+                if tx.has_session:
+                    await tx.session.commit()  # commits the connection's transaction
+                if conn.in_transaction:
+                    await sqlite_inline.retry(conn.commit, writer.busy_seconds)
+            finally:
+                if tx.has_session:
+                    await tx.session.close()  # (rolls back what was not committed)
+                if conn.in_transaction:
+                    conn.rollback()
 
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[Tx]:
         """Run one action. On success: commit, then publish its events (never before)."""
-        gate = self._write_lock if write and self._write_lock is not None else None
-        async with gate or contextlib.nullcontext(), self.sessions() as session:
-            if gate is not None:
-                await session.connection(execution_options={"td_write": True})
-            tx = Tx(session=session, dialect=self.dialect, settings=self.settings)
-            yield tx
-            await session.commit()
+        if write and self.dialect == "sqlite":
+            async with self._sqlite_write() as tx:
+                yield tx
+        else:
+            async with self.sessions() as session:
+                tx = Tx(session, self.dialect, self.settings)
+                yield tx
+                await session.commit()
         if self.publish is not None and tx.events:
             await self.publish(tx.events)
         if self.on_messages is not None and tx.messages:

@@ -32,7 +32,6 @@ from typing import Any
 from trustdesk.store import sqlite_inline
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)(?:\[(text|bigint)\])?")
-_SQLITE_DT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 
 Row = Sequence[Any]
 
@@ -79,10 +78,10 @@ def opt_dt(value: Any) -> datetime | None:
 
 
 def _sqlite_value(v: Any) -> Any:
-    if isinstance(v, datetime):
+    if isinstance(v, datetime):  # as SQLAlchemy stores DateTime: 2026-11-28 09:00:00.000000
         if v.tzinfo is None:
             raise ValueError("naive datetime")
-        return v.astimezone(UTC).strftime(_SQLITE_DT)
+        return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     if isinstance(v, list | tuple):
         return json.dumps(list(v))
     return v

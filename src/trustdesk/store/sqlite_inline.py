@@ -119,6 +119,10 @@ class InlineConnection:
         self.busy_seconds = busy_seconds
 
     @property
+    def in_transaction(self) -> bool:
+        return self._connection.in_transaction
+
+    @property
     def isolation_level(self) -> str | None:
         return self._connection.isolation_level
 
