@@ -645,7 +645,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-hold", type=float, default=5.0)
     p.add_argument("--sustained-convs", type=int, default=200)
     p.add_argument(
-        "--sustained-rates", type=ints, default=[10, 25, 50, 100, 200, 400, 700, 1000, 1500, 2000]
+        "--sustained-rates",
+        type=ints,
+        default=[10, 25, 50, 100, 200, 400, 700, 1000, 1200, 1500, 2000],
     )
     p.add_argument(
         "--sustained-backend",
