@@ -234,10 +234,12 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Load actually offered and achieved, per target and level (medians of the runs; "
-        "messages/s counts both directions; CPU in % of one core, 200% = the whole machine):",
+        'messages/s counts both directions; "reply stored" is the operator\'s wait for '
+        "the `ack` frame, or for the HTTP answer where replies go over HTTP (3 s polling); "
+        "CPU in % of one core, 200% = the whole machine):",
         "",
         "| target | conv. | offered / sent msg/s | stored msg/s | delivered msg/s | lost | "
-        "reply HTTP p50 ms | visitor→dashboard p50 / p99 ms | server CPU | PG+Redis CPU | "
+        "reply stored p50 ms | visitor→dashboard p50 / p99 ms | server CPU | PG+Redis CPU | "
         "client CPU | other processes CPU | errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
