@@ -121,3 +121,65 @@ def test_objects_loaded_raw_are_flushed_with_the_transaction(settings: Settings)
             await store.dispose()
 
     asyncio.run(main())
+
+
+def test_a_broken_driver_connection_counts_as_storage_unavailable() -> None:
+    """PostgreSQL stopping while a raw statement starts leaves asyncpg's protocol mid-way
+    ("cannot switch to state 15; another operation (2) is in progress", seen in the restart
+    test): an outage (503, retry), not a 500."""
+    from asyncpg import exceptions as pg  # type: ignore[import-untyped]
+
+    from trustdesk.store.db import storage_unavailable
+
+    def wrapped(cause: BaseException) -> BaseException:
+        try:
+            try:
+                raise cause
+            except BaseException as inner:
+                raise RuntimeError("as SQLAlchemy re-raises it") from inner
+        except RuntimeError as outer:
+            return outer
+
+    state = pg.InternalClientError("cannot switch to state 15; another operation (2) is in use")
+    assert storage_unavailable(wrapped(state))
+    assert storage_unavailable(wrapped(pg.ConnectionDoesNotExistError("closed")))
+    assert not storage_unavailable(wrapped(pg.UniqueViolationError("duplicate key")))
+    assert not storage_unavailable(wrapped(Boom()))
+
+
+def test_a_connection_lost_under_a_raw_statement_is_not_reused(postgres: Postgres) -> None:
+    """The raw statements bypass SQLAlchemy's disconnect handling: a backend that dies under
+    one must be dropped from the pool, or the next transactions get a dead connection."""
+    from trustdesk.store.db import storage_unavailable
+
+    url = postgres.create_database(f"rawlost_{int(time.time() * 1000)}")
+    s = Settings(data_dir=Path("/nonexistent"), database_url=url)
+    run_migrations(s)
+    pid_of = Sql("SELECT pg_backend_pid()")
+    terminate = Sql("SELECT pg_terminate_backend(:p)")
+
+    async def main() -> None:
+        store = Store(s)
+        try:
+            # Warm the pool with a few connections, all idle afterwards.
+            async def hold() -> None:
+                async with store.transaction() as tx:
+                    await (await tx.raw()).scalar(pid_of)
+                    await asyncio.sleep(0)
+
+            await asyncio.gather(*(hold() for _ in range(4)))
+            with pytest.raises(Exception) as info:
+                async with store.transaction() as tx:
+                    raw = await tx.raw()
+                    pid = await raw.scalar(pid_of)
+                    async with store.raw_read() as other:
+                        assert await other.scalar(terminate, {"p": pid}) is True
+                    await raw.scalar(pid_of)
+            assert storage_unavailable(info.value), repr(info.value)
+            for _ in range(8):  # every pooled connection in turn: none is the dead one
+                async with store.transaction() as tx:
+                    assert await (await tx.raw()).scalar(pid_of) != pid
+        finally:
+            await store.dispose()
+
+    asyncio.run(main())

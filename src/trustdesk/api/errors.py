@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trustdesk.actions.errors import ActionError, RateLimited
+from trustdesk.store.db import storage_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,31 +77,6 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal", "internal error")
-
-
-def storage_unavailable(exc: BaseException) -> bool:
-    """The database is away (restarting, unreachable, locked): worth a retry, not a 500."""
-    from asyncpg import exceptions as pg  # type: ignore[import-untyped]
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(exc, DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    ):
-        return True
-    outage = (
-        OSError,
-        pg.PostgresConnectionError,
-        pg.OperatorInterventionError,
-        pg.InterfaceError,
-    )
-    cause: BaseException | None = exc
-    for _ in range(10):
-        if cause is None:
-            return False
-        if isinstance(cause, outage):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 class BodyLimit:

@@ -189,6 +189,37 @@ class Tx:
             await (await self.raw()).all(_SCOPE_LOCK, {"c": SCOPE_LOCK_CLASS, "k": key})
 
 
+def storage_unavailable(exc: BaseException) -> bool:
+    """The database is away (restarting, unreachable, locked): worth a retry, not a 500.
+
+    Raw statements (store/raw.py) raise the driver's own exceptions, so those count too,
+    including asyncpg's InternalClientError: a server that stops while a statement starts
+    leaves the protocol mid-way ("cannot switch to state 15; another operation (2) is in
+    progress")."""
+    from asyncpg import exceptions as pg  # type: ignore[import-untyped]
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return True
+    outage = (
+        OSError,
+        pg.PostgresConnectionError,
+        pg.OperatorInterventionError,
+        pg.InterfaceError,
+        pg.InternalClientError,
+    )
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return False
+        if isinstance(cause, outage):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class Store:
     def __init__(self, settings: Settings, publish: Publish | None = None) -> None:
         self.settings = settings
