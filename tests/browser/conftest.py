@@ -53,10 +53,29 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed browser test reports what the pages logged and the server's last lines, so a
+    failure seen once (in CI, say) can be explained without reproducing it."""
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]
+    if rep.when != "call" or not rep.failed:
+        return
+    console = getattr(item, "browser_console", None)
+    if console:
+        rep.sections.append(("browser console", "\n".join(console[-80:])))
+    srv = getattr(item, "funcargs", {}).get("server")
+    if isinstance(srv, ServerProcess) and srv.log_path.exists():
+        lines = srv.log_path.read_text(errors="replace").splitlines()[-60:]
+        rep.sections.append(("server log (last 60 lines)", "\n".join(x[:600] for x in lines)))
+
+
 @pytest.fixture
-def new_page(browser: Browser) -> Iterator[object]:
+def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[object]:
     """Factory: new_page(locale="ru-RU", viewport=None) -> Page in a fresh browser context."""
     contexts = []
+    console: list[str] = []
+    request.node.browser_console = console
 
     def make(locale: str = "ru-RU", viewport: dict[str, int] | None = None, **kw: object) -> Page:
         ctx = browser.new_context(
@@ -65,6 +84,9 @@ def new_page(browser: Browser) -> Iterator[object]:
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(10_000)
+        n = len(contexts)
+        page.on("console", lambda m: console.append(f"[page {n}] {m.type}: {m.text}"))
+        page.on("pageerror", lambda e: console.append(f"[page {n}] error: {e}"))
         return page
 
     yield make
