@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
 from typing import Any
 
@@ -41,6 +42,9 @@ VISITORS_PRESENCE_TOPIC = "presence:visitors"
 
 class Closed(Exception):
     """The client went away, or we closed the socket."""
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _rt(ws: WebSocket) -> Runtime:
@@ -88,8 +92,10 @@ async def _receive(ws: WebSocket) -> dict[str, Any] | None:
         await _error(ws, "bad_frame", "frames must be JSON objects with a type")
         return None
     try:
-        # JSON can spell a lone surrogate (\ud800) that no UTF-8 store can hold.
-        json.dumps(frame, ensure_ascii=False).encode("utf-8")
+        # JSON can spell a lone surrogate (\ud800) that no UTF-8 store can hold. The text
+        # itself arrived as UTF-8, so only an escaped one can be there: check only then.
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(frame, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         await _error(ws, "bad_frame", "frames must be valid Unicode")
         return None
