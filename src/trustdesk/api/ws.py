@@ -525,6 +525,9 @@ class OperatorConn:
         except ActionError as exc:
             await _error(self.ws, exc.code, exc.message, client_msg_id=cid)
             return
+        # The customer first: their socket's pump was woken by the commit; let it (and the
+        # other sockets woken with it) send before this socket hears its ack.
+        await asyncio.sleep(0)
         ack = {"type": "ack", "client_msg_id": cid, "ticketId": msg["ticket_id"], "message": msg}
         await _send(self.ws, ack)
 
