@@ -6,8 +6,10 @@ Every client sends a first frame {"type": "hello", "id": "<name>"} and gets {"ty
 After that, a JSON frame {"to": "<name>", ...} is forwarded, byte for byte, to the socket that
 said hello with that name (dropped if there is none). Nothing is stored, authenticated or
 fanned out: this is the cost of a WebSocket hop in Python, the lowest latency and memory a
-Python chat server on this machine could reach. It runs on uvloop with the websockets
-defaults (permessage-deflate with the same reduced window as uvicorn), like the server.
+Python chat server on this machine could reach. It runs on uvloop with the same wire
+settings as TrustDesk's server: no permessage-deflate (`trustdesk run` turns it off; until
+2026-11-29 the relay kept the websockets default, compression on, which made the floor
+slower and its idle sockets larger than a like-for-like server's: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ async def main(host: str, port: int) -> None:
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(handler, host, port, max_size=1024 * 1024):
+    async with serve(handler, host, port, max_size=1024 * 1024, compression=None):
         print(f"relay listening on {host}:{port}", flush=True)
         await stop
 
