@@ -290,6 +290,9 @@ class VisitorConn:
                 extra["retry_after"] = exc.retry_after
             await _error(self.ws, exc.code, exc.message, **extra)
             return
+        # The operators first: their dashboards' pumps were woken by the commit; let them
+        # send before this socket gets its own copy and ack.
+        await asyncio.sleep(0)
         if self.ticket is None or self.ticket.id != ticket.id:
             await self.follow(ticket, 0)
             await _send(
