@@ -147,6 +147,8 @@ class VisitorConn:
         self.typing_off: asyncio.TimerHandle | None = None
         self.typing_active = False
         self.page_url: str | None = None
+        self.beat: asyncio.TimerHandle | None = None
+        self.beat_task: asyncio.Task[Any] | None = None
 
     async def follow(self, ticket: Ticket, since: int) -> None:
         """Subscribe to a ticket, then replay what is stored after `since`."""
@@ -202,13 +204,29 @@ class VisitorConn:
             elif kind in ("typing", "read", "ticket", "presence"):
                 await _send(self.ws, ev)
 
-    async def heartbeat(self) -> None:
+    def start_heartbeat(self) -> None:
+        """Keep the visitor's presence alive while the socket is open: a timer, not a task
+        per socket (5,000 idle widgets would be 5,000 sleeping tasks)."""
+        loop = asyncio.get_running_loop()
         ttl = self.rt.settings.presence_ttl_seconds
-        while True:
-            await asyncio.sleep(ttl / 3)
-            await self.rt.presence.touch(
-                "visitor", self.visitor.id, self.conn_id, ttl, self._info()
+
+        def beat() -> None:
+            task = loop.create_task(
+                self.rt.presence.touch("visitor", self.visitor.id, self.conn_id, ttl, self._info())
             )
+            task.add_done_callback(_log_failure)
+            self.beat_task = task
+            self.beat = loop.call_later(ttl / 3, beat)
+
+        self.beat = loop.call_later(ttl / 3, beat)
+
+    def stop_heartbeat(self) -> None:
+        if self.beat is not None:
+            self.beat.cancel()
+            self.beat = None
+        if self.beat_task is not None:
+            self.beat_task.cancel()
+            self.beat_task = None
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -357,12 +375,14 @@ async def visitor_socket(ws: WebSocket) -> None:
             if ticket is not None:
                 await conn.follow(ticket, _int(hello.get("since")))
             await _visitor_online(rt, conn, ws)
-            await _serve(conn.pump(), conn.heartbeat(), _reader(ws, conn.handle))
+            conn.start_heartbeat()
+            await _serve(conn.pump(), _reader(ws, conn.handle))
     except Closed:
         pass
     finally:
         metrics.ws_closed("visitor")
         if conn is not None:
+            conn.stop_heartbeat()
             await _visitor_gone(rt, conn)
 
 
@@ -412,6 +432,11 @@ async def _reader(ws: WebSocket, handle: Any) -> None:
         frame = await _receive(ws)
         if frame is not None:
             await handle(frame)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("socket background step failed", exc_info=task.exception())
 
 
 async def _serve(*coros: Any) -> None:
@@ -665,3 +690,7 @@ async def _operator_presence(rt: Runtime, op: Operator, online: bool) -> None:
             "operators_online": await _operators_online(rt),
         },
     )
+
+
+# The socket endpoints by path, for TrustDeskApp to call directly (see app.py).
+SOCKETS = {"/ws/visitor": visitor_socket, "/ws/operator": operator_socket}

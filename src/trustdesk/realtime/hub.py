@@ -93,9 +93,12 @@ class Subscription:
         self._opened = False
         self._closed = False
         self._topics: set[str] = set()
-        self._queue: deque[dict[str, Any] | _Resync] = deque()
+        # Made when an event arrives and dropped once read (an empty deque is 760 bytes,
+        # and most subscriptions, one per idle widget, hold nothing most of the time).
+        self._queue: deque[dict[str, Any] | _Resync] | None = None
         self._queue_size = queue_size
-        self._ready = asyncio.Event()
+        # The waiting `get`, if any (one consumer per subscription: a socket's pump).
+        self._waiter: asyncio.Future[None] | None = None
         self._overflowed = False
         self.overflows = 0
         """How many times this subscription overflowed (for metrics and tests)."""
@@ -134,35 +137,44 @@ class Subscription:
         while True:
             if self._closed:
                 raise SubscriptionClosed
-            if self._queue:
-                item = self._queue.popleft()
-                if isinstance(item, _Resync):
-                    self._overflowed = False
-                    return dict(RESYNC_EVENT)
+            item = self.get_nowait()
+            if item is not None:
                 return item
-            self._ready.clear()
-            await self._ready.wait()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
 
     def get_nowait(self) -> dict[str, Any] | None:
         """The next queued event, or None if there is none (or the subscription is closed)."""
         if self._closed or not self._queue:
             return None
         item = self._queue.popleft()
+        if not self._queue:
+            self._queue = None
         if isinstance(item, _Resync):
             self._overflowed = False
             return dict(RESYNC_EVENT)
         return item
 
     def qsize(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def close(self) -> None:
         """Unsubscribe from everything and wake any waiting ``get`` (which then raises)."""
         if self._closed:
             return
         self._closed = True
-        self._queue.clear()
-        self._ready.set()
+        self._queue = None
+        self._wake()
         topics = list(self._topics)
         self._topics.clear()
         self._hub._forget(self)
@@ -210,6 +222,8 @@ class Subscription:
         """Queue an event without ever blocking; on overflow switch to a single resync."""
         if self._closed or self._overflowed:
             return
+        if self._queue is None:
+            self._queue = deque()
         if len(self._queue) >= self._queue_size:
             self._queue.clear()
             self._queue.append(_RESYNC_MARK)
@@ -222,7 +236,7 @@ class Subscription:
             )
         else:
             self._queue.append(event)
-        self._ready.set()
+        self._wake()
 
 
 class Hub(ABC):
