@@ -210,7 +210,7 @@ def _library(frames: list[str]) -> str:
             ("asyncpg", "asyncpg"),
             ("redis/", "redis-py"),
             ("json/", "json encode/decode"),
-            ("websockets/", "websockets protocol + permessage-deflate"),
+            ("websockets/", "websockets protocol (frames; no compression)"),
             ("uvicorn/", "uvicorn (HTTP/WS protocol)"),
             ("starlette/", "Starlette/FastAPI (routing, middleware)"),
             ("fastapi/", "Starlette/FastAPI (routing, middleware)"),

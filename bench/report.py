@@ -623,7 +623,9 @@ def write(data: dict[str, Any], out: Path) -> None:
         "sockets send no keepalive pings (browsers do not either).",
         "- **Bare relay** (`bench/relay.py`): `websockets` server on uvloop that forwards a "
         "frame addressed to another socket; operators are 4 sockets on it instead of HTTP "
-        "clients. The floor for any Python WebSocket chat server on this machine.",
+        "clients. Same wire settings as `trustdesk run`: no permessage-deflate (until "
+        "2026-11-29 the relay compressed, which made it a slower and larger floor). The floor "
+        "for any Python WebSocket chat server on this machine.",
         "- **3 s polling**: the same TrustDesk server (SQLite), but visitors have no socket: "
         "they send with `POST /api/support/send-message` and poll `GET "
         "/api/support/messages/{id}?after=N` every 3 s (random phase), as the original spec "
