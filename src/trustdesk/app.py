@@ -186,7 +186,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(widget.inbound_router)
     app.include_router(admin.router)
-    app.include_router(ws.router)
     integrations.install(app)  # API tokens, webhooks, privacy, /metrics
     mount_pages(app)
     return app

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from tests.support.services import Postgres
 from trustdesk.config import Settings
-from trustdesk.store.db import Store, run_migrations
+from trustdesk.store.db import Store, run_migrations, storage_unavailable
 from trustdesk.store.models import Visitor
 from trustdesk.store.raw import Sql, to_dt
 
@@ -129,8 +129,6 @@ def test_a_broken_driver_connection_counts_as_storage_unavailable() -> None:
     test): an outage (503, retry), not a 500."""
     from asyncpg import exceptions as pg  # type: ignore[import-untyped]
 
-    from trustdesk.store.db import storage_unavailable
-
     def wrapped(cause: BaseException) -> BaseException:
         try:
             try:
@@ -147,13 +145,13 @@ def test_a_broken_driver_connection_counts_as_storage_unavailable() -> None:
     assert not storage_unavailable(wrapped(Boom()))
 
 
-def test_a_connection_lost_under_a_raw_statement_is_not_reused(postgres: Postgres) -> None:
+def test_a_connection_lost_under_a_raw_statement_is_not_reused(
+    postgres: Postgres, tmp_path: Path
+) -> None:
     """The raw statements bypass SQLAlchemy's disconnect handling: a backend that dies under
     one must be dropped from the pool, or the next transactions get a dead connection."""
-    from trustdesk.store.db import storage_unavailable
-
     url = postgres.create_database(f"rawlost_{int(time.time() * 1000)}")
-    s = Settings(data_dir=Path("/nonexistent"), database_url=url)
+    s = Settings(data_dir=tmp_path, database_url=url)
     run_migrations(s)
     pid_of = Sql("SELECT pg_backend_pid()")
     terminate = Sql("SELECT pg_terminate_backend(:p)")

@@ -20,7 +20,7 @@ import re
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from trustdesk.actions import metrics, operators, tickets, visitors
@@ -32,7 +32,6 @@ from trustdesk.realtime.hub import Subscription
 from trustdesk.store.models import Operator, Ticket, Visitor
 
 log = logging.getLogger(__name__)
-router = APIRouter()
 
 MAX_FRAME = 64 * 1024
 REPLAY_LIMIT = 1000
@@ -335,7 +334,6 @@ class VisitorConn:
             await self.set_typing(False)
 
 
-@router.websocket("/ws/visitor")
 async def visitor_socket(ws: WebSocket) -> None:
     rt = _rt(ws)
     await ws.accept()
@@ -612,7 +610,6 @@ class OperatorConn:
             await _error(self.ws, "unknown_type", f"unknown frame type {kind[:32]!r}")
 
 
-@router.websocket("/ws/operator")
 async def operator_socket(ws: WebSocket) -> None:
     rt = _rt(ws)
     origin = (ws.headers.get("origin") or "").rstrip("/")
@@ -692,5 +689,6 @@ async def _operator_presence(rt: Runtime, op: Operator, online: bool) -> None:
     )
 
 
-# The socket endpoints by path, for TrustDeskApp to call directly (see app.py).
+# The socket endpoints by path: TrustDeskApp calls them directly (app.py), outside
+# FastAPI's routing and middleware.
 SOCKETS = {"/ws/visitor": visitor_socket, "/ws/operator": operator_socket}
