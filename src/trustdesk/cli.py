@@ -132,6 +132,10 @@ def main(argv: list[str] | None = None) -> None:
             workers=args.workers,
             log_config=log_config(settings),
             log_level=settings.log_level,
+            # uvicorn's sans-I/O websockets protocol: frames are parsed in the transport's
+            # callback and a send is one transport write, with no reader task, keepalive task
+            # or drain per connection (the default implementation has all three).
+            ws="websockets-sansio",
             ws_max_size=1024 * 1024,
             # Chat frames are small: compressing them costs more CPU (and a zlib state of
             # memory per idle widget) than the bytes it saves.
