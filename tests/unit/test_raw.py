@@ -20,7 +20,7 @@ from tests.support.services import Postgres
 from trustdesk.config import Settings
 from trustdesk.store.db import Store, run_migrations, storage_unavailable
 from trustdesk.store.models import Visitor
-from trustdesk.store.raw import Sql, to_dt
+from trustdesk.store.raw import Sql, as_loaded, to_dt
 
 _NEW_VISITOR = Sql(
     "INSERT INTO visitors (id, token_hash, created_at, last_seen_at) VALUES (:id, :h, :at, :at)"
@@ -177,6 +177,32 @@ def test_a_connection_lost_under_a_raw_statement_is_not_reused(
             for _ in range(8):  # every pooled connection in turn: none is the dead one
                 async with store.transaction() as tx:
                     assert await (await tx.raw()).scalar(pid_of) != pid
+        finally:
+            await store.dispose()
+
+    asyncio.run(main())
+
+
+def test_an_object_built_from_a_raw_row_is_tracked_like_a_loaded_one(settings: Settings) -> None:
+    """as_loaded: adopted by a transaction, a changed attribute is written at commit and an
+    unchanged object writes nothing."""
+    at = datetime(2026, 11, 29, 10, 0, 0, 0, tzinfo=UTC)
+    later = datetime(2026, 11, 29, 11, 0, 0, 0, tzinfo=UTC)
+
+    async def main() -> None:
+        store = Store(settings)
+        try:
+            async with store.transaction() as tx:
+                await (await tx.raw()).run(_NEW_VISITOR, {"id": "v", "h": "hv", "at": at})
+            async with store.transaction() as tx:
+                row = {"id": "v", "token_hash": "hv", "created_at": at, "last_seen_at": at}
+                v = as_loaded(Visitor, row)
+                tx.adopt(v, "v")
+                assert not tx.session.dirty  # nothing to write
+                v.last_seen_at = later
+                assert list(tx.session.dirty) == [v]
+            async with store.raw_read() as raw:
+                assert to_dt(await raw.scalar(_SEEN, {"id": "v"})) == later
         finally:
             await store.dispose()
 

@@ -242,9 +242,9 @@ async def visitor_upload(
             client_msg_id=client_msg_id,
             attachment=_attachment(ftype, clean_name, data, digest, visitor.id, width, height),
         )
-        await _set_cursor(tx, t, "customer", msg.id)
+        await _set_cursor(tx, t, "customer", msg["id"])
         tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id})
-        return t, message_json(msg, t.number)
+        return t, msg
 
 
 async def operator_upload(
@@ -285,8 +285,8 @@ async def operator_upload(
             client_msg_id=client_msg_id,
             attachment=_attachment(ftype, clean_name, data, digest, None, width, height),
         )
-        await _mark_read_by_operator(tx, t, op, msg.id)
-        return message_json(msg, t.number)
+        await _mark_read_by_operator(tx, t, op, msg["id"])
+        return msg
 
 
 _ID = re.compile(r"^[0-9a-f]{32}$")

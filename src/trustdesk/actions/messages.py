@@ -137,18 +137,20 @@ async def post_message(
     operator_id: int | None = None,
     client_msg_id: str | None = None,
     attachment: Attachment | None = None,
-) -> SupportMessage:
-    """Store one message in the caller's transaction and queue its events for after commit.
+) -> dict[str, Any]:
+    """Store one message in the caller's transaction and queue its events for after commit;
+    returns the message as JSON (message_dict).
 
     Text must already be cleaned (see clean_text). Private notes (kind "note") are only
     ever published to operators.
     """
     assert sender_type in SENDER_TYPES and kind in KINDS
     now = utcnow()
+    sender_name = sender_name[:100]
     fields = {
         "ticket_id": ticket.id,
         "sender_type": sender_type,
-        "sender_name": sender_name[:100],
+        "sender_name": sender_name,
         "operator_id": operator_id,
         "message": text,
         "kind": kind,
@@ -179,7 +181,18 @@ async def post_message(
             await raw.run(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
         set_committed_value(ticket, "updated_at", now)
         set_committed_value(ticket, "last_message_id", msg_id)
-        msg = SupportMessage(id=msg_id, **fields)  # not added: the row is written
+        payload = message_dict(
+            id=msg_id,
+            ticket_number=ticket.number,
+            sender_type=sender_type,
+            sender_name=sender_name,
+            message=text,
+            created_at=now,
+            kind=kind,
+            client_msg_id=client_msg_id,
+            operator_id=operator_id,
+            attachment=None,
+        )
     else:
         if pg:
             last = select(Ticket.last_message_id).where(Ticket.id == ticket.id)
@@ -190,13 +203,13 @@ async def post_message(
         tx.session.add(msg)
         await tx.session.flush()
         ticket.updated_at = now
-        ticket.last_message_id = msg.id
-    tx.prev_ids[msg.id] = prev_id
-    payload = message_json(msg, ticket.number)
+        ticket.last_message_id = msg_id = msg.id
+        payload = message_json(msg, ticket.number)
+    tx.prev_ids[msg_id] = prev_id
     tx.messages.append(payload)
     frame = {"type": "message", "message": payload}
     if kind != "note":
         tx.emit(f"ticket:{ticket.id}", {**frame, "prev_id": prev_id})
     tx.emit("operators", {**frame, "ticket_ref": ticket.id})
     tx.emit("operators", {"type": "ticket_changed", "ticket_ref": ticket.id})
-    return msg
+    return payload

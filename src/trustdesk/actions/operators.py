@@ -11,12 +11,11 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import make_transient_to_detached
 
 from trustdesk.actions.errors import Conflict, Invalid, NotFound, Unauthorized
 from trustdesk.actions.runtime import Runtime
 from trustdesk.store.models import Operator, OperatorSession, utcnow
-from trustdesk.store.raw import Row, Sql, to_dt
+from trustdesk.store.raw import Row, Sql, as_loaded, to_dt
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verified against when the email is unknown, so timing does not reveal which emails exist.
@@ -150,16 +149,18 @@ async def authenticate(rt: Runtime, session_id: str | None) -> Authenticated | N
     row = await _session_row(rt, h)
     if row is None:
         return None
-    op = Operator(
-        id=row[3],
-        email=row[4],
-        display_name=row[5],
-        password_hash=row[6],
-        role=row[7],
-        active=bool(row[8]),
-        created_at=to_dt(row[9]),
+    op = as_loaded(  # as if loaded by a session that has closed
+        Operator,
+        {
+            "id": row[3],
+            "email": row[4],
+            "display_name": row[5],
+            "password_hash": row[6],
+            "role": row[7],
+            "active": bool(row[8]),
+            "created_at": to_dt(row[9]),
+        },
     )
-    make_transient_to_detached(op)  # as if loaded by a session that has closed
     return Authenticated(operator=op, session_hash=h, csrf_token=row[2])
 
 

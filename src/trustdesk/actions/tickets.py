@@ -10,7 +10,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 
 from trustdesk.actions import customers, texts
 from trustdesk.actions.errors import Invalid, NotFound
@@ -32,7 +31,7 @@ from trustdesk.store.models import (
     Visitor,
     utcnow,
 )
-from trustdesk.store.raw import Raw, Row, Sql, opt_dt, to_dt
+from trustdesk.store.raw import Raw, Row, Sql, as_loaded, opt_dt, to_dt
 
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 
@@ -91,22 +90,24 @@ async def load_ticket(tx: Tx, number: str) -> Ticket | None:
     known = tx.adopted(Ticket, row[0])
     if known is not None:
         return known
-    t = Ticket(
-        id=row[0],
-        number=row[1],
-        visitor_id=row[2],
-        status=row[3],
-        assignee_id=row[4],
-        epoch=row[5],
-        created_at=to_dt(row[6]),
-        updated_at=to_dt(row[7]),
-        last_message_id=row[8],
-        closed_at=opt_dt(row[9]),
-        rating=row[10],
-        rating_comment=row[11],
-        rated_at=opt_dt(row[12]),
+    t = as_loaded(
+        Ticket,
+        {
+            "id": row[0],
+            "number": row[1],
+            "visitor_id": row[2],
+            "status": row[3],
+            "assignee_id": row[4],
+            "epoch": row[5],
+            "created_at": to_dt(row[6]),
+            "updated_at": to_dt(row[7]),
+            "last_message_id": row[8],
+            "closed_at": opt_dt(row[9]),
+            "rating": row[10],
+            "rating_comment": row[11],
+            "rated_at": opt_dt(row[12]),
+        },
     )
-    make_transient_to_detached(t)
     tx.adopt(t, t.id)
     return t
 
@@ -508,9 +509,9 @@ async def send_customer_message(
             text=text,
             client_msg_id=client_msg_id,
         )
-        await _set_cursor(tx, t, "customer", msg.id)
+        await _set_cursor(tx, t, "customer", msg["id"])
         await _emit_ticket(tx, t)
-        return Sent(t, message_json(msg, t.number), True, tx.prev_ids[msg.id])
+        return Sent(t, msg, True, tx.prev_ids[msg["id"]])
 
 
 # Read cursors and joins are small rows written on most messages: plain statements on the
@@ -667,8 +668,8 @@ async def reply(
             operator_id=op.id,
             client_msg_id=client_msg_id,
         )
-        await _mark_read_by_operator(tx, t, op, msg.id, just_posted=True)
-        return message_json(msg, t.number)
+        await _mark_read_by_operator(tx, t, op, msg["id"], just_posted=True)
+        return msg
 
 
 async def system_message(rt: Runtime, op: Operator, number: str, text: str) -> dict[str, Any]:
@@ -683,7 +684,7 @@ async def system_message(rt: Runtime, op: Operator, number: str, text: str) -> d
             text=text,
             operator_id=op.id,
         )
-        return message_json(msg, t.number)
+        return msg
 
 
 async def close_ticket(
@@ -704,7 +705,7 @@ async def close_ticket(
                 text=texts.TICKET_CLOSED,
                 operator_id=op.id,
             )
-            out = message_json(msg, t.number)
+            out = msg
             await _emit_ticket(tx, t)
         tid = t.id
     return await ticket_summary(rt, op.id, tid), out
@@ -722,7 +723,7 @@ async def _reopen(tx: Tx, t: Ticket, operator_id: int | None = None) -> dict[str
         operator_id=operator_id,
     )
     await _emit_ticket(tx, t)
-    return message_json(msg, t.number)
+    return msg
 
 
 async def reopen_ticket(

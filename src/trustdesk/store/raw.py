@@ -27,9 +27,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from trustdesk.store import sqlite_inline
+
+M = TypeVar("M")
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)(?:\[(text|bigint)\])?")
 
@@ -75,6 +80,17 @@ def to_dt(value: Any) -> datetime:
 
 def opt_dt(value: Any) -> datetime | None:
     return None if value is None else to_dt(value)
+
+
+def as_loaded(cls: type[M], values: Mapping[str, Any]) -> M:
+    """An ORM object from a row read here, in the state the ORM's own loading leaves one
+    in (detached, nothing changed), for a transaction to adopt (`Tx.adopt`). The columns go
+    straight into the instance's dict: through the constructor each one is an instrumented
+    attribute set, and for a ticket those cost more than the statement that read it."""
+    obj: M = manager_of_class(cls).new_instance()
+    obj.__dict__.update(values)
+    make_transient_to_detached(obj)
+    return obj
 
 
 def _sqlite_value(v: Any) -> Any:
