@@ -51,13 +51,40 @@ def _rt(ws: WebSocket) -> Runtime:
     return rt
 
 
+def _dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
 async def _send(ws: WebSocket, frame: dict[str, Any]) -> None:
+    await _send_text(ws, _dumps(frame))
+
+
+async def _send_text(ws: WebSocket, text: str) -> None:
     if ws.application_state != WebSocketState.CONNECTED:
         raise Closed
     try:
-        await ws.send_text(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+        await ws.send_text(text)
     except (WebSocketDisconnect, RuntimeError) as exc:
         raise Closed from exc
+
+
+class _MessageFrames:
+    """The text of a `message` frame, encoded once for all the sockets it goes to: one hub
+    event reaches every dashboard socket of the process in turn, each with the same message
+    dict (events are read-only: realtime/hub.py). The last one is kept, by identity."""
+
+    def __init__(self) -> None:
+        self._message: dict[str, Any] | None = None
+        self._text = ""
+
+    def text(self, m: dict[str, Any]) -> str:
+        if m is not self._message:
+            self._text = _dumps({"type": "message", "message": m})
+            self._message = m
+        return self._text
+
+
+_message_frames = _MessageFrames()
 
 
 async def _receive(ws: WebSocket) -> dict[str, Any] | None:
@@ -171,7 +198,7 @@ class VisitorConn:
         if m["id"] <= self.last_sent:
             return
         self.last_sent = m["id"]
-        await _send(self.ws, {"type": "message", "message": m})
+        await _send_text(self.ws, _message_frames.text(m))
 
     async def deliver(self, m: dict[str, Any], prev_id: int) -> None:
         """Send a new message of this ticket, after any the client has not had yet.
@@ -479,7 +506,7 @@ class OperatorConn:
         if m["id"] <= self.last_sent:
             return
         self.last_sent = m["id"]
-        await _send(self.ws, {"type": "message", "message": m})
+        await _send_text(self.ws, _message_frames.text(m))
 
     async def pump(self) -> None:
         while True:

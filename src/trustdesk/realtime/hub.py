@@ -23,9 +23,11 @@ Guarantees and non-guarantees (storage is the truth, the hub is only a wake-up c
 * ``publish`` never raises because of a backend failure; it logs and drops instead (see
   :mod:`trustdesk.realtime.redis_hub` for the Redis fallbacks). It does raise
   ``TypeError``/``ValueError`` for an event that is not JSON-serialisable: that is a bug.
-* Events are delivered as published, after a JSON round trip (also in memory, so both
-  backends behave alike). The dict a subscriber receives may be shared with other
-  subscribers in the same process: treat it as read-only.
+* Events are delivered as published. The memory hub checks that an event encodes as
+  JSON (as Redis needs) and hands the published dict itself to its subscribers, not a
+  decoded copy; from Redis each process gets its own decoded copy. Either way the dict a
+  subscriber receives may be shared with other subscribers and with the publisher: treat
+  it as read-only, publisher included (the hub relies on that).
 * After the backend comes back from an outage the reconnect listeners are called; the
   WebSocket layer then tells its clients to resync from the database.
 """
@@ -404,9 +406,9 @@ class MemoryHub(Hub):
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         self._check_topic(topic)
-        data = encode_event(event)
+        encode_event(event)  # what Redis would refuse is refused here too
         if self._local.get(topic):
-            self._deliver(topic, decode_event(data))
+            self._deliver(topic, event)
 
 
 def make_hub(
