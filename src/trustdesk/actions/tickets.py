@@ -189,22 +189,18 @@ _LIST_FILTERS = {
 }
 _LIST_ORDER = " ORDER BY t.updated_at DESC, t.number DESC LIMIT :limit"
 _lists: dict[tuple[str, ...], Sql] = {}
+# Each cursor with, for an operator's, the customer's messages after it (their unread).
 _CURSORS = Sql(
-    "SELECT ticket_id, reader, last_read_id FROM read_cursors"
-    " WHERE ticket_id IN :ids[text] AND reader IN :readers[text]"
+    "SELECT c.ticket_id, c.reader, c.last_read_id,"
+    " CASE WHEN c.reader = 'customer' THEN 0 ELSE"
+    " (SELECT count(m.id) FROM support_messages m WHERE m.ticket_id = c.ticket_id"
+    " AND m.id > c.last_read_id AND m.sender_type = 'customer') END"
+    " FROM read_cursors c WHERE c.ticket_id IN :ids[text] AND c.reader IN :readers[text]"
 )
-# Unread for an operator: the customer's messages after the operator's cursor (all of them
-# without a cursor).
+# Unread for an operator without a cursor: all the customer's messages.
 _CUSTOMER_TOTAL = Sql(
     "SELECT ticket_id, count(id) FROM support_messages"
     " WHERE ticket_id IN :ids[text] AND sender_type = 'customer' GROUP BY ticket_id"
-)
-_CUSTOMER_AFTER = Sql(
-    "SELECT m.ticket_id, c.reader, count(m.id) FROM support_messages m"
-    " JOIN read_cursors c ON c.ticket_id = m.ticket_id"
-    " WHERE m.ticket_id IN :ids[text] AND m.sender_type = 'customer'"
-    " AND c.reader IN :readers[text] AND m.id > c.last_read_id"
-    " GROUP BY m.ticket_id, c.reader"
 )
 
 
@@ -254,24 +250,18 @@ async def _summaries(
         return {op: [] for op in operator_ids}
     ids = [r[0] for r in rows]
     readers = {operator_reader(op): op for op in operator_ids}
-    cursors: dict[tuple[str, str], int] = {
-        (tid, reader): int(last)
-        for tid, reader, last in await raw.all(
-            _CURSORS, {"ids": ids, "readers": [*readers, "customer"]}
-        )
-    }
-    # Unread for an operator: the customer's messages after their cursor; all of them for
-    # an operator who has never read the ticket (counted only for those tickets).
+    cursors: dict[tuple[str, str], int] = {}
+    after: dict[tuple[str, str], int] = {}
+    params = {"ids": ids, "readers": [*readers, "customer"]}
+    for tid, reader, last, unread in await raw.all(_CURSORS, params):
+        cursors[(tid, reader)] = int(last)
+        after[(tid, reader)] = int(unread)
+    # An operator who has never read the ticket: all the customer's messages are unread
+    # (counted only for those tickets).
     no_cursor = sorted({tid for tid in ids for r in readers if (tid, r) not in cursors})
     total: dict[str, int] = {}
     if no_cursor:
         total = {tid: int(n) for tid, n in await raw.all(_CUSTOMER_TOTAL, {"ids": no_cursor})}
-    after: dict[tuple[str, str], int] = {}
-    if any(reader != "customer" for _, reader in cursors):
-        for tid, reader, n in await raw.all(
-            _CUSTOMER_AFTER, {"ids": ids, "readers": list(readers)}
-        ):
-            after[(tid, reader)] = int(n)
     online = await rt.presence.online_among("visitor", sorted({r[7] for r in rows}))
     # What every operator sees alike, once per ticket.
     common = [
