@@ -167,6 +167,26 @@ def test_retried_client_msg_id_stores_one_message(
     assert v.texts().count("один раз") == 1 and v.texts().count("ответ") == 1
 
 
+def test_a_retry_changes_nothing_else(server: ServerProcess, operator: OperatorClient) -> None:
+    """A retried send is answered with the stored message and has no other effect: the
+    customer's retry does not reopen a ticket closed since, the operator's retry does not
+    post another "joined" notice after a reopen."""
+    v = VisitorClient(server.url)
+    first = v.send("вопрос", client_msg_id="c-1")
+    t = first["ticketId"]
+    reply = operator.reply(t, "ответ", client_msg_id="o-1")
+    operator.close(t)
+    again = v.send("вопрос", client_msg_id="c-1")
+    assert again["message"]["id"] == first["message"]["id"]
+    assert [x for x in operator.tickets(status="closed") if x["ticketId"] == t]
+    texts = v.texts()
+    assert texts.count("вопрос") == 1 and texts[-1].startswith("✅ Тикет закрыт")
+    operator.reopen(t)
+    before = v.texts()
+    assert operator.reply(t, "ответ", client_msg_id="o-1")["id"] == reply["id"]
+    assert v.texts() == before  # no second "joined", no second answer
+
+
 def test_visitor_send_is_rate_limited(tmp_path_factory: pytest.TempPathFactory) -> None:
     srv = ServerProcess(
         tmp_path_factory.mktemp("ratelimit"),

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trustdesk.actions.errors import Invalid
@@ -23,7 +24,8 @@ _INSERT_MESSAGE = Sql(
     "INSERT INTO support_messages"
     " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id, created_at)"
     " VALUES (:ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
-    " :client_msg_id, :created_at) RETURNING id"
+    " :client_msg_id, :created_at)"
+    " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id"
 )
 _TOUCH_TICKET = Sql("UPDATE tickets SET updated_at = :now, last_message_id = :mid WHERE id = :tid")
 # PostgreSQL, one round trip under the message lock: insert the message, move the ticket's
@@ -34,9 +36,10 @@ _PG_POST = Sql(
     "WITH m AS (INSERT INTO support_messages"
     " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id, created_at)"
     " VALUES (:ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
-    " :client_msg_id, :created_at) RETURNING id),"
+    " :client_msg_id, :created_at)"
+    " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id),"
     " touch AS (UPDATE tickets SET updated_at = :created_at,"
-    " last_message_id = (SELECT id FROM m) WHERE id = :ticket_id)"
+    " last_message_id = (SELECT id FROM m) WHERE id = :ticket_id AND EXISTS (SELECT id FROM m))"
     " SELECT (SELECT id FROM m), (SELECT last_message_id FROM tickets WHERE id = :ticket_id)"
 )
 
@@ -46,6 +49,17 @@ def iso(dt: datetime) -> str:
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt.isoformat(timespec="microseconds") + "Z"
+
+
+class Duplicate(Exception):
+    """A send with a client_msg_id the ticket already has: a retry. Raised by post_message
+    when the insert finds that message; the caller's transaction rolls back (whatever it
+    did before is undone) and the caller answers with the stored message (stored_message).
+    The common case, a first send, costs no lookup this way."""
+
+    def __init__(self, ticket_id: str, client_msg_id: str) -> None:
+        super().__init__(client_msg_id)
+        self.ticket_id, self.client_msg_id = ticket_id, client_msg_id
 
 
 def clean_text(text: str, max_chars: int) -> str:
@@ -126,6 +140,18 @@ async def find_by_client_id(tx: Tx, ticket: Ticket, client_msg_id: str) -> Suppo
     return None if found is None else await tx.session.get(SupportMessage, found)
 
 
+async def stored_message(session: AsyncSession, dup: Duplicate) -> SupportMessage:
+    """The message a Duplicate found (committed: it was there when the insert ran)."""
+    m = await session.scalar(
+        select(SupportMessage).where(
+            SupportMessage.ticket_id == dup.ticket_id,
+            SupportMessage.client_msg_id == dup.client_msg_id,
+        )
+    )
+    assert m is not None
+    return m
+
+
 async def post_message(
     tx: Tx,
     ticket: Ticket,
@@ -142,7 +168,8 @@ async def post_message(
     returns the message as JSON (message_dict).
 
     Text must already be cleaned (see clean_text). Private notes (kind "note") are only
-    ever published to operators.
+    ever published to operators. A client_msg_id the ticket already has raises Duplicate
+    (callers that take uploads look it up first instead).
     """
     assert sender_type in SENDER_TYPES and kind in KINDS
     now = utcnow()
@@ -175,9 +202,14 @@ async def post_message(
         if pg:  # in the same statement as the insert
             row = await raw.first(_PG_POST, fields)
             assert row is not None
-            msg_id, prev_id = int(row[0]), int(row[1] or 0)
+            inserted, prev_id = row[0], int(row[1] or 0)
         else:
-            msg_id = int(await raw.scalar(_INSERT_MESSAGE, fields))
+            inserted = await raw.scalar(_INSERT_MESSAGE, fields)
+        if inserted is None:
+            assert client_msg_id is not None  # only a client id can conflict
+            raise Duplicate(ticket.id, client_msg_id)
+        msg_id = int(inserted)
+        if not pg:
             await raw.run(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
         set_committed_value(ticket, "updated_at", now)
         set_committed_value(ticket, "last_message_id", msg_id)

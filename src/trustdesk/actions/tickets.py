@@ -14,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustdesk.actions import customers, texts
 from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.actions.messages import (
+    Duplicate,
     clean_text,
     find_by_client_id,
     iso,
     message_dict,
     message_json,
     post_message,
+    stored_message,
 )
 from trustdesk.actions.runtime import Runtime
 from trustdesk.store.db import Tx
@@ -437,6 +439,29 @@ async def send_customer_message(
     No ticket given: the visitor's open ticket, or a new one that starts with the bot's
     greeting. A message on a closed ticket reopens it.
     """
+    try:
+        return await _send_customer_message(rt, visitor, text, number, client_msg_id, new_ticket)
+    except Duplicate as dup:
+        async with rt.store.read() as session:
+            existing = await stored_message(session, dup)
+            t = await session.get(Ticket, dup.ticket_id)
+        assert t is not None
+        return _resent(t, existing)
+
+
+def _resent(t: Ticket, existing: SupportMessage) -> Sent:
+    # prev_id = its own id: a socket that has not sent it yet replays up to it.
+    return Sent(t, message_json(existing, t.number), False, existing.id)
+
+
+async def _send_customer_message(
+    rt: Runtime,
+    visitor: Visitor,
+    text: str,
+    number: str | None,
+    client_msg_id: str | None,
+    new_ticket: bool,
+) -> Sent:
     text = clean_text(text, rt.settings.max_message_chars)
     client_msg_id = clean_client_id(client_msg_id)
     async with rt.store.transaction() as tx:
@@ -469,11 +494,11 @@ async def send_customer_message(
                     .order_by(Ticket.updated_at.desc())
                     .limit(1)
                 )
-        if t is not None and client_msg_id:
+        if t is not None and client_msg_id and (number is None or new_ticket):
+            # (a ticket given by number: post_message finds a retry, raising Duplicate)
             existing = await find_by_client_id(tx, t, client_msg_id)
             if existing is not None:
-                # prev_id = its own id: a socket that has not sent it yet replays up to it.
-                return Sent(t, message_json(existing, t.number), False, existing.id)
+                return _resent(t, existing)
         if t is None:
             now = utcnow()
             t = Ticket(
@@ -639,13 +664,19 @@ async def reply(
 ) -> dict[str, Any]:
     text = clean_text(text, rt.settings.max_message_chars)
     client_msg_id = clean_client_id(client_msg_id)
+    try:
+        return await _reply(rt, op, number, text, client_msg_id, kind)
+    except Duplicate as dup:  # a retry: what the first send stored
+        async with rt.store.read() as session:
+            return message_json(await stored_message(session, dup), number)
+
+
+async def _reply(
+    rt: Runtime, op: Operator, number: str, text: str, client_msg_id: str | None, kind: str
+) -> dict[str, Any]:
     async with rt.store.transaction() as tx:
         await tx.lock_scope(f"ticket:{number}")
         t = await _load_for_operator(tx, number)
-        if client_msg_id:
-            existing = await find_by_client_id(tx, t, client_msg_id)
-            if existing is not None:
-                return message_json(existing, t.number)
         if kind != "note" and t.status == "open":
             await _join(tx, t, op)
         msg = await post_message(
