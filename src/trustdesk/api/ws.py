@@ -491,6 +491,8 @@ class OperatorConn:
         self.conn_id = secrets.token_hex(8)
         self.refs: dict[str, str] = {}  # ticket number -> internal id
         self.visible = True
+        self.changed: dict[str, None] = {}  # tickets whose summary is to be sent, in order
+        self.changed_event = asyncio.Event()
 
     def info(self) -> dict[str, Any]:
         return {"name": self.op.display_name, "visible": self.visible}
@@ -524,10 +526,8 @@ class OperatorConn:
                 only = ev.get("only")
                 if only is not None and only != self.op.id:
                     continue
-                batcher = tickets.summary_batcher(self.rt)
-                summary = await batcher.get(self.op.id, ev["ticket_ref"])
-                if summary is not None:
-                    await _send(self.ws, {"type": "ticket", "ticket": summary})
+                self.changed[ev["ticket_ref"]] = None
+                self.changed_event.set()
             elif kind == "session_revoked":
                 if ev.get("operator_id") == self.op.id and ev.get("session_hash") in (
                     None,
@@ -545,6 +545,22 @@ class OperatorConn:
             elif kind == "resync":
                 await self.replay()
                 await _send(self.ws, {"type": "resync"})
+
+    async def summaries(self) -> None:
+        """The changed tickets' summaries, off the pump: the pump marks a ticket and goes on
+        with the next event while the summaries are read (in batches shared with the other
+        dashboards: tickets.SummaryBatcher). A ticket changed again before its summary was
+        read gets one summary, read after the last change."""
+        batcher = tickets.summary_batcher(self.rt)
+        while True:
+            await self.changed_event.wait()
+            self.changed_event.clear()
+            refs = list(self.changed)
+            self.changed.clear()
+            found = await asyncio.gather(*(batcher.get(self.op.id, ref) for ref in refs))
+            for summary in found:
+                if summary is not None:
+                    await _send(self.ws, {"type": "ticket", "ticket": summary})
 
     async def heartbeat(self) -> None:
         """Keep presence alive; end the socket as soon as the session is no longer valid."""
@@ -681,7 +697,7 @@ async def operator_socket(ws: WebSocket) -> None:
                 await _operator_presence(rt, op, True)
             conn.last_sent = _int(hello.get("since"))
             await conn.replay()
-            await _serve(conn.pump(), conn.heartbeat(), _reader(ws, conn.handle))
+            await _serve(conn.pump(), conn.summaries(), conn.heartbeat(), _reader(ws, conn.handle))
     except Closed:
         pass
     finally:
