@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -68,23 +69,25 @@ async def _send_text(ws: WebSocket, text: str) -> None:
         raise Closed from exc
 
 
-class _MessageFrames:
-    """The text of a `message` frame, encoded once for all the sockets it goes to: one hub
-    event reaches every dashboard socket of the process in turn, each with the same message
-    dict (events are read-only: realtime/hub.py). The last one is kept, by identity."""
+class _Frames:
+    """Frame texts encoded once for all the sockets they go to: one hub event reaches every
+    subscribed socket of the process in turn, each with the same dict (events are read-only:
+    realtime/hub.py). The last one is kept, by identity."""
 
-    def __init__(self) -> None:
-        self._message: dict[str, Any] | None = None
+    def __init__(self, build: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self._build = build
+        self._source: dict[str, Any] | None = None
         self._text = ""
 
-    def text(self, m: dict[str, Any]) -> str:
-        if m is not self._message:
-            self._text = _dumps({"type": "message", "message": m})
-            self._message = m
+    def text(self, source: dict[str, Any]) -> str:
+        if source is not self._source:
+            self._text = _dumps(self._build(source))
+            self._source = source
         return self._text
 
 
-_message_frames = _MessageFrames()
+_message_frames = _Frames(lambda m: {"type": "message", "message": m})  # from the message
+_event_frames = _Frames(lambda ev: ev)  # events sent as they are (typing, read, ...)
 
 
 async def _receive(ws: WebSocket) -> dict[str, Any] | None:
@@ -228,7 +231,7 @@ class VisitorConn:
                 if self.ticket:
                     await self.replay()
             elif kind in ("typing", "read", "ticket", "presence"):
-                await _send(self.ws, ev)
+                await _send_text(self.ws, _event_frames.text(ev))
 
     def start_heartbeat(self) -> None:
         """Keep the visitor's presence alive while the socket is open: a timer, not a task
@@ -537,11 +540,11 @@ class OperatorConn:
                     raise Closed
             elif kind == "typing":
                 if ev.get("operator_id") != self.op.id:
-                    await _send(self.ws, ev)
+                    await _send_text(self.ws, _event_frames.text(ev))
             elif kind == "presence":
                 await _send(self.ws, {k: v for k, v in ev.items() if k != "visitor_ref"})
             elif kind == "read":
-                await _send(self.ws, ev)
+                await _send_text(self.ws, _event_frames.text(ev))
             elif kind == "resync":
                 await self.replay()
                 await _send(self.ws, {"type": "resync"})
