@@ -530,7 +530,8 @@ async def _send_customer_message(
             client_msg_id=client_msg_id,
         )
         await _set_cursor(tx, t, "customer", msg["id"])
-        await _emit_ticket(tx, t)
+        # No `ticket` event: the message changed neither status nor assignee (a reopen
+        # announced itself; the dashboards' ticket_changed came with the message).
         return Sent(t, msg, True, tx.prev_ids[msg["id"]])
 
 
