@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,17 +30,6 @@ _SOME = Sql("SELECT id FROM visitors WHERE id IN :ids[text] ORDER BY id")
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    url = None
-    if request.param == "postgres":
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.create_database(f"raw_{int(time.time() * 1000)}")
-    s = Settings(data_dir=tmp_path, database_url=url)
-    run_migrations(s)
-    yield s
 
 
 def test_translation_numbers_each_name_once() -> None:

@@ -5,39 +5,18 @@ transaction rolls back, and the answer is the stored message."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
-from tests.support.services import Postgres
+from tests.support.runtime import runtime
 from trustdesk.actions import operators, tickets, visitors
-from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
-from trustdesk.realtime.hub import make_hub
-from trustdesk.realtime.presence import make_presence
-from trustdesk.store.db import Store, run_migrations
 from trustdesk.store.models import SupportMessage
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    url = None
-    if request.param == "postgres":
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.create_database(f"retries_{int(time.time() * 1000)}")
-    s = Settings(data_dir=tmp_path, database_url=url, create_first_operator=False)
-    run_migrations(s)
-    yield s
 
 
 def test_retries_store_one_message_and_leave_the_ticket_alone(settings: Settings) -> None:
     async def main() -> None:
-        hub = make_hub(None)
-        rt = Runtime(settings, Store(settings, publish=hub.publish_many), hub, make_presence(None))
-        try:
+        async with runtime(settings) as rt:
             op = await operators.create_operator(rt, "anna@x.io", "Anna", "pass-word-123", "admin")
             _, visitor = await visitors.create_visitor(rt)
             first = await tickets.send_customer_message(rt, visitor, "вопрос", None, "c1")
@@ -59,8 +38,5 @@ def test_retries_store_one_message_and_leave_the_ticket_alone(settings: Settings
             assert texts.count("дальше") == 1 and texts.count("ответ") == 1
             summary = await tickets.ticket_summary(rt, op.id, first.ticket.id)
             assert summary["last_message"]["id"] == reply["id"]  # the ticket still points at it
-        finally:
-            await hub.stop()
-            await rt.store.dispose()
 
     asyncio.run(main())

@@ -5,38 +5,16 @@ all of them for an operator who has never read the ticket."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.support.services import Postgres
+from tests.support.runtime import runtime
 from trustdesk.actions import operators, tickets, visitors
-from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
-from trustdesk.realtime.hub import make_hub
-from trustdesk.realtime.presence import make_presence
-from trustdesk.store.db import Store, run_migrations
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    url = None
-    if request.param == "postgres":
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.create_database(f"summaries_{int(time.time() * 1000)}")
-    s = Settings(data_dir=tmp_path, database_url=url, create_first_operator=False)
-    run_migrations(s)
-    yield s
 
 
 def test_unread_counts_follow_each_operators_cursor(settings: Settings) -> None:
     async def main() -> None:
-        hub = make_hub(None)
-        rt = Runtime(settings, Store(settings, publish=hub.publish_many), hub, make_presence(None))
-        try:
+        async with runtime(settings) as rt:
             anna = await operators.create_operator(
                 rt, "anna@x.io", "Anna", "pass-word-123", "admin"
             )
@@ -73,8 +51,5 @@ def test_unread_counts_follow_each_operators_cursor(settings: Settings) -> None:
             assert [(s["ticketId"], s["unread"], s["my_last_read_id"]) for s in mine] == [
                 (number, 3, reply["id"])
             ]
-        finally:
-            await hub.stop()
-            await rt.store.dispose()
 
     asyncio.run(main())
