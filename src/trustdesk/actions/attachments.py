@@ -212,7 +212,7 @@ async def visitor_upload(
                 .limit(1)
             )
         if t is not None and client_msg_id:
-            existing = await find_by_client_id(tx, t, client_msg_id)
+            existing = await find_by_client_id(tx, t.id, client_msg_id)
             if existing is not None:
                 return t, message_json(existing, t.number)
         if t is None:
@@ -269,7 +269,7 @@ async def operator_upload(
         if t is None:
             raise NotFound("no such ticket", "ticket_not_found")
         if client_msg_id:
-            existing = await find_by_client_id(tx, t, client_msg_id)
+            existing = await find_by_client_id(tx, t.id, client_msg_id)
             if existing is not None:
                 return message_json(existing, t.number)
         if t.status == "open":

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trustdesk.actions.errors import Invalid
@@ -54,7 +53,7 @@ def iso(dt: datetime) -> str:
 class Duplicate(Exception):
     """A send with a client_msg_id the ticket already has: a retry. Raised by post_message
     when the insert finds that message; the caller's transaction rolls back (whatever it
-    did before is undone) and the caller answers with the stored message (stored_message).
+    did before is undone) and the caller answers with the stored message (find_by_client_id).
     The common case, a first send, costs no lookup this way."""
 
     def __init__(self, ticket_id: str, client_msg_id: str) -> None:
@@ -134,22 +133,11 @@ def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
 _BY_CLIENT_ID = Sql("SELECT id FROM support_messages WHERE ticket_id = :t AND client_msg_id = :c")
 
 
-async def find_by_client_id(tx: Tx, ticket: Ticket, client_msg_id: str) -> SupportMessage | None:
-    """The message a retried send already stored (a plain query: a retry is the exception)."""
-    found = await (await tx.raw()).scalar(_BY_CLIENT_ID, {"t": ticket.id, "c": client_msg_id})
+async def find_by_client_id(tx: Tx, ticket_id: str, client_msg_id: str) -> SupportMessage | None:
+    """The message a retried send already stored (a plain query: a retry is the exception).
+    After a Duplicate, callers read it in a transaction of their own (write=False)."""
+    found = await (await tx.raw()).scalar(_BY_CLIENT_ID, {"t": ticket_id, "c": client_msg_id})
     return None if found is None else await tx.session.get(SupportMessage, found)
-
-
-async def stored_message(session: AsyncSession, dup: Duplicate) -> SupportMessage:
-    """The message a Duplicate found (committed: it was there when the insert ran)."""
-    m = await session.scalar(
-        select(SupportMessage).where(
-            SupportMessage.ticket_id == dup.ticket_id,
-            SupportMessage.client_msg_id == dup.client_msg_id,
-        )
-    )
-    assert m is not None
-    return m
 
 
 async def post_message(

@@ -21,7 +21,6 @@ from trustdesk.actions.messages import (
     message_dict,
     message_json,
     post_message,
-    stored_message,
 )
 from trustdesk.actions.runtime import Runtime
 from trustdesk.store.db import Tx
@@ -447,10 +446,10 @@ async def send_customer_message(
     try:
         return await _send_customer_message(rt, visitor, text, number, client_msg_id, new_ticket)
     except Duplicate as dup:
-        async with rt.store.read() as session:
-            existing = await stored_message(session, dup)
-            t = await session.get(Ticket, dup.ticket_id)
-        assert t is not None
+        async with rt.store.transaction(write=False) as tx:
+            existing = await find_by_client_id(tx, dup.ticket_id, dup.client_msg_id)
+            t = await tx.session.get(Ticket, dup.ticket_id)
+        assert t is not None and existing is not None
         return _resent(t, existing)
 
 
@@ -501,7 +500,7 @@ async def _send_customer_message(
                 )
         if t is not None and client_msg_id and (number is None or new_ticket):
             # (a ticket given by number: post_message finds a retry, raising Duplicate)
-            existing = await find_by_client_id(tx, t, client_msg_id)
+            existing = await find_by_client_id(tx, t.id, client_msg_id)
             if existing is not None:
                 return _resent(t, existing)
         if t is None:
@@ -673,8 +672,10 @@ async def reply(
     try:
         return await _reply(rt, op, number, text, client_msg_id, kind)
     except Duplicate as dup:  # a retry: what the first send stored
-        async with rt.store.read() as session:
-            return message_json(await stored_message(session, dup), number)
+        async with rt.store.transaction(write=False) as tx:
+            existing = await find_by_client_id(tx, dup.ticket_id, dup.client_msg_id)
+        assert existing is not None
+        return message_json(existing, number)
 
 
 async def _reply(
