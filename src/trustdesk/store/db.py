@@ -236,6 +236,11 @@ class Store:
         url = make_url(settings.resolved_database_url)
         self._writer: sqlite_inline.InlineConnection | None = None
         self._writer_path = url.database or ""
+        self._checkpointer = (
+            sqlite_inline.Checkpointer(self._writer_path, self._write_lock)
+            if self._write_lock is not None
+            else None
+        )
         self._write_sessions: async_sessionmaker[AsyncSession] | None = None
         if self.dialect == "sqlite":
             write_engine = make_engine(settings, writer=self._write_connection)
@@ -257,6 +262,9 @@ class Store:
         if self._writer is None:
             self._writer = await sqlite_inline.connector(self._writer_path, 30.0)()
             sqlite_pragmas(self._writer._connection)
+            # Its commits never checkpoint the log on the loop's thread: the checkpointer
+            # does, on a worker thread (sqlite_inline.Checkpointer).
+            self._writer._connection.execute("PRAGMA wal_autocheckpoint=0")
             # SQLAlchemy sets a connection up on its first checkout and ends with a
             # rollback: that must happen now, outside any transaction. (The engine's creator
             # is this method: it returns the connection just made.)
@@ -269,6 +277,8 @@ class Store:
         await self.reader.close()
         if self._write_engine is not None:
             await self._write_engine.dispose()
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
@@ -297,6 +307,8 @@ class Store:
                     await tx.session.commit()  # commits the connection's transaction
                 if conn.in_transaction:
                     await sqlite_inline.retry(conn.commit, writer.busy_seconds)
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
             finally:
                 if tx.has_session:
                     await tx.session.close()  # (rolls back what was not committed)

@@ -19,11 +19,14 @@ What that costs, and how it is handled:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
@@ -158,3 +161,78 @@ def connector(path: str, busy_seconds: float) -> Callable[[], Any]:
         return InlineConnection(conn, busy_seconds)
 
     return connect
+
+
+class Checkpointer:
+    """Copies the write-ahead log back into the database file off the loop's thread.
+
+    SQLite does this itself by default, inside the COMMIT that takes the log past 1,000
+    pages: that commit then copies the pages and syncs both files on the loop's thread (a
+    1-6 ms stall of everything, a few times a second under load; docs/benchmarks.md). The
+    write connection turns that off (``wal_autocheckpoint=0``) and calls :meth:`committed`
+    after each commit. Every ``every`` commits, on a thread of the loop's executor with its
+    own connection (SQLite releases the GIL while it works):
+
+    1. a PASSIVE checkpoint copies the log as it is while writers go on;
+    2. then, holding the process's write lock (this process's writers wait, the loop does
+       not), a RESTART checkpoint copies the few pages written meanwhile and waits for
+       other processes' writers and readers of the old log, so that the next write starts
+       the log over instead of growing it for ever (a log that writers keep appending to
+       is never wholly copied).
+    """
+
+    def __init__(self, path: str, lock: asyncio.Lock, every: int = 200) -> None:
+        self.path = path
+        self.every = every
+        self._lock = lock
+        self._commits = 0
+        self._running: asyncio.Task[None] | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits >= self.every and self._running is None and not self._closed:
+            self._commits = 0
+            self._running = asyncio.get_running_loop().create_task(self._run())
+            self._running.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running = None
+        if not task.cancelled() and task.exception() is not None:
+            # A failed checkpoint loses nothing (the log keeps the pages): the next one
+            # (or SQLite's own, when the last connection closes) copies them.
+            log.warning("WAL checkpoint failed: %s", task.exception())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._checkpoint, "PASSIVE")
+        async with self._lock:
+            await loop.run_in_executor(None, self._checkpoint, "RESTART")
+
+    def _checkpoint(self, mode: str) -> None:
+        if self._conn is None:
+            # (its busy timeout: how long RESTART waits for other processes' writers)
+            self._conn = sqlite3.connect(
+                self.path, timeout=2.0, isolation_level=None, check_same_thread=False
+            )
+        sql = {
+            "PASSIVE": "PRAGMA wal_checkpoint(PASSIVE)",
+            "RESTART": "PRAGMA wal_checkpoint(RESTART)",
+        }
+        self._conn.execute(sql[mode]).fetchall()
+
+    async def wait(self) -> None:
+        """Return once no checkpoint is running (its failure is logged, not raised)."""
+        while self._running is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._running)
+
+    async def close(self) -> None:
+        """Wait for a running checkpoint and close its connection (what is left in the log
+        is checkpointed by SQLite when the last connection to the file closes)."""
+        self._closed = True
+        await self.wait()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
