@@ -208,7 +208,7 @@ class Checkpointer:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._checkpoint, "PASSIVE")
         async with self._lock:
-            await loop.run_in_executor(None, self._checkpoint, "RESTART")
+            await loop.run_in_executor(None, self._checkpoint, "PASSIVE")
 
     def _checkpoint(self, mode: str) -> None:
         if self._conn is None:
