@@ -73,10 +73,20 @@ async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
     return await session.scalar(select(Ticket).where(Ticket.number == number))
 
 
+# Both statements give a row of the same columns (_adopt_ticket), the second one more.
 _TICKET_BY_NUMBER = Sql(
-    "SELECT id, number, visitor_id, status, assignee_id, epoch, created_at, updated_at,"
-    " last_message_id, closed_at, rating, rating_comment, rated_at"
-    " FROM tickets WHERE number = :n"
+    "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
+    " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at"
+    " FROM tickets t WHERE t.number = :n"
+)
+# With the epoch in which the operator :o last joined the ticket (None: never): a reply
+# knows whether to post "Оператор … подключился" without a statement of its own.
+_TICKET_AND_JOIN = Sql(
+    "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
+    " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
+    " j.epoch FROM tickets t"
+    " LEFT JOIN ticket_joins j ON j.ticket_id = t.id AND j.operator_id = :o"
+    " WHERE t.number = :n"
 )
 
 
@@ -86,8 +96,23 @@ async def load_ticket(tx: Tx, number: str) -> Ticket | None:
     if not _plausible_number(number):
         return None
     row = await (await tx.raw()).first(_TICKET_BY_NUMBER, {"n": number})
+    return None if row is None else _adopt_ticket(tx, row)
+
+
+async def _load_with_join(tx: Tx, number: str, op: Operator) -> tuple[Ticket, int | None]:
+    """The ticket (as load_ticket; 404 if there is none) and the epoch in which `op` last
+    joined it (None: never), in one statement."""
+    row = None
+    if _plausible_number(number):
+        row = await (await tx.raw()).first(_TICKET_AND_JOIN, {"n": number, "o": op.id})
     if row is None:
-        return None
+        raise NotFound("no such ticket", "ticket_not_found")
+    return _adopt_ticket(tx, row), row[13]
+
+
+def _adopt_ticket(tx: Tx, row: Row) -> Ticket:
+    """The ticket of a _TICKET_BY_NUMBER row, adopted by the transaction (the one it has
+    already, if it read this ticket before)."""
     known = tx.adopted(Ticket, row[0])
     if known is not None:
         return known
@@ -585,11 +610,15 @@ async def _load_for_operator(tx: Tx, number: str) -> Ticket:
 
 async def _join(tx: Tx, t: Ticket, op: Operator) -> bool:
     """Post "Оператор … подключился" once per operator per epoch (again after a reopen)."""
-    raw = await tx.raw()
-    epoch = await raw.scalar(_JOIN_EPOCH, {"t": t.id, "o": op.id})
+    epoch = await (await tx.raw()).scalar(_JOIN_EPOCH, {"t": t.id, "o": op.id})
+    return await _join_unless_joined(tx, t, op, epoch)
+
+
+async def _join_unless_joined(tx: Tx, t: Ticket, op: Operator, epoch: int | None) -> bool:
+    """_join, given the epoch in which `op` last joined `t` (None: never)."""
     if epoch is not None and epoch >= t.epoch:
         return False
-    await raw.run(
+    await (await tx.raw()).run(
         _NEW_JOIN if epoch is None else _SET_JOIN_EPOCH, {"t": t.id, "o": op.id, "e": t.epoch}
     )
     await post_message(
@@ -633,9 +662,9 @@ async def open_ticket(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An operator opens a ticket: joins it (once) and reads it."""
     async with rt.store.transaction() as tx:
-        t = await _load_for_operator(tx, number)
+        t, joined = await _load_with_join(tx, number, op)
         if t.status == "open":
-            await _join(tx, t, op)
+            await _join_unless_joined(tx, t, op, joined)
         await tx.flush()
         await _mark_read_by_operator(tx, t, op, t.last_message_id or 0)
         rows = await messages_after(tx.session, t.id, 0, include_notes=True, limit=100_000)
@@ -683,9 +712,9 @@ async def _reply(
 ) -> dict[str, Any]:
     async with rt.store.transaction() as tx:
         await tx.lock_scope(f"ticket:{number}")
-        t = await _load_for_operator(tx, number)
+        t, joined = await _load_with_join(tx, number, op)
         if kind != "note" and t.status == "open":
-            await _join(tx, t, op)
+            await _join_unless_joined(tx, t, op, joined)
         msg = await post_message(
             tx,
             t,
