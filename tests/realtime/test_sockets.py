@@ -175,6 +175,41 @@ def test_dashboard_ticket_frames_carry_each_operators_unread_count(
     run(go())
 
 
+def test_a_reply_gives_the_widget_a_receipt_and_the_dashboards_a_summary(
+    server: ServerProcess, operator: OperatorClient
+) -> None:
+    """After a reply the customer sees their messages read; every dashboard gets the reply
+    and the ticket's new summary (the operator's unread back to 0), and no `read` frame:
+    the summary says it, and each reply would otherwise cost one frame per dashboard."""
+
+    async def go() -> None:
+        v = VisitorClient(server.url)
+        ticket = v.send("есть вопрос")["ticketId"]
+        vsock, _ = await visitor_socket(server.ws_url, v.token, ticket, 0)
+        await vsock.messages(2)
+        osock, _ = await operator_socket(
+            server.ws_url, operator.http.cookies["td_session"], server.url
+        )
+        first = len(osock.frames)
+        reply = await asyncio.to_thread(operator.reply, ticket, "отвечаю")
+        summary = await osock.until(
+            lambda f: (
+                f["type"] == "ticket"
+                and f["ticket"]["ticketId"] == ticket
+                and f["ticket"]["last_message"]["message"] == "отвечаю"
+            )
+        )
+        assert summary["ticket"]["unread"] == 0
+        kinds = [f["type"] for f in osock.frames[first:]]
+        assert "message" in kinds and "read" not in kinds, kinds
+        receipt = await vsock.until("read")
+        assert receipt["reader"] == "admin" and receipt["last_read_id"] >= reply["id"]
+        await osock.close()
+        await vsock.close()
+
+    run(go())
+
+
 def test_retried_socket_send_stores_one_message(server: ServerProcess) -> None:
     async def go() -> None:
         v = VisitorClient(server.url)

@@ -636,7 +636,9 @@ async def _mark_read_by_operator(
     tx: Tx, t: Ticket, op: Operator, last_id: int, *, just_posted: bool = False
 ) -> None:
     """`just_posted`: last_id is a message this transaction created, so it is past every
-    cursor and the customer's receipt moves (no need to read how far others had read)."""
+    cursor and the customer's receipt moves (no need to read how far others had read).
+    The dashboards then get no `read` frame: the message and the ticket's new summary
+    (unread 0 for this operator) say it already, and a reply made one per dashboard."""
     before = 0 if just_posted else await admin_read_id(tx.session, t.id)
     if await _set_cursor(tx, t, operator_reader(op.id), last_id):
         tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id, "only": op.id})
@@ -645,6 +647,7 @@ async def _mark_read_by_operator(
                 f"ticket:{t.id}",
                 {"type": "read", "ticketId": t.number, "reader": "admin", "last_read_id": last_id},
             )
+        if last_id > before and not just_posted:
             tx.emit(
                 "operators",
                 {

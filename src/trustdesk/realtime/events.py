@@ -173,6 +173,11 @@ class OperatorTicketFrame(Frame):
 
 
 class ReadFrame(Frame):
+    """A read receipt. To the widget: an operator has read the ticket up to
+    `last_read_id` (by opening it, or by replying). To the dashboards: the customer has
+    read up to it (`customer`), or an operator (`operator_id`) opened the ticket in another
+    tab (`admin`; after a reply the ticket's summary carries the new unread count instead)."""
+
     type: Literal["read"]
     ticketId: str  # noqa: N815
     reader: Literal["customer", "admin"]
@@ -341,7 +346,7 @@ def render_protocol_md() -> str:
             )
             out.append(f"\n### `{kind}` ({model.__name__})\n")
             if model.__doc__:
-                out.append(f"\n{model.__doc__.strip()}\n")
+                out.append(f"\n{' '.join(model.__doc__.split())}\n")
             out.append("\n| field | type | required | notes |\n|---|---|---|---|\n")
             for name, f in fields.items():
                 required = "yes" if f.is_required() else "no"
