@@ -8,6 +8,10 @@ under the message lock); otherwise (an event from another process that overtook 
 earlier one, a private note in between, a resync after the hub dropped events) the socket
 fills the gap from the database first. So nothing is lost, nothing is shown twice, and
 the database is read only when something is missing.
+
+Under `trustdesk run` (uvicorn's sans-I/O websockets protocol) a widget's frame that can
+go out at once is written in the publisher's step (VisitorConn.take_now) instead of
+waking the socket's pump for the loop's next turn; anything else still goes the pump's way.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from trustdesk.actions import metrics, operators, tickets, visitors
 from trustdesk.actions.errors import ActionError, Invalid
@@ -67,6 +72,36 @@ async def _send_text(ws: WebSocket, text: str) -> None:
         await ws.send_text(text)
     except (WebSocketDisconnect, RuntimeError) as exc:
         raise Closed from exc
+
+
+def _writer_now(ws: WebSocket) -> Callable[[str], bool] | None:
+    """A send that completes at once, for a socket served by uvicorn's sans-I/O websockets
+    protocol (`trustdesk run`): the frame goes to the transport in the caller's step, as the
+    protocol's own `send` does when the socket is writable. None for any other server.
+    Returns False, having sent nothing, whenever that `send` would wait or fail (paused
+    for back-pressure, closing): the caller then sends the ordinary way."""
+    proto = getattr(ws._send, "__self__", None)  # starlette keeps the ASGI send it was given
+    if not isinstance(proto, WebSocketsSansIOProtocol):
+        return None
+
+    def write(text: str) -> bool:
+        if (
+            ws.application_state != WebSocketState.CONNECTED
+            or not proto.handshake_complete
+            or proto.close_sent
+            or proto.disconnected
+            or not proto.writable.is_set()
+            or proto.transport.is_closing()
+        ):
+            return False
+        try:
+            proto.conn.send_text(text.encode())
+            proto.transport.write(b"".join(proto.conn.data_to_send()))
+        except Exception:  # (the ordinary send then meets the same state, and ends the socket)
+            return False
+        return True
+
+    return write
 
 
 class _Frames:
@@ -178,6 +213,9 @@ class VisitorConn:
         self.page_url: str | None = None
         self.beat: asyncio.TimerHandle | None = None
         self.beat_task: asyncio.Task[Any] | None = None
+        self.write_now = _writer_now(ws)
+        if self.write_now is not None:
+            sub.take_now = self.take_now
 
     async def follow(self, ticket: Ticket, since: int) -> None:
         """Subscribe to a ticket, then replay what is stored after `since`."""
@@ -215,6 +253,31 @@ class VisitorConn:
         if prev_id > self.last_sent:
             await self.replay()
         await self.send_message(m)
+
+    def take_now(self, ev: dict[str, Any]) -> bool:
+        """The pump's work for an event it can do without waiting, done in the publisher's
+        step (Subscription.take_now): a message that follows what the socket has sent, or a
+        frame sent as it is. Anything else (a gap to fill from the database) goes the
+        pump's way."""
+        assert self.write_now is not None
+        kind = ev.get("type")
+        if kind == "message":
+            m = ev["message"]
+            if not (self.ticket and m["ticket_id"] == self.ticket.number and m["kind"] != "note"):
+                return True  # not for this widget (the pump would drop it too)
+            if m["id"] <= self.last_sent:
+                return True
+            prev = ev.get("prev_id")
+            if (prev if isinstance(prev, int) else m["id"]) > self.last_sent:
+                return False
+            if not self.write_now(_message_frames.text(m)):
+                return False
+            self.last_sent = m["id"]
+            metrics.message_delivered("visitor", m)
+            return True
+        if kind in ("typing", "read", "ticket", "presence"):
+            return self.write_now(_event_frames.text(ev))
+        return False
 
     async def pump(self) -> None:
         """Hub events -> the client."""

@@ -104,6 +104,13 @@ class Subscription:
         self._overflowed = False
         self.overflows = 0
         """How many times this subscription overflowed (for metrics and tests)."""
+        self.take_now: Callable[[dict[str, Any]], bool] | None = None
+        """Optional: hands an event straight to the consumer, in the publisher's step,
+        when the consumer is parked in `get` with nothing queued (so nothing queued is
+        overtaken). Returns False to have the event queued as usual. A socket sets it to
+        write the frame at once instead of waking its pump: that wake waits for the
+        loop's next turn, behind every other ready task (about 0.4 ms at 1,000
+        conversations on the benchmark machine)."""
 
     # --- consumer side -------------------------------------------------------------
 
@@ -223,6 +230,15 @@ class Subscription:
     def _put(self, event: dict[str, Any]) -> None:
         """Queue an event without ever blocking; on overflow switch to a single resync."""
         if self._closed or self._overflowed:
+            return
+        waiter = self._waiter
+        if (
+            self.take_now is not None
+            and not self._queue
+            and waiter is not None
+            and not waiter.done()
+            and self.take_now(event)
+        ):
             return
         if self._queue is None:
             self._queue = deque()
