@@ -283,6 +283,8 @@ class VisitorConn:
         """Hub events -> the client."""
         while True:
             ev = await self.sub.get()
+            if self.write_now is not None and self.take_now(ev):
+                continue
             kind = ev.get("type")
             if kind == "message":
                 m = ev["message"]
@@ -559,6 +561,9 @@ class OperatorConn:
         self.visible = True
         self.changed: dict[str, None] = {}  # tickets whose summary is to be sent, in order
         self.changed_event = asyncio.Event()
+        self.write_now = _writer_now(ws)
+        if self.write_now is not None:
+            sub.take_now = self.take_now
 
     def info(self) -> dict[str, Any]:
         return {"name": self.op.display_name, "visible": self.visible}
@@ -576,9 +581,42 @@ class OperatorConn:
         self.last_sent = m["id"]
         await _send_text(self.ws, _message_frames.text(m))
 
+    def take_now(self, ev: dict[str, Any]) -> bool:
+        """The pump's work for an event it can do without waiting (see VisitorConn.take_now):
+        the next message, a ticket to summarise, typing and read frames."""
+        assert self.write_now is not None
+        kind = ev.get("type")
+        if kind == "message":
+            m = ev["message"]
+            if m["id"] > self.last_sent + 1:
+                return False  # maybe a gap: the pump reads what is missing first
+            if m["id"] <= self.last_sent:
+                return True
+            if not self.write_now(_message_frames.text(m)):
+                return False
+            ref = ev.get("ticket_ref")
+            if isinstance(ref, str):
+                self.refs[m["ticket_id"]] = ref
+            self.last_sent = m["id"]
+            metrics.message_delivered("operator", m)
+            return True
+        if kind == "ticket_changed":
+            only = ev.get("only")
+            if only is None or only == self.op.id:
+                self.changed[ev["ticket_ref"]] = None
+                self.changed_event.set()
+            return True
+        if kind == "typing" and ev.get("operator_id") == self.op.id:
+            return True  # (their own)
+        if kind in ("typing", "read"):
+            return self.write_now(_event_frames.text(ev))
+        return False
+
     async def pump(self) -> None:
         while True:
             ev = await self.sub.get()
+            if self.write_now is not None and self.take_now(ev):
+                continue
             kind = ev.get("type")
             if kind == "message":
                 ref = ev.get("ticket_ref")
