@@ -510,39 +510,43 @@ def test_redis_unreachable_from_the_start() -> None:
     asyncio.run(main())
 
 
-def test_take_now_gets_events_only_while_the_consumer_waits_with_nothing_queued(
+def test_a_consumer_gets_events_only_while_it_waits_with_nothing_queued(
     hub: Backend,
 ) -> None:
-    """Subscription.take_now (a socket writing a frame in the publisher's step) never lets
+    """Subscription.consumer (a socket writing a frame in the publisher's step) never lets
     an event overtake one queued before it, and an event it refuses is queued as usual."""
 
     async def body(h: Hub) -> None:
         async with h.subscribe(["t"]) as sub:
-            taken: list[int] = []
-            took = asyncio.Event()
-            accept = True
 
-            def take(ev: dict[str, Any]) -> bool:
-                if not accept:
-                    return False
-                taken.append(ev["n"])
-                took.set()
-                return True
+            class Taker:
+                def __init__(self) -> None:
+                    self.taken: list[int] = []
+                    self.took = asyncio.Event()
+                    self.accept = True
 
-            sub.take_now = take
+                def take_now(self, ev: dict[str, Any]) -> bool:
+                    if not self.accept:
+                        return False
+                    self.taken.append(ev["n"])
+                    self.took.set()
+                    return True
+
+            taker = Taker()
+            sub.consumer = taker
             getter = asyncio.ensure_future(sub.get())
             await asyncio.sleep(0)  # (no time passes: the get runs until it waits)
             await h.publish("t", {"n": 1})
-            await asyncio.wait_for(took.wait(), 5)
-            assert taken == [1] and not getter.done()
-            accept = False
+            await asyncio.wait_for(taker.took.wait(), 5)
+            assert taker.taken == [1] and not getter.done()
+            taker.accept = False
             await h.publish("t", {"n": 2})
             assert await asyncio.wait_for(getter, 5) == {"n": 2}  # refused: queued
             if isinstance(h, MemoryHub):  # (delivery within publish: nobody waits here)
-                accept = True
+                taker.accept = True
                 await h.publish("t", {"n": 3})
                 await h.publish("t", {"n": 4})
-                assert taken == [1]  # nobody was waiting: queued, in order
+                assert taker.taken == [1]  # nobody was waiting: queued, in order
                 assert [(await next_event(sub))["n"] for _ in range(2)] == [3, 4]
 
     hub.run(body)

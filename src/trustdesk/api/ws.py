@@ -74,34 +74,32 @@ async def _send_text(ws: WebSocket, text: str) -> None:
         raise Closed from exc
 
 
-def _writer_now(ws: WebSocket) -> Callable[[str], bool] | None:
-    """A send that completes at once, for a socket served by uvicorn's sans-I/O websockets
-    protocol (`trustdesk run`): the frame goes to the transport in the caller's step, as the
-    protocol's own `send` does when the socket is writable. None for any other server.
-    Returns False, having sent nothing, whenever that `send` would wait or fail (paused
-    for back-pressure, closing): the caller then sends the ordinary way."""
+def _sansio(ws: WebSocket) -> WebSocketsSansIOProtocol | None:
+    """The socket's uvicorn sans-I/O websockets protocol (what `trustdesk run` serves with),
+    for _write_now; None under any other server."""
     proto = getattr(ws._send, "__self__", None)  # starlette keeps the ASGI send it was given
-    if not isinstance(proto, WebSocketsSansIOProtocol):
-        return None
+    return proto if isinstance(proto, WebSocketsSansIOProtocol) else None
 
-    def write(text: str) -> bool:
-        if (
-            ws.application_state != WebSocketState.CONNECTED
-            or not proto.handshake_complete
-            or proto.close_sent
-            or proto.disconnected
-            or not proto.writable.is_set()
-            or proto.transport.is_closing()
-        ):
-            return False
-        try:
-            proto.conn.send_text(text.encode())
-            proto.transport.write(b"".join(proto.conn.data_to_send()))
-        except Exception:  # (the ordinary send then meets the same state, and ends the socket)
-            return False
-        return True
 
-    return write
+def _write_now(ws: WebSocket, proto: WebSocketsSansIOProtocol, text: str) -> bool:
+    """Send a frame in the caller's step, as the protocol's own `send` does when the socket
+    is writable. Returns False, having sent nothing, whenever that `send` would wait or
+    fail (paused for back-pressure, closing): the caller then sends the ordinary way."""
+    if (
+        ws.application_state != WebSocketState.CONNECTED
+        or not proto.handshake_complete
+        or proto.close_sent
+        or proto.disconnected
+        or not proto.writable.is_set()
+        or proto.transport.is_closing()
+    ):
+        return False
+    try:
+        proto.conn.send_text(text.encode())
+        proto.transport.write(b"".join(proto.conn.data_to_send()))
+    except Exception:  # (the ordinary send then meets the same state, and ends the socket)
+        return False
+    return True
 
 
 class _Frames:
@@ -213,9 +211,9 @@ class VisitorConn:
         self.page_url: str | None = None
         self.beat: asyncio.TimerHandle | None = None
         self.beat_task: asyncio.Task[Any] | None = None
-        self.write_now = _writer_now(ws)
-        if self.write_now is not None:
-            sub.take_now = self.take_now
+        self.proto = _sansio(ws)
+        if self.proto is not None:
+            sub.consumer = self
 
     async def follow(self, ticket: Ticket, since: int) -> None:
         """Subscribe to a ticket, then replay what is stored after `since`."""
@@ -256,10 +254,10 @@ class VisitorConn:
 
     def take_now(self, ev: dict[str, Any]) -> bool:
         """The pump's work for an event it can do without waiting, done in the publisher's
-        step (Subscription.take_now): a message that follows what the socket has sent, or a
+        step (Subscription.consumer): a message that follows what the socket has sent, or a
         frame sent as it is. Anything else (a gap to fill from the database) goes the
         pump's way."""
-        assert self.write_now is not None
+        assert self.proto is not None
         kind = ev.get("type")
         if kind == "message":
             m = ev["message"]
@@ -270,20 +268,20 @@ class VisitorConn:
             prev = ev.get("prev_id")
             if (prev if isinstance(prev, int) else m["id"]) > self.last_sent:
                 return False
-            if not self.write_now(_message_frames.text(m)):
+            if not _write_now(self.ws, self.proto, _message_frames.text(m)):
                 return False
             self.last_sent = m["id"]
             metrics.message_delivered("visitor", m)
             return True
         if kind in ("typing", "read", "ticket", "presence"):
-            return self.write_now(_event_frames.text(ev))
+            return _write_now(self.ws, self.proto, _event_frames.text(ev))
         return False
 
     async def pump(self) -> None:
         """Hub events -> the client."""
         while True:
             ev = await self.sub.get()
-            if self.write_now is not None and self.take_now(ev):
+            if self.proto is not None and self.take_now(ev):
                 continue
             kind = ev.get("type")
             if kind == "message":
@@ -561,9 +559,9 @@ class OperatorConn:
         self.visible = True
         self.changed: dict[str, None] = {}  # tickets whose summary is to be sent, in order
         self.changed_event = asyncio.Event()
-        self.write_now = _writer_now(ws)
-        if self.write_now is not None:
-            sub.take_now = self.take_now
+        self.proto = _sansio(ws)
+        if self.proto is not None:
+            sub.consumer = self
 
     def info(self) -> dict[str, Any]:
         return {"name": self.op.display_name, "visible": self.visible}
@@ -584,7 +582,7 @@ class OperatorConn:
     def take_now(self, ev: dict[str, Any]) -> bool:
         """The pump's work for an event it can do without waiting (see VisitorConn.take_now):
         the next message, a ticket to summarise, typing and read frames."""
-        assert self.write_now is not None
+        assert self.proto is not None
         kind = ev.get("type")
         if kind == "message":
             m = ev["message"]
@@ -592,7 +590,7 @@ class OperatorConn:
                 return False  # maybe a gap: the pump reads what is missing first
             if m["id"] <= self.last_sent:
                 return True
-            if not self.write_now(_message_frames.text(m)):
+            if not _write_now(self.ws, self.proto, _message_frames.text(m)):
                 return False
             ref = ev.get("ticket_ref")
             if isinstance(ref, str):
@@ -609,13 +607,13 @@ class OperatorConn:
         if kind == "typing" and ev.get("operator_id") == self.op.id:
             return True  # (their own)
         if kind in ("typing", "read"):
-            return self.write_now(_event_frames.text(ev))
+            return _write_now(self.ws, self.proto, _event_frames.text(ev))
         return False
 
     async def pump(self) -> None:
         while True:
             ev = await self.sub.get()
-            if self.write_now is not None and self.take_now(ev):
+            if self.proto is not None and self.take_now(ev):
                 continue
             kind = ev.get("type")
             if kind == "message":

@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, Protocol, Self, TypeAlias
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,12 @@ class _Resync:
 _RESYNC_MARK = _Resync()
 
 
+class Consumer(Protocol):
+    """What Subscription.consumer is: a consumer that can take an event without waiting."""
+
+    def take_now(self, event: dict[str, Any]) -> bool: ...
+
+
 class Subscription:
     """A consumer's view of some topics: a bounded queue of events.
 
@@ -104,13 +110,13 @@ class Subscription:
         self._overflowed = False
         self.overflows = 0
         """How many times this subscription overflowed (for metrics and tests)."""
-        self.take_now: Callable[[dict[str, Any]], bool] | None = None
-        """Optional: hands an event straight to the consumer, in the publisher's step,
-        when the consumer is parked in `get` with nothing queued (so nothing queued is
-        overtaken). Returns False to have the event queued as usual. A socket sets it to
-        write the frame at once instead of waking its pump: that wake waits for the
-        loop's next turn, behind every other ready task (about 0.4 ms at 1,000
-        conversations on the benchmark machine)."""
+        self.consumer: Consumer | None = None
+        """Optional: takes an event straight away, in the publisher's step, when the
+        consumer is parked in `get` with nothing queued (so nothing queued is overtaken);
+        its `take_now` returns False to have the event queued as usual. A socket sets it to
+        write the frame at once instead of waking its pump: that wake waits for the loop's
+        next turn, behind every other ready task (about 0.4 ms at 1,000 conversations on
+        the benchmark machine)."""
 
     # --- consumer side -------------------------------------------------------------
 
@@ -233,11 +239,11 @@ class Subscription:
             return
         waiter = self._waiter
         if (
-            self.take_now is not None
+            self.consumer is not None
             and not self._queue
             and waiter is not None
             and not waiter.done()
-            and self.take_now(event)
+            and self.consumer.take_now(event)
         ):
             return
         if self._queue is None:
