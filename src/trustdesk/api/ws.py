@@ -81,12 +81,14 @@ def _sansio(ws: WebSocket) -> WebSocketsSansIOProtocol | None:
     return proto if isinstance(proto, WebSocketsSansIOProtocol) else None
 
 
-def _write_now(ws: WebSocket, proto: WebSocketsSansIOProtocol, text: str) -> bool:
+def _write_now(ws: WebSocket, proto: WebSocketsSansIOProtocol | None, text: str) -> bool:
     """Send a frame in the caller's step, as the protocol's own `send` does when the socket
-    is writable. Returns False, having sent nothing, whenever that `send` would wait or
-    fail (paused for back-pressure, closing): the caller then sends the ordinary way."""
+    is writable. Returns False, having sent nothing, under any other server (`proto` None)
+    and whenever that `send` would wait or fail (paused for back-pressure, closing): the
+    caller then sends the ordinary way."""
     if (
-        ws.application_state != WebSocketState.CONNECTED
+        proto is None
+        or ws.application_state != WebSocketState.CONNECTED
         or not proto.handshake_complete
         or proto.close_sent
         or proto.disconnected
@@ -254,10 +256,10 @@ class VisitorConn:
 
     def take_now(self, ev: dict[str, Any]) -> bool:
         """The pump's work for an event it can do without waiting, done in the publisher's
-        step (Subscription.consumer): a message that follows what the socket has sent, or a
-        frame sent as it is. Anything else (a gap to fill from the database) goes the
-        pump's way."""
-        assert self.proto is not None
+        step (Subscription.consumer) and first by the pump itself: drop a message that is
+        not for this widget or already sent, write one that follows what the socket has
+        sent, or a frame sent as it is. False: the rest of the pump's way (a gap to fill
+        from the database; a socket that cannot take a frame at once)."""
         kind = ev.get("type")
         if kind == "message":
             m = ev["message"]
@@ -281,15 +283,16 @@ class VisitorConn:
         """Hub events -> the client."""
         while True:
             ev = await self.sub.get()
-            if self.proto is not None and self.take_now(ev):
+            if self.take_now(ev):
                 continue
+            # Left: a new message of the widget's ticket after a gap (or one that could not
+            # be written at once), a resync, a frame to send the ordinary way.
             kind = ev.get("type")
             if kind == "message":
                 m = ev["message"]
-                if self.ticket and m["ticket_id"] == self.ticket.number and m["kind"] != "note":
-                    prev = ev.get("prev_id")
-                    await self.deliver(m, prev if isinstance(prev, int) else m["id"])
-                    metrics.message_delivered("visitor", m)
+                prev = ev.get("prev_id")
+                await self.deliver(m, prev if isinstance(prev, int) else m["id"])
+                metrics.message_delivered("visitor", m)
             elif kind == "resync":
                 if self.ticket:
                     await self.replay()
@@ -581,8 +584,7 @@ class OperatorConn:
 
     def take_now(self, ev: dict[str, Any]) -> bool:
         """The pump's work for an event it can do without waiting (see VisitorConn.take_now):
-        the next message, a ticket to summarise, typing and read frames."""
-        assert self.proto is not None
+        the next message, a ticket to summarise, typing (not their own) and read frames."""
         kind = ev.get("type")
         if kind == "message":
             m = ev["message"]
@@ -613,8 +615,10 @@ class OperatorConn:
     async def pump(self) -> None:
         while True:
             ev = await self.sub.get()
-            if self.proto is not None and self.take_now(ev):
+            if self.take_now(ev):
                 continue
+            # Left: a message after a gap (or one that could not be written at once), the
+            # events that need to wait, frames to send the ordinary way.
             kind = ev.get("type")
             if kind == "message":
                 ref = ev.get("ticket_ref")
@@ -624,12 +628,6 @@ class OperatorConn:
                     await self.replay()
                 await self.send_message(ev["message"])
                 metrics.message_delivered("operator", ev["message"])
-            elif kind == "ticket_changed":
-                only = ev.get("only")
-                if only is not None and only != self.op.id:
-                    continue
-                self.changed[ev["ticket_ref"]] = None
-                self.changed_event.set()
             elif kind == "session_revoked":
                 if ev.get("operator_id") == self.op.id and ev.get("session_hash") in (
                     None,
@@ -637,13 +635,10 @@ class OperatorConn:
                 ):
                     await self.ws.close(4401, "session ended")
                     raise Closed
-            elif kind == "typing":
-                if ev.get("operator_id") != self.op.id:
-                    await _send_text(self.ws, _event_frames.text(ev))
+            elif kind in ("typing", "read"):
+                await _send_text(self.ws, _event_frames.text(ev))
             elif kind == "presence":
                 await _send(self.ws, {k: v for k, v in ev.items() if k != "visitor_ref"})
-            elif kind == "read":
-                await _send_text(self.ws, _event_frames.text(ev))
             elif kind == "resync":
                 await self.replay()
                 await _send(self.ws, {"type": "resync"})
