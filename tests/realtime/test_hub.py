@@ -350,7 +350,7 @@ def test_one_pubsub_connection_reference_counted(hub: Backend) -> None:
         finally:
             await r.aclose()
 
-    hub.run(body)
+    hub.run(body, publish_timeout=3.0)  # (a's PUBLISH outlasts the pause: not dropped)
 
 
 async def _eq(value: Awaitable[int], expected: int) -> bool:
@@ -453,13 +453,12 @@ def test_dropped_publish_makes_other_processes_resync(hub: Backend) -> None:
             async with a, b, a.subscribe(["room"]) as sa, b.subscribe(["room"]) as sb:
                 assert a.healthy
                 await a.publish("room", {"n": 1})  # refused: NOPERM
-                assert await next_event(sa) == {"n": 1}  # local fallback
+                assert await next_event(sa) == {"n": 1}  # a's own subscribers: directly
                 await nothing(sb)
                 await allow()
                 # b never got n=1; a tells it to reload once Redis takes publishes again.
                 assert await next_event(sb, timeout=10) == RESYNC_EVENT
-                assert await next_event(sa) == RESYNC_EVENT
-                await a.publish("room", {"n": 2})
+                await a.publish("room", {"n": 2})  # (a lost nothing: no resync of its own)
                 assert await next_event(sb) == {"n": 2}
                 assert await next_event(sa) == {"n": 2}
                 await nothing(sa)
@@ -542,11 +541,36 @@ def test_a_consumer_gets_events_only_while_it_waits_with_nothing_queued(
             taker.accept = False
             await h.publish("t", {"n": 2})
             assert await asyncio.wait_for(getter, 5) == {"n": 2}  # refused: queued
-            if isinstance(h, MemoryHub):  # (delivery within publish: nobody waits here)
-                taker.accept = True
-                await h.publish("t", {"n": 3})
-                await h.publish("t", {"n": 4})
-                assert taker.taken == [1]  # nobody was waiting: queued, in order
-                assert [(await next_event(sub))["n"] for _ in range(2)] == [3, 4]
+            # Both hubs deliver to this process's subscribers within publish: nobody waits.
+            taker.accept = True
+            await h.publish("t", {"n": 3})
+            await h.publish("t", {"n": 4})
+            assert taker.taken == [1]  # nobody was waiting: queued, in order
+            assert [(await next_event(sub))["n"] for _ in range(2)] == [3, 4]
 
     hub.run(body)
+
+
+@pytest.mark.parametrize("hub", ["redis"], indirect=True)
+def test_own_subscribers_do_not_wait_for_redis(hub: Backend) -> None:
+    """An event reaches this process's subscribers while Redis itself is stalled (CLIENT
+    PAUSE), and exactly once: the copy that comes back from Redis is dropped. Another
+    process gets it through Redis once the pause ends."""
+    server = hub.redis_only()
+
+    async def body(a: Hub) -> None:
+        r = aioredis.Redis.from_url(server.url)
+        try:
+            async with hub.new() as b, a.subscribe(["room"]) as sa, b.subscribe(["room"]) as sb:
+                await r.execute_command("CLIENT", "PAUSE", 1000, "ALL")
+                publishing = asyncio.ensure_future(a.publish("room", {"n": 1}))
+                assert await next_event(sa, timeout=0.5) == {"n": 1}
+                assert not publishing.done()  # the PUBLISH itself is still held by Redis
+                assert await next_event(sb) == {"n": 1}
+                await publishing
+                await nothing(sa)
+                await nothing(sb)
+        finally:
+            await r.aclose()
+
+    hub.run(body, publish_timeout=3.0)  # (a's PUBLISH outlasts the pause: not dropped)
