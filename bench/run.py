@@ -1,6 +1,6 @@
 """TrustDesk benchmarks, in one run: `python -m bench.run` (what `make bench` runs).
 
-    python -m bench.run                # everything (~20 min on 2 cores) -> docs/benchmarks.md
+    python -m bench.run                # everything (~28 min on 2 cores) -> docs/benchmarks.md
     python -m bench.run --quick        # a smoke run (small numbers, not for quoting)
     python -m bench.run --parts latency --targets relay,sqlite --levels 1,100
     python -m bench.run --report-only  # rewrite docs/benchmarks.md from bench/results/latest.json
@@ -8,7 +8,9 @@
 Parts:
   latency    operator reply -> visitor socket, p50/p99, at 1/100/1000 conversations, for the
              bare websockets relay, the spec's 3 s polling, TrustDesk on SQLite and on
-             PostgreSQL + Redis
+             PostgreSQL + Redis; each TrustDesk target with a bare relay of its own beside
+             it, their windows alternating, for the "x the relay" ratios
+             (--no-paired-relay skips that)
   idle       server RSS per idle connected widget at 5,000 sockets, TrustDesk vs the relay
   sustained  messages/s stored and delivered by one process on SQLite, stepping the offered
              rate up until it saturates, then a profile (py-spy if on PATH, else cProfile)
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -113,36 +116,121 @@ def system_busy() -> float:
 # ====================================================================== latency
 
 
+@dataclasses.dataclass
+class Reference:
+    """The bare relay held open beside a TrustDesk target, measured window by window with it."""
+
+    target: load.Target
+    meters: dict[str, Callable[[], float]]
+    convs: list[load.Conv] = dataclasses.field(default_factory=list)
+    setup_errors: list[str] = dataclasses.field(default_factory=list)
+
+
+async def _open_level(
+    target: load.Target, convs: list[load.Conv], level: int, timeout: float
+) -> list[str]:
+    """Bring `target` up to `level` conversations (appended to `convs`); returns the errors."""
+    t0 = time.monotonic()
+    new, errors = await load.add_conversations(
+        target, len(convs), level - len(convs), timeout=timeout
+    )
+    convs += new
+    failed = f", {len(errors)} failed; first error: {errors[0]}" if errors else ""
+    log(f"  {target.name}: {len(convs)} conversations open ({time.monotonic() - t0:.1f}s{failed})")
+    return errors
+
+
+async def paired_windows(
+    target: load.Target,
+    convs: list[load.Conv],
+    meters: dict[str, Callable[[], float]],
+    ref: Reference,
+    rate: float,
+    args: argparse.Namespace,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Alternate relay window, target window, ... (`args.runs` of each) at one level.
+
+    Each side gets the full warm-up once per level, before its first window: that is where
+    the new conversations' first messages and cold caches are paid for. Before each later
+    window each side gets only a short re-warm (`--paired-rewarm`, default 1 s): while the
+    other side ran, this one sat idle (and measure() drained its last messages), and a
+    window started cold, with empty queues and an idle CPU, would not measure the steady
+    state that the back-to-back windows of an unpaired run measure; a full warm-up each
+    time would only add minutes.
+    """
+    windows: list[dict[str, Any]] = []
+    ref_windows: list[dict[str, Any]] = []
+    for i in range(args.runs):
+        warmup = args.warmup if i == 0 else min(args.warmup, args.paired_rewarm)
+        for side, side_convs, side_meters, out in (
+            (ref.target, ref.convs, ref.meters, ref_windows),
+            (target, convs, meters, windows),
+        ):
+            out += await load.measure(
+                side,
+                side_convs,
+                rate,
+                warmup=warmup,
+                runs=1,
+                seconds=args.window,
+                meters=side_meters,
+            )
+    return windows, ref_windows
+
+
+def paired_figures(
+    windows: list[dict[str, Any]], ref_windows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The paired reference of one level: relay medians, and the median of per-window ratios."""
+    ratios = [
+        w["reply_p50_ms"] / r["reply_p50_ms"]
+        if w.get("reply_p50_ms") is not None and r.get("reply_p50_ms")
+        else None
+        for w, r in zip(windows, ref_windows, strict=True)
+    ]
+    return {
+        "ref_p50_ms": median([r.get("reply_p50_ms") for r in ref_windows]),
+        "ref_p99_ms": median([r.get("reply_p99_ms") for r in ref_windows]),
+        "ref_runs": ref_windows,
+        "ratio_runs": ratios,
+        "ratio_p50": median(list(ratios)),
+    }
+
+
 async def latency_levels(
-    target: load.Target, args: argparse.Namespace, meters: dict[str, Callable[[], float]]
+    target: load.Target,
+    args: argparse.Namespace,
+    meters: dict[str, Callable[[], float]],
+    ref: Reference | None = None,
 ) -> list[dict[str, Any]]:
-    await target.open()
     convs: list[load.Conv] = []
     out = []
     try:
+        await target.open()
+        if ref is not None:
+            await ref.target.open()
         for level in args.levels:
-            t0 = time.monotonic()
-            new, errors = await load.add_conversations(
-                target, len(convs), level - len(convs), timeout=args.setup_timeout
-            )
-            convs += new
-            failed = f", {len(errors)} failed; first error: {errors[0]}" if errors else ""
-            log(
-                f"  {target.name}: {len(convs)} conversations open "
-                f"({time.monotonic() - t0:.1f}s{failed})"
-            )
+            errors = await _open_level(target, convs, level, args.setup_timeout)
             if not convs:
                 break
+            if ref is not None:
+                ref.setup_errors += await _open_level(
+                    ref.target, ref.convs, level, args.setup_timeout
+                )
             rate = args.single_rate if level == 1 else args.rate
-            windows = await load.measure(
-                target,
-                convs,
-                rate,
-                warmup=args.warmup,
-                runs=args.runs,
-                seconds=args.window,
-                meters=meters,
-            )
+            ref_windows: list[dict[str, Any]] | None = None
+            if ref is not None and ref.convs:
+                windows, ref_windows = await paired_windows(target, convs, meters, ref, rate, args)
+            else:
+                windows = await load.measure(
+                    target,
+                    convs,
+                    rate,
+                    warmup=args.warmup,
+                    runs=args.runs,
+                    seconds=args.window,
+                    meters=meters,
+                )
             row = combine(windows)
             row.update(
                 level=level,
@@ -152,6 +240,12 @@ async def latency_levels(
                 setup_errors=errors[:5],
                 setup_failed=len(errors),
             )
+            if ref is not None and ref_windows is not None:
+                row.update(
+                    paired_figures(windows, ref_windows),
+                    ref_open=len(ref.convs),
+                    ref_setup_failed=len(ref.setup_errors),
+                )
             out.append(row)
             log(
                 f"  {target.name} @ {level}: reply p50 {fmt(row['reply_p50_ms'])} ms, "
@@ -161,6 +255,16 @@ async def latency_levels(
                 f"server CPU {row['server_cpu_pct']:.0f}%, client CPU {row['client_cpu_pct']:.0f}%"
                 + (f", errors {row['errors']}" if row["errors"] else "")
             )
+            if "ref_runs" in row:
+                pairs = "; ".join(
+                    f"{fmt2(r['reply_p50_ms'])} -> {fmt2(w['reply_p50_ms'])} ms"
+                    for r, w in zip(row["ref_runs"], row["runs"], strict=True)
+                )
+                log(
+                    f"  {target.name} @ {level}: relay beside it p50 {fmt2(row['ref_p50_ms'])} ms, "
+                    f"p99 {fmt2(row['ref_p99_ms'])} ms; windows (relay -> {target.name}) {pairs}; "
+                    f"ratio p50 {fmt2(row['ratio_p50'])}x"
+                )
             if len(convs) < level * 0.9:
                 log(f"  {target.name}: could not open {level} conversations; stopping here")
                 break
@@ -172,12 +276,21 @@ async def latency_levels(
                 row["saturated"] = True
                 break
     finally:
-        await target.close()
+        # Both targets' sockets (up to 2 x the level) are closed whatever happened.
+        try:
+            await target.close()
+        finally:
+            if ref is not None:
+                await ref.target.close()
     return out
 
 
 def fmt(v: float | None) -> str:
     return "-" if v is None else (f"{v:.1f}" if v < 100 else f"{v:.0f}")
+
+
+def fmt2(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.2f}" if v < 10 else fmt(v))
 
 
 def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -199,8 +312,18 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # pg2: the same, served by two worker processes (`trustdesk run --workers 2`): the
         # way past one process's CPU, events crossing between them through Redis.
         backend = "pg" if name in ("pg", "pg2") else "sqlite"
-        stack = TrustDeskStack(backend, work / name, workers=2 if name == "pg2" else 1).start()
+        # The TrustDesk targets get a bare relay of their own, measured window by window
+        # beside them (paired_windows): the floor drifts too much over a run to divide by the
+        # relay measured minutes earlier. Not the 3 s polling, whose ratio is ~1,000x anyway.
+        beside = args.paired_relay and name in report.TRUSTDESK
+        ref_relay = RelayProcess(work).start() if beside else None
+        stack = None
         try:
+            stack = TrustDeskStack(backend, work / name, workers=2 if name == "pg2" else 1).start()
+            ref = None
+            if ref_relay is not None:
+                ref_target = load.RelayTarget(load.Recorder(), ref_relay.ws_url)
+                ref = Reference(ref_target, meters_for(ref_relay.pid, []))
             cls = load.PollingTarget if name == "polling" else load.TrustDeskTarget
             target = cls(
                 rec,
@@ -211,9 +334,14 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 reply_via="http" if name == "polling" else args.reply_via,
             )
             meters = meters_for(stack.pid, stack.service_pids())
-            results[name] = run_async(latency_levels(target, args, meters))
+            results[name] = run_async(latency_levels(target, args, meters, ref))
         finally:
-            stack.stop()
+            try:
+                if stack is not None:
+                    stack.stop()
+            finally:
+                if ref_relay is not None:
+                    ref_relay.stop()
     return results
 
 
@@ -613,6 +741,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="measurement windows per level")
     p.add_argument("--window", type=float, default=10.0, help="seconds per window")
     p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument(
+        "--no-paired-relay",
+        dest="paired_relay",
+        action="store_false",
+        help="latency: do not measure a bare relay beside each TrustDesk target, window by "
+        "window (quicker; the ratios then divide by the relay target measured on its own)",
+    )
+    p.add_argument(
+        "--paired-rewarm",
+        type=float,
+        default=1.0,
+        help="seconds of load before each paired window after a level's first (which gets "
+        "the full --warmup)",
+    )
     p.add_argument(
         "--rate", type=float, default=1.0, help="messages/s per conversation (both sides together)"
     )
