@@ -25,7 +25,6 @@ from trustdesk.actions.tickets import (
     _join,
     _mark_read_by_operator,
     _reopen,
-    _set_cursor,
     clean_client_id,
     new_ticket_number,
     ticket_by_number,
@@ -241,8 +240,8 @@ async def visitor_upload(
             kind=kind,
             client_msg_id=client_msg_id,
             attachment=_attachment(ftype, clean_name, data, digest, visitor.id, width, height),
+            read_by="customer",
         )
-        await _set_cursor(tx, t, "customer", msg["id"])
         tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id})
         return t, msg
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trustdesk.actions.errors import Invalid
-from trustdesk.store.db import Tx
+from trustdesk.store.db import MESSAGE_LOCK_KEY, Tx
 from trustdesk.store.models import Attachment, SupportMessage, Ticket, utcnow
 from trustdesk.store.raw import Sql
 
@@ -27,19 +27,45 @@ _INSERT_MESSAGE = Sql(
     " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id"
 )
 _TOUCH_TICKET = Sql("UPDATE tickets SET updated_at = :now, last_message_id = :mid WHERE id = :tid")
-# PostgreSQL, one round trip under the message lock: insert the message, move the ticket's
-# last_message_id to it, and return (new id, the ticket's previous message). The last
-# column reads the statement's snapshot, taken after the lock was granted, so it is the
-# newest committed message (the UPDATE's own change is not visible to it).
+# Moves a read cursor forward, never back: changes one row if it moved (or was created).
+MOVE_CURSOR = Sql(
+    "INSERT INTO read_cursors (ticket_id, reader, last_read_id, updated_at)"
+    " VALUES (:t, :r, :v, :now)"
+    " ON CONFLICT (ticket_id, reader) DO UPDATE"
+    " SET last_read_id = excluded.last_read_id, updated_at = excluded.updated_at"
+    " WHERE read_cursors.last_read_id < excluded.last_read_id"
+)
+# PostgreSQL, the whole write in one round trip: take the global message lock, insert the
+# message, lock the ticket row and move its last_message_id to it, move the sender's read
+# cursor (if any), and return (new id, the ticket's previous message).
+# - The insert and the row lock read `l`, so both happen after the message lock is
+#   granted: ids are drawn in lock order (commit order), and the row lock is never held
+#   while waiting for the message lock (no deadlock with another message's statement).
+# - The previous message is read through a row lock: under READ COMMITTED that gives the
+#   row's newest committed version even though the statement's snapshot is older than the
+#   lock wait, so a message committed meanwhile on the same ticket is never skipped
+#   (tests/unit/test_message_chain.py fails without it). FOR NO KEY UPDATE, the lock the
+#   UPDATE takes anyway: FOR UPDATE would also wait for the key-share locks that rows
+#   referencing the ticket take (a join row inserted before the message), and so
+#   deadlock with such a writer waiting for the message lock.
 _PG_POST = Sql(
-    "WITH m AS (INSERT INTO support_messages"
+    "WITH l AS (SELECT pg_advisory_xact_lock(CAST(:lock AS bigint)) AS k),"
+    " m AS (INSERT INTO support_messages"
     " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id, created_at)"
-    " VALUES (:ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
-    " :client_msg_id, :created_at)"
+    " SELECT :ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
+    " :client_msg_id, :created_at FROM l"
     " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id),"
-    " touch AS (UPDATE tickets SET updated_at = :created_at,"
-    " last_message_id = (SELECT id FROM m) WHERE id = :ticket_id AND EXISTS (SELECT id FROM m))"
-    " SELECT (SELECT id FROM m), (SELECT last_message_id FROM tickets WHERE id = :ticket_id)"
+    " old AS (SELECT t.id, t.last_message_id FROM tickets t, l WHERE t.id = :ticket_id"
+    " FOR NO KEY UPDATE OF t),"
+    " touch AS (UPDATE tickets x SET updated_at = :created_at, last_message_id = m.id"
+    " FROM m, old WHERE x.id = old.id RETURNING old.last_message_id AS prev),"
+    " cur AS (INSERT INTO read_cursors (ticket_id, reader, last_read_id, updated_at)"
+    " SELECT :ticket_id, CAST(:reader AS text), m.id, :created_at FROM m"
+    " WHERE CAST(:reader AS text) IS NOT NULL"
+    " ON CONFLICT (ticket_id, reader) DO UPDATE"
+    " SET last_read_id = excluded.last_read_id, updated_at = excluded.updated_at"
+    " WHERE read_cursors.last_read_id < excluded.last_read_id)"
+    " SELECT (SELECT id FROM m), (SELECT prev FROM touch)"
 )
 
 
@@ -151,9 +177,11 @@ async def post_message(
     operator_id: int | None = None,
     client_msg_id: str | None = None,
     attachment: Attachment | None = None,
+    read_by: str | None = None,
 ) -> dict[str, Any]:
     """Store one message in the caller's transaction and queue its events for after commit;
-    returns the message as JSON (message_dict).
+    returns the message as JSON (message_dict). `read_by`: the reader (read_cursors) whose
+    cursor moves to this message, its sender's (on PostgreSQL in the same round trip).
 
     Text must already be cleaned (see clean_text). Private notes (kind "note") are only
     ever published to operators. A client_msg_id the ticket already has raises Duplicate
@@ -173,8 +201,7 @@ async def post_message(
         "created_at": now,
     }
     # Everything before this point ran without the global lock: it is held from here to
-    # commit, so keep the section short (on PostgreSQL: lock, one statement, commit).
-    await tx.lock_messages()
+    # commit, so keep the section short (on PostgreSQL: one statement, commit).
     # `prev_id`, the ticket's previous message: sockets that have sent it can send this one
     # straight from the event; one that has not has a gap to fill from the database first.
     # SQLite's BEGIN IMMEDIATE held the whole database from the start, so the loaded row is
@@ -187,8 +214,8 @@ async def post_message(
         # them). The ticket object is told the new values without being marked dirty.
         await tx.flush()  # whatever the caller changed goes first (the ticket row)
         raw = await tx.raw()
-        if pg:  # in the same statement as the insert
-            row = await raw.first(_PG_POST, fields)
+        if pg:  # the lock, the insert and the rest in one statement
+            row = await raw.first(_PG_POST, {**fields, "lock": MESSAGE_LOCK_KEY, "reader": read_by})
             assert row is not None
             inserted, prev_id = row[0], int(row[1] or 0)
         else:
@@ -199,6 +226,9 @@ async def post_message(
         msg_id = int(inserted)
         if not pg:
             await raw.run(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
+            if read_by is not None:
+                cursor = {"t": ticket.id, "r": read_by, "v": msg_id, "now": now}
+                await raw.run(MOVE_CURSOR, cursor)
         set_committed_value(ticket, "updated_at", now)
         set_committed_value(ticket, "last_message_id", msg_id)
         payload = message_dict(
@@ -214,6 +244,7 @@ async def post_message(
             attachment=None,
         )
     else:
+        await tx.lock_messages()
         if pg:
             last = select(Ticket.last_message_id).where(Ticket.id == ticket.id)
             prev_id = await tx.session.scalar(last) or 0
@@ -225,6 +256,9 @@ async def post_message(
         ticket.updated_at = now
         ticket.last_message_id = msg_id = msg.id
         payload = message_json(msg, ticket.number)
+        if read_by is not None:
+            cursor = {"t": ticket.id, "r": read_by, "v": msg_id, "now": now}
+            await (await tx.raw()).run(MOVE_CURSOR, cursor)
     tx.prev_ids[msg_id] = prev_id
     tx.messages.append(payload)
     frame = {"type": "message", "message": payload}

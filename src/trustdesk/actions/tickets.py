@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustdesk.actions import customers, texts
 from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.actions.messages import (
+    MOVE_CURSOR,
     Duplicate,
     clean_text,
     find_by_client_id,
@@ -552,8 +553,8 @@ async def _send_customer_message(
             sender_name=visitor.name or texts.CUSTOMER_NAME,
             text=text,
             client_msg_id=client_msg_id,
+            read_by="customer",
         )
-        await _set_cursor(tx, t, "customer", msg["id"])
         # No `ticket` event: the message changed neither status nor assignee (a reopen
         # announced itself; the dashboards' ticket_changed came with the message).
         return Sent(t, msg, True, tx.prev_ids[msg["id"]])
@@ -561,14 +562,6 @@ async def _send_customer_message(
 
 # Read cursors and joins are small rows written on most messages: plain statements on the
 # driver (store/raw.py). No code keeps them as ORM objects.
-# Moves a cursor forward, never back: changes one row if it moved (or was created).
-_MOVE_CURSOR = Sql(
-    "INSERT INTO read_cursors (ticket_id, reader, last_read_id, updated_at)"
-    " VALUES (:t, :r, :v, :now)"
-    " ON CONFLICT (ticket_id, reader) DO UPDATE"
-    " SET last_read_id = excluded.last_read_id, updated_at = excluded.updated_at"
-    " WHERE read_cursors.last_read_id < excluded.last_read_id"
-)
 _JOIN_EPOCH = Sql("SELECT epoch FROM ticket_joins WHERE ticket_id = :t AND operator_id = :o")
 _NEW_JOIN = Sql("INSERT INTO ticket_joins (ticket_id, operator_id, epoch) VALUES (:t, :o, :e)")
 _SET_JOIN_EPOCH = Sql(
@@ -579,7 +572,7 @@ _SET_JOIN_EPOCH = Sql(
 async def _set_cursor(tx: Tx, t: Ticket, reader: str, last_read_id: int) -> bool:
     """Move a read cursor forward (never back). Returns True if it moved."""
     params = {"t": t.id, "r": reader, "v": last_read_id, "now": utcnow()}
-    return await (await tx.raw()).run(_MOVE_CURSOR, params) > 0
+    return await (await tx.raw()).run(MOVE_CURSOR, params) > 0
 
 
 async def mark_read_by_visitor(rt: Runtime, visitor: Visitor, number: str, last_id: int) -> None:
@@ -635,12 +628,13 @@ async def _join_unless_joined(tx: Tx, t: Ticket, op: Operator, epoch: int | None
 async def _mark_read_by_operator(
     tx: Tx, t: Ticket, op: Operator, last_id: int, *, just_posted: bool = False
 ) -> None:
-    """`just_posted`: last_id is a message this transaction created, so it is past every
-    cursor and the customer's receipt moves (no need to read how far others had read).
-    The dashboards then get no `read` frame: the message and the ticket's new summary
-    (unread 0 for this operator) say it already, and a reply made one per dashboard."""
+    """`just_posted`: last_id is a message this transaction created with `read_by` this
+    operator, so the cursor has moved already, past every other cursor, and the
+    customer's receipt moves (no need to read how far others had read). The dashboards
+    then get no `read` frame: the message and the ticket's new summary (unread 0 for
+    this operator) say it already, and a reply made one per dashboard."""
     before = 0 if just_posted else await admin_read_id(tx.session, t.id)
-    if await _set_cursor(tx, t, operator_reader(op.id), last_id):
+    if just_posted or await _set_cursor(tx, t, operator_reader(op.id), last_id):
         tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id, "only": op.id})
         if last_id > before:
             tx.emit(
@@ -727,6 +721,7 @@ async def _reply(
             kind=kind,
             operator_id=op.id,
             client_msg_id=client_msg_id,
+            read_by=operator_reader(op.id),
         )
         await _mark_read_by_operator(tx, t, op, msg["id"], just_posted=True)
         return msg

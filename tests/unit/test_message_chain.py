@@ -1,0 +1,81 @@
+"""Concurrent writers on one ticket, on real SQLite and PostgreSQL: every message event's
+`prev_id` is the ticket's message just before it (a socket that has sent `prev_id` sends
+the event straight away, so a wrong one would skip a message), and each sender's read
+cursor ends on its own last message.
+
+On PostgreSQL the customer (visitor lock) and the operators (ticket lock) do not exclude
+each other: only the message write itself orders them (actions/messages.py, _PG_POST)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+
+from tests.support.runtime import runtime
+from trustdesk.actions import operators, tickets, visitors
+from trustdesk.actions.tickets import operator_reader
+from trustdesk.config import Settings
+from trustdesk.store.models import Operator, ReadCursor
+
+ROUNDS = 15
+
+
+def test_concurrent_messages_form_one_chain_per_ticket(settings: Settings) -> None:
+    async def main() -> None:
+        async with runtime(settings) as rt:
+            anna = await operators.create_operator(
+                rt, "anna@x.io", "Anna", "pass-word-123", "admin"
+            )
+            boris = await operators.create_operator(rt, "b@x.io", "Boris", "pass-word-123", "admin")
+            _, visitor = await visitors.create_visitor(rt)
+            first = await tickets.send_customer_message(rt, visitor, "вопрос", None, "c0")
+            t = first.ticket
+            _, other_visitor = await visitors.create_visitor(rt)
+            other = await tickets.send_customer_message(rt, other_visitor, "другой", None, "o0")
+            events: list[dict[str, Any]] = []
+            async with rt.hub.subscribe([f"ticket:{t.id}"]) as sub:
+
+                async def customer() -> list[int]:
+                    sent = []
+                    for i in range(ROUNDS):
+                        s = await tickets.send_customer_message(
+                            rt, visitor, f"c{i}", t.number, f"c{i + 1}"
+                        )
+                        sent.append(s.message["id"])
+                    return sent
+
+                async def operator(op: Operator, tag: str) -> list[int]:
+                    return [
+                        (await tickets.reply(rt, op, t.number, f"{tag}{i}", f"{tag}{i}"))["id"]
+                        for i in range(ROUNDS)
+                    ]
+
+                async def elsewhere() -> None:
+                    for i in range(ROUNDS):
+                        await tickets.reply(rt, anna, other.ticket.number, f"x{i}", f"x{i}")
+
+                mine, annas, boris_ids, _ = await asyncio.gather(
+                    customer(), operator(anna, "a"), operator(boris, "b"), elsewhere()
+                )
+                want = 3 * ROUNDS + 2  # (+ each operator's "joined" message)
+                while len(events) < want:
+                    ev = await asyncio.wait_for(sub.get(), 10)
+                    if ev.get("type") == "message":
+                        events.append(ev)
+            ids = [ev["message"]["id"] for ev in events]
+            assert len(set(ids)) == want
+            chain = sorted(events, key=lambda ev: ev["message"]["id"])
+            expected_prev = [first.message["id"]] + [ev["message"]["id"] for ev in chain[:-1]]
+            assert [ev["prev_id"] for ev in chain] == expected_prev
+            async with rt.store.read() as s:
+                rows = (
+                    await s.scalars(select(ReadCursor).where(ReadCursor.ticket_id == t.id))
+                ).all()
+            cursors = {c.reader: c.last_read_id for c in rows}
+            assert cursors["customer"] == mine[-1]
+            assert cursors[operator_reader(anna.id)] == annas[-1]
+            assert cursors[operator_reader(boris.id)] == boris_ids[-1]
+
+    asyncio.run(asyncio.wait_for(main(), 120))
