@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, inspect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -36,6 +38,8 @@ Publish = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 MESSAGE_LOCK_KEY = 0x7D35_0001
 # Class of the per-ticket / per-visitor locks (two-key advisory locks: their own key space).
 SCOPE_LOCK_CLASS = 0x7D35
+# Seconds a pooled PostgreSQL connection may sit idle and still be used without a ping.
+PING_AFTER_IDLE = 1.0
 _MESSAGE_LOCK = Sql("SELECT pg_advisory_xact_lock(CAST(:k AS bigint))")
 _SCOPE_LOCK = Sql("SELECT pg_advisory_xact_lock(CAST(:c AS integer), hashtext(CAST(:k AS text)))")
 
@@ -82,7 +86,31 @@ def make_engine(
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=20, max_overflow=20)
+    pool_events = engine.sync_engine.pool
+
+    # A pooled connection is pinged before use only if it sat idle for a while. SQLAlchemy's
+    # pool_pre_ping pinged on every checkout, and on asyncpg a ping is BEGIN, a statement
+    # and ROLLBACK: three round trips before every transaction, as many as a reply's own.
+    # A connection whose backend died under a statement is dropped as before
+    # (tests/unit/test_raw.py); one whose server went away unnoticed within the last second
+    # fails its transaction as "storage unavailable" (a retry, not a 500), and SQLAlchemy
+    # renews the pool.
+    @event.listens_for(pool_events, "checkin")
+    def _on_checkin(dbapi_conn: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool_events, "checkout")
+    def _on_checkout(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return
+        try:
+            dbapi_conn.ping()  # (the asyncpg adapter's)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+
+    return engine
 
 
 class Tx:
