@@ -73,6 +73,8 @@ def vs_relay(
     """
     row = _level(data, target, level)
     p50 = row.get("reply_p50_ms") if row else None
+    if row and row.get("saturated"):  # (a few late deliveries: no ratio worth quoting)
+        return None, p50, row.get("ref_p50_ms"), bool(row.get("ref_p50_ms"))
     if row and row.get("ratio_p50") is not None and row.get("ref_p50_ms"):
         return row["ratio_p50"], p50, row["ref_p50_ms"], True
     relay = _level(data, "relay", level)
@@ -250,6 +252,12 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
             row = _level(data, t, lv)
             if row is None and any(r.get("saturated") for r in lat[t]):
                 cells.append("not run (saturated at a lower level)")
+            elif row is not None and row.get("saturated"):
+                cells.append(
+                    f"{ms(row['reply_p50_ms'])} / {ms(row['reply_p99_ms'])} (saturated: "
+                    f"{row['delivered_per_s']:,.0f} of {row['offered_per_s']:,.0f} msg/s "
+                    "delivered)"
+                )
             else:
                 cells.append(
                     "–" if row is None else f"{ms(row['reply_p50_ms'])} / {ms(row['reply_p99_ms'])}"
@@ -262,7 +270,8 @@ def latency_tables(data: dict[str, Any]) -> list[str]:
         if "polling" in lat:
             for t in ratios:
                 row = _level(data, t, lv)
-                cells.append(ratio(poll and poll["reply_p50_ms"], row and row["reply_p50_ms"]))
+                p50 = None if row is None or row.get("saturated") else row["reply_p50_ms"]
+                cells.append(ratio(poll and poll["reply_p50_ms"], p50))
         lines.append("| " + " | ".join(cells) + " |")
     if with_relay and ratios:
         got = [vs_relay(data, t, lv) for t in ratios for lv in levels]

@@ -86,3 +86,12 @@ def test_older_results_fall_back_to_the_standalone_relay() -> None:
     assert r == pytest.approx(1.1 / 0.26)
     lines = "\n".join(report.targets_table(_data(False)))
     assert "4.2× (1.10 vs 0.26 ms, relay measured separately) | **not met**" in lines
+
+
+def test_a_saturated_level_gets_no_ratio() -> None:
+    """A level where the server fell behind: the few late deliveries' p50 is no latency."""
+    data = _data(True)
+    row = data["latency"]["sqlite"][0]
+    row.update(saturated=True, delivered_per_s=495.0, offered_per_s=994.0)
+    assert report.vs_relay(data, "sqlite", 100)[0] is None
+    assert "2.8×" not in "\n".join(report.targets_table(data))
