@@ -79,3 +79,30 @@ def test_concurrent_messages_form_one_chain_per_ticket(settings: Settings) -> No
             assert cursors[operator_reader(boris.id)] == boris_ids[-1]
 
     asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_status_changes_racing_messages_on_one_ticket_never_fail(settings: Settings) -> None:
+    """Closing, reopening and assigning change the ticket row before their notice is
+    posted; a message on the same ticket from the customer (who does not share the
+    operator's ticket lock) posted at the same moment must not deadlock against it."""
+
+    async def main() -> None:
+        async with runtime(settings) as rt:
+            anna = await operators.create_operator(
+                rt, "anna@x.io", "Anna", "pass-word-123", "admin"
+            )
+            _, visitor = await visitors.create_visitor(rt)
+            first = await tickets.send_customer_message(rt, visitor, "вопрос", None, "c0")
+            number = first.ticket.number
+            for i in range(ROUNDS):
+                results = await asyncio.gather(
+                    tickets.close_ticket(rt, anna, number),
+                    tickets.send_customer_message(rt, visitor, f"c{i}", number, f"c{i + 1}"),
+                    tickets.reply(rt, anna, number, f"a{i}", f"a{i}"),
+                    tickets.assign(rt, anna, number, anna.id if i % 2 else None),
+                    return_exceptions=True,
+                )
+                failed = [r for r in results if isinstance(r, BaseException)]
+                assert not failed, [(repr(e), getattr(e, "detail", None)) for e in failed]
+
+    asyncio.run(asyncio.wait_for(main(), 120))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from trustdesk.actions.errors import Invalid
+from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.store.db import MESSAGE_LOCK_KEY, Tx
 from trustdesk.store.models import Attachment, SupportMessage, Ticket, utcnow
 from trustdesk.store.raw import Sql
@@ -35,28 +35,30 @@ MOVE_CURSOR = Sql(
     " SET last_read_id = excluded.last_read_id, updated_at = excluded.updated_at"
     " WHERE read_cursors.last_read_id < excluded.last_read_id"
 )
-# PostgreSQL, the whole write in one round trip: take the global message lock, insert the
-# message, lock the ticket row and move its last_message_id to it, move the sender's read
-# cursor (if any), and return (new id, the ticket's previous message).
-# - The insert and the row lock read `l`, so both happen after the message lock is
-#   granted: ids are drawn in lock order (commit order), and the row lock is never held
-#   while waiting for the message lock (no deadlock with another message's statement).
-# - The previous message is read through a row lock: under READ COMMITTED that gives the
+# PostgreSQL, the whole write in one round trip: lock the ticket row, take the global
+# message lock, insert the message, move the ticket's last_message_id to it and the sender's
+# read cursor (if any); returns (new id, the ticket's previous message, the ticket's id:
+# None if the ticket is gone).
+# - Locks in one order everywhere: the ticket row, then the message lock (`l` reads `old`;
+#   the ORM path below does the same). Closing, reopening and assigning write the ticket
+#   row before posting their notice; the other order deadlocked them against a message on
+#   the same ticket (tests/unit/test_message_chain.py, as did the code before it).
+# - Ids are drawn after the message lock (the insert reads `l`), so in commit order.
+# - The previous message is read through the row lock: under READ COMMITTED that gives the
 #   row's newest committed version even though the statement's snapshot is older than the
 #   lock wait, so a message committed meanwhile on the same ticket is never skipped
-#   (tests/unit/test_message_chain.py fails without it). FOR NO KEY UPDATE, the lock the
-#   UPDATE takes anyway: FOR UPDATE would also wait for the key-share locks that rows
-#   referencing the ticket take (a join row inserted before the message), and so
-#   deadlock with such a writer waiting for the message lock.
+#   (the same test fails without it). FOR NO KEY UPDATE, the lock the UPDATE takes anyway:
+#   FOR UPDATE would also wait for the key-share locks that rows referencing the ticket
+#   take (a join row inserted before the message).
 _PG_POST = Sql(
-    "WITH l AS (SELECT pg_advisory_xact_lock(CAST(:lock AS bigint)) AS k),"
+    "WITH old AS (SELECT id, last_message_id FROM tickets WHERE id = :ticket_id"
+    " FOR NO KEY UPDATE),"
+    " l AS (SELECT pg_advisory_xact_lock(CAST(:lock AS bigint)) AS k FROM old),"
     " m AS (INSERT INTO support_messages"
     " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id, created_at)"
     " SELECT :ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
     " :client_msg_id, :created_at FROM l"
     " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id),"
-    " old AS (SELECT t.id, t.last_message_id FROM tickets t, l WHERE t.id = :ticket_id"
-    " FOR NO KEY UPDATE OF t),"
     " touch AS (UPDATE tickets x SET updated_at = :created_at, last_message_id = m.id"
     " FROM m, old WHERE x.id = old.id RETURNING old.last_message_id AS prev),"
     " cur AS (INSERT INTO read_cursors (ticket_id, reader, last_read_id, updated_at)"
@@ -65,7 +67,7 @@ _PG_POST = Sql(
     " ON CONFLICT (ticket_id, reader) DO UPDATE"
     " SET last_read_id = excluded.last_read_id, updated_at = excluded.updated_at"
     " WHERE read_cursors.last_read_id < excluded.last_read_id)"
-    " SELECT (SELECT id FROM m), (SELECT prev FROM touch)"
+    " SELECT (SELECT id FROM m), (SELECT prev FROM touch), (SELECT id FROM old)"
 )
 
 
@@ -217,6 +219,8 @@ async def post_message(
         if pg:  # the lock, the insert and the rest in one statement
             row = await raw.first(_PG_POST, {**fields, "lock": MESSAGE_LOCK_KEY, "reader": read_by})
             assert row is not None
+            if row[2] is None:  # deleted meanwhile (a customer's data erased)
+                raise NotFound("no such ticket", "ticket_not_found")
             inserted, prev_id = row[0], int(row[1] or 0)
         else:
             inserted = await raw.scalar(_INSERT_MESSAGE, fields)
@@ -244,10 +248,10 @@ async def post_message(
             attachment=None,
         )
     else:
-        await tx.lock_messages()
-        if pg:
+        if pg:  # the ticket row, then the message lock, as in _PG_POST
             last = select(Ticket.last_message_id).where(Ticket.id == ticket.id)
-            prev_id = await tx.session.scalar(last) or 0
+            prev_id = await tx.session.scalar(last.with_for_update(key_share=True)) or 0
+        await tx.lock_messages()
         msg = SupportMessage(**fields)
         attachment.ticket_id = ticket.id
         msg.attachment = attachment

@@ -659,6 +659,7 @@ async def open_ticket(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An operator opens a ticket: joins it (once) and reads it."""
     async with rt.store.transaction() as tx:
+        await tx.lock_scope(f"ticket:{number}")
         t, joined = await _load_with_join(tx, number, op)
         if t.status == "open":
             await _join_unless_joined(tx, t, op, joined)
@@ -730,6 +731,7 @@ async def _reply(
 async def system_message(rt: Runtime, op: Operator, number: str, text: str) -> dict[str, Any]:
     text = clean_text(text, rt.settings.max_message_chars)
     async with rt.store.transaction() as tx:
+        await tx.lock_scope(f"ticket:{number}")
         t = await _load_for_operator(tx, number)
         msg = await post_message(
             tx,
@@ -747,6 +749,7 @@ async def close_ticket(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Close, posting the spec's notice; closing a closed ticket posts nothing."""
     async with rt.store.transaction() as tx:
+        await tx.lock_scope(f"ticket:{number}")
         t = await _load_for_operator(tx, number)
         out = None
         if t.status != "closed":
@@ -785,6 +788,7 @@ async def reopen_ticket(
     rt: Runtime, op: Operator, number: str
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     async with rt.store.transaction() as tx:
+        await tx.lock_scope(f"ticket:{number}")
         t = await _load_for_operator(tx, number)
         out = None
         if t.status != "open":
@@ -799,6 +803,7 @@ async def assign(
     """Take, give to another operator, or unassign. Operators see a note; the customer sees
     only "Оператор … подключился" (once, as when that operator opens the ticket)."""
     async with rt.store.transaction() as tx:
+        await tx.lock_scope(f"ticket:{number}")
         t = await _load_for_operator(tx, number)
         target = None
         if operator_id is not None:
