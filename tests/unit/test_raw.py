@@ -133,6 +133,21 @@ def test_a_broken_driver_connection_counts_as_storage_unavailable() -> None:
     assert not storage_unavailable(wrapped(Boom()))
 
 
+def test_a_transaction_postgres_rolled_back_for_a_deadlock_is_worth_a_retry() -> None:
+    """A deadlock victim stored nothing: the client retries (503 with Retry-After, its
+    client_msg_id kept), as after an outage, instead of a 500."""
+    from asyncpg import exceptions as pg
+
+    for exc in (pg.DeadlockDetectedError("deadlock detected"), pg.SerializationError("x")):
+        try:
+            try:
+                raise exc
+            except pg.PostgresError as inner:
+                raise RuntimeError("as SQLAlchemy re-raises it") from inner
+        except RuntimeError as outer:
+            assert storage_unavailable(outer)
+
+
 def test_a_connection_lost_under_a_raw_statement_is_not_reused(
     postgres: Postgres, tmp_path: Path
 ) -> None:

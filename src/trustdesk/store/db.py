@@ -218,7 +218,9 @@ class Tx:
 
 
 def storage_unavailable(exc: BaseException) -> bool:
-    """The database is away (restarting, unreachable, locked): worth a retry, not a 500.
+    """The database is away (restarting, unreachable, locked), or PostgreSQL rolled the
+    transaction back to break a deadlock or a serialization conflict: nothing was stored,
+    and the same request again will most likely go through. Worth a retry, not a 500.
 
     Raw statements (store/raw.py) raise the driver's own exceptions, so those count too,
     including asyncpg's InternalClientError: a server that stops while a statement starts
@@ -237,6 +239,7 @@ def storage_unavailable(exc: BaseException) -> bool:
         pg.OperatorInterventionError,
         pg.InterfaceError,
         pg.InternalClientError,
+        pg.TransactionRollbackError,  # deadlock detected, serialization failure
     )
     cause: BaseException | None = exc
     for _ in range(10):
