@@ -28,7 +28,7 @@ _INSERT_MESSAGE = Sql(
 )
 _TOUCH_TICKET = Sql("UPDATE tickets SET updated_at = :now, last_message_id = :mid WHERE id = :tid")
 # Moves a read cursor forward, never back: changes one row if it moved (or was created).
-MOVE_CURSOR = Sql(
+_MOVE_CURSOR = Sql(
     "INSERT INTO read_cursors (ticket_id, reader, last_read_id, updated_at)"
     " VALUES (:t, :r, :v, :now)"
     " ON CONFLICT (ticket_id, reader) DO UPDATE"
@@ -76,6 +76,14 @@ def iso(dt: datetime) -> str:
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt.isoformat(timespec="microseconds") + "Z"
+
+
+async def move_cursor(
+    tx: Tx, ticket_id: str, reader: str, last_read_id: int, now: datetime | None = None
+) -> bool:
+    """Move a read cursor forward (never back). Returns True if it moved."""
+    params = {"t": ticket_id, "r": reader, "v": last_read_id, "now": now or utcnow()}
+    return await (await tx.raw()).run(_MOVE_CURSOR, params) > 0
 
 
 class Duplicate(Exception):
@@ -216,6 +224,7 @@ async def post_message(
         # them). The ticket object is told the new values without being marked dirty.
         await tx.flush()  # whatever the caller changed goes first (the ticket row)
         raw = await tx.raw()
+        cursor_moved = pg  # (on PostgreSQL by the same statement)
         if pg:  # the lock, the insert and the rest in one statement
             row = await raw.first(_PG_POST, {**fields, "lock": MESSAGE_LOCK_KEY, "reader": read_by})
             assert row is not None
@@ -230,9 +239,6 @@ async def post_message(
         msg_id = int(inserted)
         if not pg:
             await raw.run(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
-            if read_by is not None:
-                cursor = {"t": ticket.id, "r": read_by, "v": msg_id, "now": now}
-                await raw.run(MOVE_CURSOR, cursor)
         set_committed_value(ticket, "updated_at", now)
         set_committed_value(ticket, "last_message_id", msg_id)
         payload = message_dict(
@@ -248,6 +254,7 @@ async def post_message(
             attachment=None,
         )
     else:
+        cursor_moved = False
         if pg:  # the ticket row, then the message lock, as in _PG_POST
             last = select(Ticket.last_message_id).where(Ticket.id == ticket.id)
             prev_id = await tx.session.scalar(last.with_for_update(key_share=True)) or 0
@@ -260,9 +267,8 @@ async def post_message(
         ticket.updated_at = now
         ticket.last_message_id = msg_id = msg.id
         payload = message_json(msg, ticket.number)
-        if read_by is not None:
-            cursor = {"t": ticket.id, "r": read_by, "v": msg_id, "now": now}
-            await (await tx.raw()).run(MOVE_CURSOR, cursor)
+    if read_by is not None and not cursor_moved:
+        await move_cursor(tx, ticket.id, read_by, msg_id, now)
     tx.prev_ids[msg_id] = prev_id
     tx.messages.append(payload)
     frame = {"type": "message", "message": payload}

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustdesk.actions import customers, texts
 from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.actions.messages import (
-    MOVE_CURSOR,
     Duplicate,
     clean_text,
     find_by_client_id,
     iso,
     message_dict,
     message_json,
+    move_cursor,
     post_message,
 )
 from trustdesk.actions.runtime import Runtime
@@ -569,19 +569,13 @@ _SET_JOIN_EPOCH = Sql(
 )
 
 
-async def _set_cursor(tx: Tx, t: Ticket, reader: str, last_read_id: int) -> bool:
-    """Move a read cursor forward (never back). Returns True if it moved."""
-    params = {"t": t.id, "r": reader, "v": last_read_id, "now": utcnow()}
-    return await (await tx.raw()).run(MOVE_CURSOR, params) > 0
-
-
 async def mark_read_by_visitor(rt: Runtime, visitor: Visitor, number: str, last_id: int) -> None:
     async with rt.store.transaction() as tx:
         t = await ticket_by_number(tx.session, number)
         if t is None or not await customers.owns(tx.session, visitor, t):
             raise NotFound("no such ticket", "ticket_not_found")
         last_id = min(int(last_id), t.last_message_id or 0)
-        if await _set_cursor(tx, t, "customer", last_id):
+        if await move_cursor(tx, t.id, "customer", last_id):
             ev = {
                 "type": "read",
                 "ticketId": t.number,
@@ -634,7 +628,7 @@ async def _mark_read_by_operator(
     then get no `read` frame: the message and the ticket's new summary (unread 0 for
     this operator) say it already, and a reply made one per dashboard."""
     before = 0 if just_posted else await admin_read_id(tx.session, t.id)
-    if just_posted or await _set_cursor(tx, t, operator_reader(op.id), last_id):
+    if just_posted or await move_cursor(tx, t.id, operator_reader(op.id), last_id):
         tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id, "only": op.id})
         if last_id > before:
             tx.emit(
