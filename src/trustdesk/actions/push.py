@@ -76,6 +76,10 @@ async def _active_subscriptions(rt: Runtime) -> list[PushSubscription]:
     return await _subscriptions.get(rt, load)
 
 
+def _idents(rows: list[PushSubscription]) -> list[str]:
+    return sorted({str(r.operator_id) for r in rows})
+
+
 async def subscribe(rt: Runtime, op: Operator, endpoint: str, p256dh: str, auth: str) -> None:
     _check_endpoint(rt.settings, endpoint)
     async with rt.store.transaction() as tx:
@@ -106,12 +110,14 @@ async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> No
     customer = [m for m in messages if m["sender_type"] == "customer"]
     if not customer:
         return
+    rows = await _active_subscriptions(rt)  # (cached; usually none: ask presence only if any)
+    if not rows:
+        return
     watching = {
         ident
-        for ident, info in (await rt.presence.online("operator")).items()
+        for ident, info in (await rt.presence.online_among("operator", _idents(rows))).items()
         if info.get("visible", True)
     }
-    rows = await _active_subscriptions(rt)
     targets = [r for r in rows if str(r.operator_id) not in watching]
     if not targets:
         return
