@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.support.runtime import runtime
 from trustdesk.actions import operators, push
 from trustdesk.config import Settings
 from trustdesk.realtime.presence import MemoryPresence
 from trustdesk.store.models import PushSubscription
-
-from tests.support.runtime import runtime
 
 
 class CountingPresence(MemoryPresence):
