@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.support.runtime import runtime
-from trustdesk.actions import operators, tickets, visitors
+from trustdesk.actions import operators, texts, tickets, visitors
 from trustdesk.actions.tickets import operator_reader
 from trustdesk.config import Settings
 from trustdesk.store.models import Operator, ReadCursor
@@ -104,5 +104,35 @@ def test_status_changes_racing_messages_on_one_ticket_never_fail(settings: Setti
                 )
                 failed = [r for r in results if isinstance(r, BaseException)]
                 assert not failed, [(repr(e), getattr(e, "detail", None)) for e in failed]
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_racing_first_replies_post_one_join_notice(settings: Settings) -> None:
+    """One operator's first two replies and opening the ticket, at the same moment, on a
+    ticket they never joined: one "подключился" notice, no error (the join row is written
+    by whichever comes first; the others see it, even from an older snapshot)."""
+
+    async def main() -> None:
+        async with runtime(settings) as rt:
+            anna = await operators.create_operator(
+                rt, "anna@x.io", "Anna", "pass-word-123", "admin"
+            )
+            joined = texts.operator_joined(anna.display_name)
+            for i in range(ROUNDS):
+                _, visitor = await visitors.create_visitor(rt)
+                first = await tickets.send_customer_message(rt, visitor, "вопрос", None, f"c{i}")
+                number = first.ticket.number
+                results = await asyncio.gather(
+                    tickets.reply(rt, anna, number, "a", f"a{i}"),
+                    tickets.reply(rt, anna, number, "b", f"b{i}"),
+                    tickets.open_ticket(rt, anna, number),
+                    return_exceptions=True,
+                )
+                failed = [r for r in results if isinstance(r, BaseException)]
+                assert not failed, [(repr(e), getattr(e, "detail", None)) for e in failed]
+                async with rt.store.read() as session:
+                    rows = await tickets.messages_after(session, first.ticket.id, 0, True)
+                assert [m.message for m in rows].count(joined) == 1, [m.message for m in rows]
 
     asyncio.run(asyncio.wait_for(main(), 120))

@@ -89,23 +89,45 @@ _TICKET_AND_JOIN = Sql(
     " LEFT JOIN ticket_joins j ON j.ticket_id = t.id AND j.operator_id = :o"
     " WHERE t.number = :n"
 )
+# PostgreSQL: the same, with the ticket row locked until commit (FOR NO KEY UPDATE, the lock
+# the message statement takes anyway; see _PG_POST in actions/messages.py). The row then
+# read is the newest committed one, even when the lock was waited for, and the ticket's
+# writers queue on it: a message on a known ticket needs no scope lock (a round trip) first.
+# (SQLite: BEGIN IMMEDIATE already serialises writers.)
+_TICKET_BY_NUMBER_LOCKED = Sql(
+    "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
+    " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at"
+    " FROM tickets t WHERE t.number = :n FOR NO KEY UPDATE"
+)
+_TICKET_AND_JOIN_LOCKED = Sql(
+    "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
+    " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
+    " j.epoch FROM tickets t"
+    " LEFT JOIN ticket_joins j ON j.ticket_id = t.id AND j.operator_id = :o"
+    " WHERE t.number = :n FOR NO KEY UPDATE OF t"
+)
 
 
-async def load_ticket(tx: Tx, number: str) -> Ticket | None:
+async def load_ticket(tx: Tx, number: str, *, lock: bool = False) -> Ticket | None:
     """The ticket, read on the driver and handed to the transaction's session as if the
-    session had loaded it (changes to it are flushed like any other)."""
+    session had loaded it (changes to it are flushed like any other). `lock`: hold its row
+    until commit (PostgreSQL; see _TICKET_BY_NUMBER_LOCKED)."""
     if not _plausible_number(number):
         return None
-    row = await (await tx.raw()).first(_TICKET_BY_NUMBER, {"n": number})
+    sql = _TICKET_BY_NUMBER_LOCKED if lock and tx.dialect == "postgresql" else _TICKET_BY_NUMBER
+    row = await (await tx.raw()).first(sql, {"n": number})
     return None if row is None else _adopt_ticket(tx, row)
 
 
 async def _load_with_join(tx: Tx, number: str, op: Operator) -> tuple[Ticket, int | None]:
-    """The ticket (as load_ticket; 404 if there is none) and the epoch in which `op` last
-    joined it (None: never), in one statement."""
+    """The ticket (as load_ticket, its row locked; 404 if there is none) and the epoch in
+    which `op` last joined it (None: never), in one statement. On PostgreSQL the join row
+    comes from the statement's snapshot, which may predate the lock wait: a join written
+    meanwhile is found by _join_unless_joined's upsert instead."""
     row = None
     if _plausible_number(number):
-        row = await (await tx.raw()).first(_TICKET_AND_JOIN, {"n": number, "o": op.id})
+        sql = _TICKET_AND_JOIN_LOCKED if tx.dialect == "postgresql" else _TICKET_AND_JOIN
+        row = await (await tx.raw()).first(sql, {"n": number, "o": op.id})
     if row is None:
         raise NotFound("no such ticket", "ticket_not_found")
     return _adopt_ticket(tx, row), row[13]
@@ -495,15 +517,17 @@ async def _send_customer_message(
     text = clean_text(text, rt.settings.max_message_chars)
     client_msg_id = clean_client_id(client_msg_id)
     async with rt.store.transaction() as tx:
-        await tx.lock_scope(f"visitor:{visitor.id}")
         if number is not None and not new_ticket:
-            t = await load_ticket(tx, number)
+            # A known ticket: its row lock (until commit) orders this message with the
+            # ticket's other writers; the visitor's scope lock is for finding or opening one.
+            t = await load_ticket(tx, number, lock=True)
             # (the session only for a ticket of the same shop customer on another device)
             if t is None or not (
                 t.visitor_id == visitor.id or await customers.owns(tx.session, visitor, t)
             ):
                 raise NotFound("no such ticket", "ticket_not_found")
         else:
+            await tx.lock_scope(f"visitor:{visitor.id}")
             s = tx.session
             t = None
             mine = await customers.owner_ids(s, visitor)
@@ -563,9 +587,13 @@ async def _send_customer_message(
 # Read cursors and joins are small rows written on most messages: plain statements on the
 # driver (store/raw.py). No code keeps them as ORM objects.
 _JOIN_EPOCH = Sql("SELECT epoch FROM ticket_joins WHERE ticket_id = :t AND operator_id = :o")
-_NEW_JOIN = Sql("INSERT INTO ticket_joins (ticket_id, operator_id, epoch) VALUES (:t, :o, :e)")
-_SET_JOIN_EPOCH = Sql(
-    "UPDATE ticket_joins SET epoch = :e WHERE ticket_id = :t AND operator_id = :o"
+# Records that the operator joined in epoch :e; changes a row (returns 1) only if they had
+# not joined in it yet. The conflict is decided on the newest committed row (and waits for
+# one being written), so of two transactions joining at once exactly one changes it.
+_JOIN = Sql(
+    "INSERT INTO ticket_joins (ticket_id, operator_id, epoch) VALUES (:t, :o, :e)"
+    " ON CONFLICT (ticket_id, operator_id) DO UPDATE SET epoch = excluded.epoch"
+    " WHERE ticket_joins.epoch < excluded.epoch"
 )
 
 
@@ -605,9 +633,8 @@ async def _join_unless_joined(tx: Tx, t: Ticket, op: Operator, epoch: int | None
     """_join, given the epoch in which `op` last joined `t` (None: never)."""
     if epoch is not None and epoch >= t.epoch:
         return False
-    await (await tx.raw()).run(
-        _NEW_JOIN if epoch is None else _SET_JOIN_EPOCH, {"t": t.id, "o": op.id, "e": t.epoch}
-    )
+    if not await (await tx.raw()).run(_JOIN, {"t": t.id, "o": op.id, "e": t.epoch}):
+        return False  # joined meanwhile (`epoch` was read from an older snapshot)
     await post_message(
         tx,
         t,
@@ -703,7 +730,8 @@ async def _reply(
     rt: Runtime, op: Operator, number: str, text: str, client_msg_id: str | None, kind: str
 ) -> dict[str, Any]:
     async with rt.store.transaction() as tx:
-        await tx.lock_scope(f"ticket:{number}")
+        # (no scope lock: the ticket's row lock, taken by the first statement, orders this
+        # reply with the ticket's other writers, as the scope lock would)
         t, joined = await _load_with_join(tx, number, op)
         if kind != "note" and t.status == "open":
             await _join_unless_joined(tx, t, op, joined)
