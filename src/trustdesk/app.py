@@ -153,8 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub = make_hub(settings.redis_url)
-        presence = make_presence(settings.redis_url)
+        hub = make_hub(settings.redis_url, prefix=settings.redis_prefix)
+        presence = make_presence(settings.redis_url, prefix=settings.redis_prefix)
         store = Store(settings, publish=hub.publish_many)
         rt = Runtime(settings=settings, store=store, hub=hub, presence=presence)
         app.state.runtime = rt

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str | None = None
     redis_url: str | None = None
+    # Start of every Redis key and channel: two TrustDesk installations sharing one Redis need
+    # different ones (pub/sub channels are not separated by the URL's database number).
+    redis_prefix: str = Field(default="trustdesk:", max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     secret_key: str | None = None
     # Origins allowed to embed the widget and to open operator sockets, comma separated.
     # The server's own origin is always allowed.
