@@ -46,3 +46,26 @@ def test_a_connection_is_pinged_only_after_idling(postgres: Postgres, tmp_path: 
     saved = db.PING_AFTER_IDLE
     store = Store(s)
     asyncio.run(main())
+
+
+def test_a_read_sends_nothing_but_its_statements(postgres: Postgres, tmp_path: Path) -> None:
+    """Store.raw_read() returns its connection to the pool without a reset statement
+    (asyncpg's default sends one, a round trip after every read)."""
+    url = postgres.create_database(f"reader_{int(time.time() * 1000)}")
+    s = Settings(data_dir=tmp_path, database_url=url)
+    run_migrations(s)
+    seen: list[str] = []
+
+    async def main() -> None:
+        store = Store(s)
+        try:
+            for _ in range(3):
+                async with store.raw_read() as raw:
+                    if not raw.driver._query_loggers:
+                        raw.driver.add_query_logger(lambda record: seen.append(record.query))
+                    await raw.scalar(PID)
+            assert seen and all(q == PID.pg for q in seen), seen
+        finally:
+            await store.dispose()
+
+    asyncio.run(main())

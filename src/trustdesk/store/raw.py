@@ -158,6 +158,10 @@ async def in_transaction(dialect: str, pooled: Any) -> Raw:
     return Raw(dialect, pooled.driver_connection)
 
 
+async def _keep_session(conn: Any) -> None:
+    """The reader pool's reset on release: none (see RawReader.read)."""
+
+
 class RawReader:
     """Connections for short reads outside any transaction: for SQLite one connection of
     this process (statements run on the loop's thread, so one is enough; a read runs in
@@ -191,7 +195,13 @@ class RawReader:
                 if self._pool is None:
                     import asyncpg  # type: ignore[import-untyped]
 
-                    self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=4)
+                    # reset: nothing on release. asyncpg's default is a statement
+                    # (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL), a round trip after
+                    # every read; these reads change no session state, and a transaction
+                    # left open is still rolled back.
+                    self._pool = await asyncpg.create_pool(
+                        self.url, min_size=1, max_size=4, reset=_keep_session
+                    )
         async with self._pool.acquire() as conn:
             yield Raw("postgresql", conn)
 
