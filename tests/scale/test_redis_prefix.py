@@ -35,8 +35,8 @@ def test_keys_and_channels_carry_the_configured_prefix(tmp_path: Path) -> None:
             m = pubsub.get_message(timeout=0.5)
             if m and m["type"] == "pmessage":
                 channels.append(m["channel"])
-                if '"type":"message"' in m["data"]:
-                    seen_message.set()
+                if '"type":"message"' in m["data"] and "ещё" in m["data"]:
+                    seen_message.set()  # the socket's message: its presence came before it
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
@@ -49,10 +49,11 @@ def test_keys_and_channels_carry_the_configured_prefix(tmp_path: Path) -> None:
             ws, _ = await visitor_socket(server.ws_url, visitor.token, ticket, 0)
             await ws.send({"type": "send", "message": "ещё", "client_msg_id": "m2"})
             assert await asyncio.to_thread(seen_message.wait, 15), "no message event in Redis"
+            keys.extend(watcher.scan_iter("*"))  # (while the widget is online: presence)
             await ws.conn.close()
 
+        keys: list[str] = []
         asyncio.run(asyncio.wait_for(online_and_write(), 30))
-        keys = list(watcher.scan_iter("*"))
         assert keys, "the server kept no presence in Redis"
         assert all(k.startswith("shop-b:") for k in keys), keys
         assert channels and all(c.startswith("shop-b:") for c in channels), channels
