@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tests.support.payloads import png
 from tests.support.runtime import runtime
-from trustdesk.actions import operators, texts, tickets, visitors
+from trustdesk.actions import attachments, operators, texts, tickets, visitors
 from trustdesk.actions.tickets import operator_reader
 from trustdesk.config import Settings
 from trustdesk.store.models import Operator, ReadCursor
@@ -136,3 +137,58 @@ def test_racing_first_replies_post_one_join_notice(settings: Settings) -> None:
                 assert [m.message for m in rows].count(joined) == 1, [m.message for m in rows]
 
     asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_an_operator_upload_waits_for_the_ticket_row_before_joining(
+    settings: Settings,
+) -> None:
+    """Every writer takes a ticket's row before the operator's join row (a reply does, in
+    its first statement). An upload that wrote its join row first and then waited for the
+    ticket row would deadlock against a reply holding the row and waiting for that join
+    row. Shown on PostgreSQL by holding the row from another connection: the upload must
+    wait without having written its join row (that connection can then write the same one
+    at once)."""
+    if settings.is_sqlite:
+        return  # (SQLite: one writer at a time, no row locks)
+
+    async def main() -> None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        async with runtime(settings) as rt:
+            anna = await operators.create_operator(
+                rt, "anna@x.io", "Anna", "pass-word-123", "admin"
+            )
+            _, visitor = await visitors.create_visitor(rt)
+            first = await tickets.send_customer_message(rt, visitor, "вопрос", None, "c0")
+            number, tid = first.ticket.number, first.ticket.id
+            url = settings.resolved_database_url.replace("postgresql+asyncpg", "postgresql")
+            holder = await asyncpg.connect(url)
+            try:
+                tx = holder.transaction()
+                await tx.start()
+                await holder.execute("SET LOCAL lock_timeout = '3s'")
+                await holder.execute("SELECT 1 FROM tickets WHERE id = $1 FOR NO KEY UPDATE", tid)
+                upload = asyncio.create_task(
+                    attachments.operator_upload(
+                        rt, anna, png(), name="a.png", number=number, client_msg_id="f1"
+                    )
+                )
+                waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                deadline = asyncio.get_running_loop().time() + 10
+                while not await holder.fetchval(waiting):
+                    assert not upload.done(), upload
+                    assert asyncio.get_running_loop().time() < deadline, "upload never waited"
+                    await asyncio.sleep(0.01)  # polling the server's own view of the wait
+                # The upload waits for the row; its join row is not written yet.
+                await holder.execute(
+                    "INSERT INTO ticket_joins (ticket_id, operator_id, epoch) VALUES ($1, $2, 0)",
+                    tid,
+                    anna.id,
+                )
+                await tx.rollback()
+                msg = await asyncio.wait_for(upload, 10)
+                assert msg["kind"] == "file"
+            finally:
+                await holder.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))

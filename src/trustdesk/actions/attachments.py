@@ -26,6 +26,7 @@ from trustdesk.actions.tickets import (
     _mark_read_by_operator,
     _reopen,
     clean_client_id,
+    load_ticket,
     new_ticket_number,
     ticket_by_number,
 )
@@ -264,7 +265,8 @@ async def operator_upload(
     kind = "voice" if voice and ftype.kind == "audio" else "file"
     async with rt.store.transaction() as tx:
         await tx.lock_scope(f"ticket:{number}")
-        t = await ticket_by_number(tx.session, number)
+        # The ticket's row before the join row, as a reply takes them (tickets._reply).
+        t = await load_ticket(tx, number, lock=True)
         if t is None:
             raise NotFound("no such ticket", "ticket_not_found")
         if client_msg_id:
