@@ -74,37 +74,27 @@ async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
     return await session.scalar(select(Ticket).where(Ticket.number == number))
 
 
-# Both statements give a row of the same columns (_adopt_ticket), the second one more.
+# The statements below give a row of the same columns (_adopt_ticket), the last one more.
 _TICKET_BY_NUMBER = Sql(
     "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
     " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at"
     " FROM tickets t WHERE t.number = :n"
 )
-# With the epoch in which the operator :o last joined the ticket (None: never): a reply
-# knows whether to post "Оператор … подключился" without a statement of its own.
-_TICKET_AND_JOIN = Sql(
-    "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
-    " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
-    " j.epoch FROM tickets t"
-    " LEFT JOIN ticket_joins j ON j.ticket_id = t.id AND j.operator_id = :o"
-    " WHERE t.number = :n"
-)
-# PostgreSQL: the same, with the ticket row locked until commit (FOR NO KEY UPDATE, the lock
-# the message statement takes anyway; see _PG_POST in actions/messages.py). The row then
-# read is the newest committed one, even when the lock was waited for, and the ticket's
-# writers queue on it: a message on a known ticket needs no scope lock (a round trip) first.
-# (SQLite: BEGIN IMMEDIATE already serialises writers.)
-_TICKET_BY_NUMBER_LOCKED = Sql(
-    "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
-    " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at"
-    " FROM tickets t WHERE t.number = :n FOR NO KEY UPDATE"
-)
+# The same, with the ticket row locked until commit on PostgreSQL (FOR NO KEY UPDATE, the
+# lock the message statement takes anyway; see _PG_POST in actions/messages.py). The row
+# then read is the newest committed one, even when the lock was waited for, and the
+# ticket's writers queue on it: a message on a known ticket needs no scope lock (a round
+# trip) first.
+_TICKET_BY_NUMBER_LOCKED = Sql(_TICKET_BY_NUMBER.text, pg_suffix=" FOR NO KEY UPDATE")
+# Locked too, with the epoch in which the operator :o last joined the ticket (None: never):
+# a reply knows whether to post "Оператор … подключился" without a statement of its own.
 _TICKET_AND_JOIN_LOCKED = Sql(
     "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
     " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
     " j.epoch FROM tickets t"
     " LEFT JOIN ticket_joins j ON j.ticket_id = t.id AND j.operator_id = :o"
-    " WHERE t.number = :n FOR NO KEY UPDATE OF t"
+    " WHERE t.number = :n",
+    pg_suffix=" FOR NO KEY UPDATE OF t",
 )
 
 
@@ -114,7 +104,7 @@ async def load_ticket(tx: Tx, number: str, *, lock: bool = False) -> Ticket | No
     until commit (PostgreSQL; see _TICKET_BY_NUMBER_LOCKED)."""
     if not _plausible_number(number):
         return None
-    sql = _TICKET_BY_NUMBER_LOCKED if lock and tx.dialect == "postgresql" else _TICKET_BY_NUMBER
+    sql = _TICKET_BY_NUMBER_LOCKED if lock else _TICKET_BY_NUMBER
     row = await (await tx.raw()).first(sql, {"n": number})
     return None if row is None else _adopt_ticket(tx, row)
 
@@ -126,8 +116,7 @@ async def _load_with_join(tx: Tx, number: str, op: Operator) -> tuple[Ticket, in
     meanwhile is found by _join_unless_joined's upsert instead."""
     row = None
     if _plausible_number(number):
-        sql = _TICKET_AND_JOIN_LOCKED if tx.dialect == "postgresql" else _TICKET_AND_JOIN
-        row = await (await tx.raw()).first(sql, {"n": number, "o": op.id})
+        row = await (await tx.raw()).first(_TICKET_AND_JOIN_LOCKED, {"n": number, "o": op.id})
     if row is None:
         raise NotFound("no such ticket", "ticket_not_found")
     return _adopt_ticket(tx, row), row[13]

@@ -43,9 +43,12 @@ Row = Sequence[Any]
 
 @dataclass(frozen=True)
 class Sql:
-    """One statement in both dialects, translated once."""
+    """One statement in both dialects, translated once. `pg_suffix`: a clause only
+    PostgreSQL has, appended to its text (row locks: SQLite's BEGIN IMMEDIATE already
+    serialises writers)."""
 
     text: str
+    pg_suffix: str = ""
     sqlite: str = field(init=False)
     pg: str = field(init=False)
     pg_names: tuple[str, ...] = field(init=False)
@@ -66,7 +69,7 @@ class Sql:
             return f"(SELECT value FROM json_each(:{name}))" if kind else f":{name}"  # noqa: S608  # nosec B608
 
         object.__setattr__(self, "sqlite", _PARAM.sub(to_sqlite, self.text))
-        object.__setattr__(self, "pg", _PARAM.sub(to_pg, self.text))
+        object.__setattr__(self, "pg", _PARAM.sub(to_pg, self.text) + self.pg_suffix)
         object.__setattr__(self, "pg_names", tuple(names))
 
 
