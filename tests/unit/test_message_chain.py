@@ -3,8 +3,8 @@
 the event straight away, so a wrong one would skip a message), and each sender's read
 cursor ends on its own last message.
 
-On PostgreSQL the customer (visitor lock) and the operators (ticket lock) do not exclude
-each other: only the message write itself orders them (actions/messages.py, _PG_POST)."""
+On PostgreSQL no scope lock orders a reply and a customer's message: the ticket's row lock
+does (their first statement, and the message statement, actions/messages.py _PG_POST)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,19 @@ from sqlalchemy import select
 from tests.support.payloads import png
 from tests.support.runtime import runtime
 from trustdesk.actions import attachments, operators, texts, tickets, visitors
+from trustdesk.actions.runtime import Runtime
 from trustdesk.actions.tickets import operator_reader
 from trustdesk.config import Settings
-from trustdesk.store.models import Operator, ReadCursor
+from trustdesk.store.models import Operator, ReadCursor, Visitor
 
 ROUNDS = 15
+
+
+async def anna_and_a_ticket(rt: Runtime) -> tuple[Operator, Visitor, tickets.Sent]:
+    """An operator, and a customer whose first message opened a ticket."""
+    anna = await operators.create_operator(rt, "anna@x.io", "Anna", "pass-word-123", "admin")
+    _, visitor = await visitors.create_visitor(rt)
+    return anna, visitor, await tickets.send_customer_message(rt, visitor, "вопрос", None, "c0")
 
 
 def test_concurrent_messages_form_one_chain_per_ticket(settings: Settings) -> None:
@@ -89,11 +97,7 @@ def test_status_changes_racing_messages_on_one_ticket_never_fail(settings: Setti
 
     async def main() -> None:
         async with runtime(settings) as rt:
-            anna = await operators.create_operator(
-                rt, "anna@x.io", "Anna", "pass-word-123", "admin"
-            )
-            _, visitor = await visitors.create_visitor(rt)
-            first = await tickets.send_customer_message(rt, visitor, "вопрос", None, "c0")
+            anna, visitor, first = await anna_and_a_ticket(rt)
             number = first.ticket.number
             for i in range(ROUNDS):
                 results = await asyncio.gather(
@@ -155,11 +159,7 @@ def test_an_operator_upload_waits_for_the_ticket_row_before_joining(
         import asyncpg  # type: ignore[import-untyped]
 
         async with runtime(settings) as rt:
-            anna = await operators.create_operator(
-                rt, "anna@x.io", "Anna", "pass-word-123", "admin"
-            )
-            _, visitor = await visitors.create_visitor(rt)
-            first = await tickets.send_customer_message(rt, visitor, "вопрос", None, "c0")
+            anna, visitor, first = await anna_and_a_ticket(rt)
             number, tid = first.ticket.number, first.ticket.id
             url = settings.resolved_database_url.replace("postgresql+asyncpg", "postgresql")
             holder = await asyncpg.connect(url)
