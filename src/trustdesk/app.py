@@ -102,6 +102,8 @@ class SecurityHeaders:
                     h.setdefault("Content-Security-Policy", csp_for(path, self.settings))
                 h.setdefault("X-Content-Type-Options", "nosniff")
                 h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+                if self.settings.cookie_secure:  # served over HTTPS: browsers keep to it
+                    h.setdefault("Strict-Transport-Security", "max-age=15552000")
                 if not path.startswith("/widget/"):
                     h.setdefault("X-Frame-Options", "DENY")
             await send(message)

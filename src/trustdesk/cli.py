@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import secrets
 import sys
 
@@ -35,8 +36,15 @@ async def _create_operator(
         await rt.store.dispose()
 
 
+FIRST_PASSWORD_FILE = "first-operator-password"  # noqa: S105 - a file name
+
+
 async def _first_operator(settings: Settings) -> None:
-    """No operator yet: create "Артём" with a random password and print the login once."""
+    """No operator yet: create "Артём" with a random password, shown once.
+
+    On an interactive terminal (`make run`) it is printed there. Anywhere else (systemd,
+    a container, a pipe) standard output ends up in a journal or a log store, so the
+    password goes to a file only its owner can read, and only that file's path is printed."""
     from trustdesk.actions import operators
 
     rt = _runtime(settings)
@@ -46,15 +54,24 @@ async def _first_operator(settings: Settings) -> None:
         password = secrets.token_urlsafe(12)
         email = "admin@trust.store"
         await operators.create_operator(rt, email, "Артём", password, "admin")
-        bar = "=" * 64
-        print(
-            f"\n{bar}\n  First operator created. Log in at {settings.public_url}/admin\n"
-            f"    email:    {email}\n    password: {password}\n"
-            f"  (shown once; change it or add operators in the dashboard)\n{bar}\n",
-            flush=True,
-        )
     finally:
         await rt.store.dispose()
+    bar = "=" * 64
+    if sys.stdout.isatty():
+        where = f"    password: {password}\n  (shown once; "
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = (settings.data_dir / FIRST_PASSWORD_FILE).resolve()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        where = f"    password: in {path} (readable by this user only)\n  (delete the file; "
+    print(
+        f"\n{bar}\n  First operator created. Log in at {settings.public_url}/admin\n"
+        f"    email:    {email}\n{where}change it or add operators in the dashboard)\n{bar}\n",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,19 @@ _STANDARD = frozenset(
 )
 
 
+class RedactQuery(logging.Filter):
+    """Access log lines keep the path, never the query string: it can hold what people typed
+    (an operator's search terms, an old client's upload caption or file name)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path, sep, _ = args[2].partition("?")
+            if sep:
+                record.args = (args[0], args[1], f"{path}?[redacted]", args[3], args[4])
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """{"ts", "level", "logger", "message", "pid", ...extra fields, "exc"?} on one line."""
 
@@ -71,6 +84,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
+        "filters": {"redact_query": {"()": RedactQuery}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
@@ -82,7 +96,12 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "loggers": {
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
-            "uvicorn.access": {"handlers": [], "level": level, "propagate": True},
+            "uvicorn.access": {
+                "handlers": [],
+                "level": level,
+                "propagate": True,
+                "filters": ["redact_query"],
+            },
         },
     }
 

@@ -10,11 +10,12 @@ import random
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import FilePayload, Page, expect
+from playwright.sync_api import FilePayload, Page, Request, expect
 
 from tests.browser.conftest import shot
 from tests.browser.test_dashboard import conversation, login, open_ticket, row, watch_errors
@@ -137,6 +138,8 @@ def test_operator_sends_image_pdf_and_voice(
     expect(dialog).to_be_hidden()
 
     # The paperclip: an image and a PDF, staged, then sent with a caption.
+    uploads: list[Request] = []
+    page.on("request", lambda r: uploads.append(r) if "/support/upload" in r.url else None)
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name="Прикрепить файл").click()
     files: list[FilePayload] = [
@@ -153,6 +156,14 @@ def test_operator_sends_image_pdf_and_voice(
     card = log.locator(".msg.admin .att-file")
     expect(card).to_contain_text("invoice.pdf", timeout=SLOW)
     expect(card.locator(".att-file-size")).to_have_text(re.compile(r"\d+ Б"))
+    # The name and caption are people's text: in headers, never in the URL that logs keep.
+    assert len(uploads) == 2
+    assert all("name=" not in r.url and "caption=" not in r.url for r in uploads)
+    sent = {
+        unquote(r.headers["x-trustdesk-name"]): unquote(r.headers.get("x-trustdesk-caption", ""))
+        for r in uploads
+    }
+    assert sent == {"photo.png": "Вот пример и счёт", "invoice.pdf": ""}
 
     # The file card downloads the file itself.
     with page.expect_download() as dl:

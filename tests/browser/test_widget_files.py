@@ -11,6 +11,7 @@ import math
 import re
 import struct
 from collections.abc import Iterator
+from urllib.parse import unquote
 
 import pytest
 from PIL import Image, ImageDraw
@@ -216,6 +217,9 @@ def test_customer_attaches_pastes_and_records(
     expect(progress).to_be_visible()
     expect(chat.get_by_role("button", name="Отменить загрузку: посылка.png")).to_be_visible()
     wait_until(lambda: bool(held), 10, "the upload request")
+    # The name is the customer's text: in a header, never in the URL (access logs keep URLs).
+    assert "name=" not in held[0].request.url and "%D0" not in held[0].request.url
+    assert unquote(held[0].request.headers["x-trustdesk-name"]) == "посылка.png"
     held[0].continue_()
     page.unroute(UPLOAD)
     photo = chat.locator(".row--customer[data-id]", has=chat.locator(".att-img"))

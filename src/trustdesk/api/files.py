@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from trustdesk.actions import attachments
+from trustdesk.actions.errors import Invalid
 from trustdesk.api import schemas as s
 from trustdesk.api.deps import OperatorDep, RuntimeDep, VisitorDep
 from trustdesk.api.limits import limits
@@ -24,11 +25,45 @@ FILE_BODY = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
-Name = Annotated[str | None, Query(max_length=255, description="the file's original name")]
-Caption = Annotated[str | None, Query(max_length=4000)]
+# The name and caption are customer text: they travel in headers (percent-encoded UTF-8),
+# never in the URL, which access logs and proxies record. The query parameters of the same
+# name are still read for old clients (the access log drops every query string anyway).
+Name = Annotated[str | None, Query(max_length=255, description="deprecated: use X-TrustDesk-Name")]
+Caption = Annotated[
+    str | None, Query(max_length=4000, description="deprecated: use X-TrustDesk-Caption")
+]
+NameHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-TrustDesk-Name",
+        max_length=255 * 9,
+        description="the file's original name, percent-encoded UTF-8",
+    ),
+]
+CaptionHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-TrustDesk-Caption",
+        max_length=4000 * 9,
+        description="text sent with the file, percent-encoded UTF-8 (at most 4000 characters)",
+    ),
+]
 TicketQ = Annotated[str | None, Query(min_length=1, max_length=40)]
 ClientId = Annotated[str | None, Query(min_length=1, max_length=64)]
 FileId = Annotated[str, Query(max_length=64)]
+
+
+def _text_header(value: str | None, fallback: str | None, limit: int, field: str) -> str | None:
+    """A percent-encoded UTF-8 header's text (the query parameter if there is no header)."""
+    if value is None:
+        return fallback
+    try:
+        text = unquote(value, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"{field} is not percent-encoded UTF-8", "bad_header") from exc
+    if len(text) > limit:
+        raise Invalid(f"{field} is limited to {limit} characters", "too_long")
+    return text
 
 
 def file_response(a: Attachment, data: bytes) -> Response:
@@ -43,7 +78,8 @@ def file_response(a: Attachment, data: bytes) -> Response:
             ),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, max-age=86400",
+            # A customer's file must not stay in a shared computer's disk cache after logout.
+            "Cache-Control": "private, no-store",
             "Cross-Origin-Resource-Policy": "same-origin",
         },
     )
@@ -64,6 +100,8 @@ async def visitor_upload(
     client_msg_id: ClientId = None,
     caption: Caption = None,
     voice: bool = False,
+    name_header: NameHeader = None,
+    caption_header: CaptionHeader = None,
 ) -> s.SendMessageOut:
     """Send a file, screenshot or voice message (request body = the file's bytes).
 
@@ -75,10 +113,10 @@ async def visitor_upload(
         rt,
         visitor,
         data,
-        name=name,
+        name=_text_header(name_header, name, 255, "the file name"),
         number=ticketId,
         client_msg_id=client_msg_id,
-        caption=caption,
+        caption=_text_header(caption_header, caption, 4000, "the caption"),
         voice=voice,
     )
     return s.SendMessageOut(ticketId=t.number, message=s.Message(**msg))
@@ -106,6 +144,8 @@ async def operator_upload(
     client_msg_id: ClientId = None,
     caption: Caption = None,
     voice: bool = False,
+    name_header: NameHeader = None,
+    caption_header: CaptionHeader = None,
 ) -> s.MessageOut:
     """An operator sends a file, screenshot or voice message to the customer."""
     data = await request.body()
@@ -113,10 +153,10 @@ async def operator_upload(
         rt,
         auth.operator,
         data,
-        name=name,
+        name=_text_header(name_header, name, 255, "the file name"),
         number=ticketId,
         client_msg_id=client_msg_id,
-        caption=caption,
+        caption=_text_header(caption_header, caption, 4000, "the caption"),
         voice=voice,
     )
     return s.MessageOut(message=s.Message(**msg))

@@ -17,15 +17,25 @@ from trustdesk.config import Settings
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 
-BASE_CSP = (
+_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob: data:; font-src 'self' data:; connect-src 'self' ws: wss:; "
+    "media-src 'self' blob: data:; font-src 'self' data:; connect-src {connect}; "
     "object-src 'none'; base-uri 'none'; form-action 'self'"
 )
 
 
+def _connect_src(settings: Settings) -> str:
+    """Our own origin and its WebSocket: 'self' (CSP 3 matches ws/wss of the page's own host
+    with it), and the public URL's ws/wss spelled out for browsers that do not. No other host
+    can be reached, so an injected script could not send anything elsewhere."""
+    base = settings.public_url.rstrip("/")
+    ws_url = "wss" + base[5:] if base.startswith("https") else "ws" + base[4:]
+    return f"'self' {ws_url}"
+
+
 def csp_for(path: str, settings: Settings) -> str:
     """The widget frame may be embedded by the allowed origins; nothing else may be framed."""
+    BASE_CSP = _CSP.format(connect=_connect_src(settings))  # noqa: N806
     if path.startswith("/widget/"):
         ancestors = " ".join(["'self'", *sorted(settings.origins)])
         return f"{BASE_CSP}; frame-ancestors {ancestors}"

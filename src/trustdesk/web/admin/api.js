@@ -151,11 +151,10 @@ export function fileUrl(id) {
  * Returns {promise, abort}; the promise resolves to {message} or rejects with an ApiError.
  */
 export function upload({ ticketId, name, clientMsgId, caption, voice }, blob, onProgress) {
+  // The name and caption are customer text: headers, never the URL (access logs keep URLs).
   const p = new URLSearchParams();
   p.set("ticketId", ticketId);
-  if (name) p.set("name", name);
   if (clientMsgId) p.set("client_msg_id", clientMsgId);
-  if (caption) p.set("caption", caption);
   if (voice) p.set("voice", "true");
   let xhr = null;
   let aborted = false;
@@ -166,6 +165,8 @@ export function upload({ ticketId, name, clientMsgId, caption, voice }, blob, on
       xhr.setRequestHeader("Accept", "application/json");
       xhr.setRequestHeader("Content-Type", blob.type || "application/octet-stream");
       if (csrfToken) xhr.setRequestHeader("X-CSRF-Token", csrfToken);
+      if (name) xhr.setRequestHeader("X-TrustDesk-Name", encodeURIComponent(name));
+      if (caption) xhr.setRequestHeader("X-TrustDesk-Caption", encodeURIComponent(caption));
       xhr.upload.addEventListener("progress", (ev) => {
         if (ev.lengthComputable && onProgress) onProgress(ev.loaded / ev.total);
       });

@@ -2276,7 +2276,7 @@ function renderStaged() {
 function sendStaged(cur, staged, text) {
   state.staged.delete(cur.id);
   let caption = text || null;
-  // The caption travels in the query string: a very long one goes as its own message.
+  // The caption travels in a request header: a very long one goes as its own message.
   if (caption && encodeURIComponent(caption).length > 6000) {
     const p = { cmid: uuid(), text: caption, mode: "reply", ticketId: cur.id, failed: false };
     cur.pending.set(p.cmid, p);

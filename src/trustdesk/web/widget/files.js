@@ -103,15 +103,17 @@ export async function download(att, token) {
 
 export function upload({ file, name, ticketId, clientMsgId, caption, voice, token, onProgress }) {
   const xhr = new XMLHttpRequest();
+  // The name and caption are the customer's text: headers, never the URL (access logs keep URLs).
   const q = new URLSearchParams();
-  q.set("name", (name || file.name || "file").slice(0, 255));
   if (ticketId) q.set("ticketId", ticketId);
   if (clientMsgId) q.set("client_msg_id", clientMsgId);
-  if (caption) q.set("caption", caption.slice(0, 4000));
   if (voice) q.set("voice", "true");
   const promise = new Promise((resolve) => {
     xhr.open("POST", `/api/support/upload?${q.toString()}`);
     if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    const fileName = (name || file.name || "file").slice(0, 255);
+    xhr.setRequestHeader("X-TrustDesk-Name", encodeURIComponent(fileName));
+    if (caption) xhr.setRequestHeader("X-TrustDesk-Caption", encodeURIComponent(caption.slice(0, 4000)));
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.responseType = "text";
     xhr.upload.onprogress = (ev) => {
