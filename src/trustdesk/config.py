@@ -37,12 +37,30 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1024 * 1024
     visitor_upload_quota_bytes: int = 50 * 1024 * 1024
     visitor_uploads_per_minute: int = 10
+    # Images are measured from their headers before any decoding (actions/imaging.py):
+    # one frame's pixels, the pixels of all frames together, and the frame count are
+    # bounded (a 12 MP photo and a 480x270 GIF of 100 frames pass; a few-KB GIF of
+    # 2000x2000x200 does not). What passes is decoded in a worker process with this much
+    # address space, killed after `image_decode_seconds`; `image_workers` at once.
+    image_max_pixels: int = Field(default=40_000_000, ge=1)
+    image_max_total_pixels: int = Field(default=50_000_000, ge=1)
+    image_max_frames: int = Field(default=500, ge=1)
+    image_decode_seconds: float = Field(default=10.0, gt=0)
+    image_worker_memory_mb: int = Field(default=1024, ge=0)  # 0 = no limit
+    image_workers: int = Field(default=2, ge=1)
+    # Bytes in data/files no attachment refers to (a crash mid-upload) are swept at start
+    # and every `files_sweep_minutes`, once older than the grace (a row may be committing).
+    files_sweep_minutes: float = Field(default=60.0, gt=0)
+    files_orphan_grace_minutes: float = Field(default=10.0, ge=0)
     # Send rate: a burst of `rate_burst` then `rate_per_minute` per visitor / per IP.
     visitor_rate_per_minute: int = 60
     visitor_rate_burst: int = 20
     ip_rate_per_minute: int = 300
     ip_rate_burst: int = 100
-    login_attempts_per_15min: int = 10
+    # Login attempts per 15 minutes: this many for one email from one address, 5x this from
+    # one address in all; past this many for an email from anywhere, an address that has
+    # failed 3 times for it may not try it again (api/login_guard.py). Shared through Redis.
+    login_attempts_per_15min: int = Field(default=10, ge=1)
     session_create_per_minute_per_ip: int = 30
     # Real time.
     typing_ttl_seconds: float = 6.0

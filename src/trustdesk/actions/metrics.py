@@ -59,6 +59,13 @@ PURGED_TICKETS = Counter(
     "Tickets deleted by the retention policy.",
     registry=REGISTRY,
 )
+LOGIN_ATTEMPTS = Counter(
+    "trustdesk_login_attempts",
+    "Operator logins, by result: ok and failed had their password checked, refused did not "
+    "(over a login limit).",
+    ["result"],
+    registry=REGISTRY,
+)
 
 for _kind in ("visitor", "operator"):
     CONNECTIONS.labels(_kind)
@@ -67,6 +74,8 @@ for _sender in ("customer", "admin", "system", "bot"):
     MESSAGES.labels(_sender)
 for _result in ("ok", "retry", "failed"):
     WEBHOOK_DELIVERIES.labels(_result)
+for _result in ("ok", "failed", "refused"):
+    LOGIN_ATTEMPTS.labels(_result)
 
 
 def ws_opened(kind: str) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 
 from trustdesk.actions.errors import Conflict, Invalid, NotFound, Unauthorized
@@ -21,10 +23,28 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 # Verified against when the email is unknown, so timing does not reveal which emails exist.
 _DUMMY_HASH = _hasher.hash("not a real password")
 ROLES = frozenset({"admin", "agent"})
+# One argon2 hash takes tens of milliseconds of CPU and 64 MiB. On the event loop a burst
+# of logins stalled every request of the process (/healthz took 1.7-3.5 s); argon2-cffi
+# releases the GIL, so they run here instead, two at a time (bounded CPU and memory).
+_argon2_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+async def hash_password(password: str) -> str:
+    """The argon2id hash of `password`, computed off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, _hasher.hash, password)
+
+
+def _matches(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):  # VerifyMismatchError is one of these
+        return False
+
+
+async def verify_password(stored_hash: str, password: str) -> bool:
+    """Whether `password` matches `stored_hash`, checked off the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_argon2_pool, _matches, stored_hash, password)
 
 
 def check_password_rules(password: str) -> None:
@@ -67,13 +87,12 @@ async def create_operator(
     if role not in ROLES:
         raise Invalid("role must be admin or agent", "invalid_role")
     check_password_rules(password)
+    password_hash = await hash_password(password)  # before the transaction: not under its lock
     async with rt.store.transaction() as tx:
         exists = await tx.session.scalar(select(Operator.id).where(Operator.email == email))
         if exists is not None:
             raise Conflict("an operator with this email exists", "email_taken")
-        op = Operator(
-            email=email, display_name=name, password_hash=hash_password(password), role=role
-        )
+        op = Operator(email=email, display_name=name, password_hash=password_hash, role=role)
         tx.session.add(op)
     return op
 
@@ -101,15 +120,14 @@ async def login(rt: Runtime, email: str, password: str) -> tuple[Operator, str, 
     email = (email or "").strip().lower()
     async with rt.store.read() as session:
         op = await session.scalar(select(Operator).where(Operator.email == email))
-    try:
-        _hasher.verify(op.password_hash if op else _DUMMY_HASH, password)
-        ok = op is not None and op.active
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        ok = False
-    if not ok or op is None:
+    ok = await verify_password(op.password_hash if op else _DUMMY_HASH, password)
+    if not ok or op is None or not op.active:
         raise Unauthorized("wrong email or password", "bad_credentials")
     sid = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
+    rehashed = None
+    if _hasher.check_needs_rehash(op.password_hash):
+        rehashed = await hash_password(password)
     async with rt.store.transaction() as tx:
         tx.session.add(
             OperatorSession(
@@ -119,10 +137,10 @@ async def login(rt: Runtime, email: str, password: str) -> tuple[Operator, str, 
                 expires_at=utcnow() + timedelta(hours=rt.settings.session_ttl_hours),
             )
         )
-        if _hasher.check_needs_rehash(op.password_hash):
+        if rehashed is not None:
             fresh = await tx.session.get(Operator, op.id)
             if fresh is not None:
-                fresh.password_hash = hash_password(password)
+                fresh.password_hash = rehashed
     return op, sid, csrf
 
 
@@ -202,11 +220,12 @@ async def set_active(rt: Runtime, operator_id: int, active: bool) -> Operator:
 
 async def set_password(rt: Runtime, operator_id: int, password: str) -> Operator:
     check_password_rules(password)
+    password_hash = await hash_password(password)  # before the transaction: not under its lock
     async with rt.store.transaction() as tx:
         op = await tx.session.get(Operator, operator_id)
         if op is None:
             raise NotFound("no such operator")
-        op.password_hash = hash_password(password)
+        op.password_hash = password_hash
         # A reset ends every session of that operator.
         await tx.session.execute(
             update(OperatorSession)

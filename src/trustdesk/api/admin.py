@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from trustdesk.actions import canned, customers, operators, push, tickets
-from trustdesk.actions.errors import Conflict, RateLimited, Unauthorized
+from trustdesk.actions.errors import Conflict, Unauthorized
 from trustdesk.actions.operators import operator_json
 from trustdesk.api import schemas as s
 from trustdesk.api.deps import SESSION_COOKIE, AdminDep, OperatorDep, RuntimeDep, client_ip
@@ -31,19 +30,15 @@ async def login(
     body: s.LoginIn, request: Request, response: Response, rt: RuntimeDep
 ) -> s.LoginOut:
     """Email + password. Sets the HttpOnly session cookie; returns the CSRF token."""
-    lim = limits(rt)
-    ip, email = client_ip(request), body.email.strip().lower()
-    wait = max(lim.login_ip.peek_blocked(ip), lim.login_email.peek_blocked(email))
-    if wait > 0:
-        raise RateLimited("too many failed logins, try again later", wait)
+    guard = limits(rt).login
+    # Counted before the password is checked (api/login_guard.py says why and how).
+    attempt = await guard.reserve(client_ip(request), body.email.strip().lower())
     try:
         op, sid, csrf = await operators.login(rt, body.email, body.password)
     except Unauthorized:
-        # Only failures spend the allowance.
-        for bucket, key in ((lim.login_ip, ip), (lim.login_email, email)):
-            with contextlib.suppress(RateLimited):
-                bucket.check(key)
+        guard.failed(attempt)
         raise
+    await guard.succeeded(attempt)
     response.set_cookie(
         SESSION_COOKIE,
         sid,

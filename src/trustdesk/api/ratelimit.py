@@ -1,4 +1,4 @@
-"""Token buckets in memory, per key (visitor, IP, login email)."""
+"""Token buckets in memory, per key (visitor, IP). Logins: api/login_guard.py."""
 
 from __future__ import annotations
 

@@ -313,6 +313,11 @@ class RedisPresence(Presence):
         self._score = self._redis.register_script(_SCORE)
         self._failing = False
 
+    @property
+    def client(self) -> Redis:
+        """This process's Redis client for keys (not pub/sub); the login guard counts on it."""
+        return self._redis
+
     def _idx(self, kind: str) -> str:
         return f"{self._p}{kind}"
 
