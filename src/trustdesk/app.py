@@ -14,7 +14,7 @@ from fastapi import FastAPI, WebSocket
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trustdesk.actions import email, push
+from trustdesk.actions import attachments, email, imaging, push
 from trustdesk.actions.runtime import Runtime
 from trustdesk.api import admin, files, integrations, widget, ws
 from trustdesk.api.errors import BodyLimit, install_error_handlers
@@ -173,14 +173,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop_integrations = integrations.start_background(rt)  # webhooks, retention
         await hub.start()
         sweeper = asyncio.create_task(_expire_presence(rt))
+        file_sweeper = asyncio.create_task(attachments.sweep_periodically(rt))
         _freeze_startup_objects()
         try:
             yield
         finally:
             await stop_integrations()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, file_sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            imaging.POOL.shutdown()  # running image workers are killed
             await hub.stop()
             await store.dispose()
 

@@ -6,19 +6,22 @@ fan-out, unread counts, read receipts and resume work for them unchanged.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import hashlib
-import io
+import logging
 import re
 import secrets
 import unicodedata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import func, select
 
-from trustdesk.actions import customers, retention, texts
-from trustdesk.actions.errors import ActionError, Invalid, NotFound
+from trustdesk.actions import customers, imaging, retention, texts
+from trustdesk.actions.errors import ActionError, Invalid, NotFound, RateLimited
 from trustdesk.actions.messages import clean_text, find_by_client_id, message_json, post_message
 from trustdesk.actions.runtime import Runtime
 from trustdesk.actions.tickets import (
@@ -31,10 +34,10 @@ from trustdesk.actions.tickets import (
     ticket_by_number,
 )
 from trustdesk.store.db import Tx
-from trustdesk.store.files import FileStore, file_store_for
+from trustdesk.store.files import FileStore, Staged, file_store_for
 from trustdesk.store.models import Attachment, Operator, SupportMessage, Ticket, Visitor, utcnow
 
-Image.MAX_IMAGE_PIXELS = 40_000_000  # larger is refused (decompression bombs)
+log = logging.getLogger(__name__)
 
 
 class TooLarge(ActionError):
@@ -97,45 +100,40 @@ def sanitize_name(name: str | None, ftype: FileType) -> str:
     return f"{stem}.{ftype.ext}"
 
 
-def clean_image(data: bytes, ftype: FileType) -> tuple[bytes, int, int]:
-    """Decode fully (or refuse), apply the EXIF orientation, and re-encode without any
-    metadata: EXIF (GPS included), XMP and text chunks never reach anyone else."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            frames = getattr(img, "n_frames", 1)
-            if ftype is GIF and frames > 1:
-                out = io.BytesIO()
-                img.save(out, "GIF", save_all=True)  # animated: frames kept, comments dropped
-                return out.getvalue(), img.width, img.height
-            clean = ImageOps.exif_transpose(img) or img
-            out = io.BytesIO()
-            if ftype is JPEG:
-                clean.convert("RGB").save(out, "JPEG", quality=90)
-            elif ftype is PNG:
-                clean.save(out, "PNG")
-            elif ftype is WEBP:
-                clean.save(out, "WEBP", quality=90)
-            else:
-                clean.save(out, "GIF")
-            return out.getvalue(), clean.width, clean.height
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise Invalid(f"the image cannot be decoded: {exc}", "bad_image") from exc
+class StorageFull(RateLimited):
+    """The disk is full: nothing was stored; the client keeps its client_msg_id and retries
+    later (507 with Retry-After)."""
+
+    status = 507
+    code = "storage_full"
 
 
-async def _quota_used(rt: Runtime, visitor_id: str) -> int:
-    async with rt.store.read() as session:
-        used = await session.scalar(
-            select(func.coalesce(func.sum(Attachment.size), 0)).where(
-                Attachment.visitor_id == visitor_id
-            )
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _disk_error(exc: OSError) -> Exception:
+    if exc.errno in _DISK_FULL:
+        log.warning("file store full: %s", exc)
+        return StorageFull("the server has no room for files right now, retry later", 60)
+    return exc
+
+
+async def _check_quota(tx: Tx, visitor: Visitor, size: int, quota: int) -> None:
+    """Read under the visitor's scope lock, so concurrent uploads cannot all fit."""
+    used = await tx.session.scalar(
+        select(func.coalesce(func.sum(Attachment.size), 0)).where(
+            Attachment.visitor_id == visitor.id
         )
-    return int(used or 0)
+    )
+    if int(used or 0) + size > quota:
+        raise TooLarge("your upload quota is used up", "quota_exceeded")
 
 
-def _prepare(
+async def _prepare(
     rt: Runtime, data: bytes, name: str | None
 ) -> tuple[bytes, FileType, str, int | None, int | None]:
+    """Checked by content and cleaned: images are measured and re-encoded off the event
+    loop (actions/imaging.py)."""
     if not data:
         raise Invalid("the file is empty", "empty_file")
     limit = rt.settings.max_upload_bytes
@@ -144,8 +142,40 @@ def _prepare(
     ftype = sniff(data)
     width = height = None
     if ftype.kind == "image":
-        data, width, height = clean_image(data, ftype)
+        data, width, height = await imaging.clean_image(data, ftype.ext, rt.settings)
     return data, ftype, sanitize_name(name, ftype), width, height
+
+
+@asynccontextmanager
+async def _staged(rt: Runtime, data: bytes) -> AsyncIterator[tuple[str, Staged]]:
+    """The bytes, written aside before the transaction (nothing slow under its lock) and
+    promoted by it; discarded if the upload is refused or fails. Should the commit fail
+    after the promotion, the file goes unless another row uses the same bytes."""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        staged = await rt.files.stage(digest, data)
+    except OSError as exc:
+        raise _disk_error(exc) from exc
+    try:
+        yield digest, staged
+    except BaseException:
+        if staged.created:
+            async with rt.store.read() as session:
+                used = await session.scalar(
+                    select(Attachment.id).where(Attachment.sha256 == digest).limit(1)
+                )
+            if used is None:
+                await rt.files.delete(digest)
+        raise
+    finally:
+        await staged.discard()
+
+
+async def _promote(staged: Staged) -> None:
+    try:
+        await staged.promote()
+    except OSError as exc:
+        raise _disk_error(exc) from exc
 
 
 def _attachment(
@@ -177,6 +207,32 @@ def _caption(caption: str | None, name: str, rt: Runtime) -> str:
     return name
 
 
+async def _visitor_target(
+    tx: Tx, visitor: Visitor, number: str | None, client_msg_id: str | None
+) -> tuple[Ticket | None, dict[str, Any] | None]:
+    """The ticket the upload goes to (None: a new one) and the message a retry already
+    stored, if any. 404 for a ticket that is not there or not the visitor's."""
+    s = tx.session
+    t: Ticket | None = None
+    if number is not None:
+        t = await ticket_by_number(s, number)
+        if t is None or not await customers.owns(s, visitor, t):
+            raise NotFound("no such ticket", "ticket_not_found")
+    else:
+        mine = await customers.owner_ids(s, visitor)
+        t = await s.scalar(
+            select(Ticket)
+            .where(Ticket.visitor_id.in_(mine), Ticket.status == "open")
+            .order_by(Ticket.updated_at.desc())
+            .limit(1)
+        )
+    if t is not None and client_msg_id:
+        existing = await find_by_client_id(tx, t.id, client_msg_id)
+        if existing is not None:
+            return t, message_json(existing, t.number)
+    return t, None
+
+
 async def visitor_upload(
     rt: Runtime,
     visitor: Visitor,
@@ -188,33 +244,21 @@ async def visitor_upload(
     caption: str | None = None,
     voice: bool = False,
 ) -> tuple[Ticket, dict[str, Any]]:
+    """Refused before any work when the ticket is missing or the message is a retry; the
+    bytes reach the store only with their row, the quota checked under the same lock."""
     client_msg_id = clean_client_id(client_msg_id)
-    data, ftype, clean_name, width, height = _prepare(rt, data, name)
-    if await _quota_used(rt, visitor.id) + len(data) > rt.settings.visitor_upload_quota_bytes:
-        raise TooLarge("your upload quota is used up", "quota_exceeded")
-    digest = hashlib.sha256(data).hexdigest()
-    await rt.files.put(digest, data)
+    async with rt.store.transaction(write=False) as tx:
+        t, existing = await _visitor_target(tx, visitor, number, client_msg_id)
+        if t is not None and existing is not None:
+            return t, existing
+    data, ftype, clean_name, width, height = await _prepare(rt, data, name)
     kind = "voice" if voice and ftype.kind == "audio" else "file"
-    async with rt.store.transaction() as tx:
-        s = tx.session
+    async with _staged(rt, data) as (digest, staged), rt.store.transaction() as tx:
         await tx.lock_scope(f"visitor:{visitor.id}")
-        t: Ticket | None = None
-        if number is not None:
-            t = await ticket_by_number(s, number)
-            if t is None or not await customers.owns(s, visitor, t):
-                raise NotFound("no such ticket", "ticket_not_found")
-        else:
-            mine = await customers.owner_ids(s, visitor)
-            t = await s.scalar(
-                select(Ticket)
-                .where(Ticket.visitor_id.in_(mine), Ticket.status == "open")
-                .order_by(Ticket.updated_at.desc())
-                .limit(1)
-            )
-        if t is not None and client_msg_id:
-            existing = await find_by_client_id(tx, t.id, client_msg_id)
-            if existing is not None:
-                return t, message_json(existing, t.number)
+        t, existing = await _visitor_target(tx, visitor, number, client_msg_id)
+        if t is not None and existing is not None:
+            return t, existing
+        await _check_quota(tx, visitor, len(data), rt.settings.visitor_upload_quota_bytes)
         if t is None:
             now = utcnow()
             t = Ticket(
@@ -225,8 +269,8 @@ async def visitor_upload(
                 created_at=now,
                 updated_at=now,
             )
-            s.add(t)
-            await s.flush()
+            tx.session.add(t)
+            await tx.session.flush()
             await post_message(
                 tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=texts.GREETING
             )
@@ -244,7 +288,21 @@ async def visitor_upload(
             read_by="customer",
         )
         tx.emit("operators", {"type": "ticket_changed", "ticket_ref": t.id})
+        await _promote(staged)
         return t, msg
+
+
+async def _operator_target(
+    tx: Tx, number: str, client_msg_id: str | None, *, lock: bool
+) -> tuple[Ticket, dict[str, Any] | None]:
+    t = await load_ticket(tx, number, lock=lock)
+    if t is None:
+        raise NotFound("no such ticket", "ticket_not_found")
+    if client_msg_id:
+        existing = await find_by_client_id(tx, t.id, client_msg_id)
+        if existing is not None:
+            return t, message_json(existing, t.number)
+    return t, None
 
 
 async def operator_upload(
@@ -258,21 +316,20 @@ async def operator_upload(
     caption: str | None = None,
     voice: bool = False,
 ) -> dict[str, Any]:
+    """As visitor_upload: no work for a missing ticket or a retry, bytes only with a row."""
     client_msg_id = clean_client_id(client_msg_id)
-    data, ftype, clean_name, width, height = _prepare(rt, data, name)
-    digest = hashlib.sha256(data).hexdigest()
-    await rt.files.put(digest, data)
+    async with rt.store.transaction(write=False) as tx:
+        _, existing = await _operator_target(tx, number, client_msg_id, lock=False)
+        if existing is not None:
+            return existing
+    data, ftype, clean_name, width, height = await _prepare(rt, data, name)
     kind = "voice" if voice and ftype.kind == "audio" else "file"
-    async with rt.store.transaction() as tx:
+    async with _staged(rt, data) as (digest, staged), rt.store.transaction() as tx:
         await tx.lock_scope(f"ticket:{number}")
         # The ticket's row before the join row, as a reply takes them (tickets._reply).
-        t = await load_ticket(tx, number, lock=True)
-        if t is None:
-            raise NotFound("no such ticket", "ticket_not_found")
-        if client_msg_id:
-            existing = await find_by_client_id(tx, t.id, client_msg_id)
-            if existing is not None:
-                return message_json(existing, t.number)
+        t, existing = await _operator_target(tx, number, client_msg_id, lock=True)
+        if existing is not None:
+            return existing
         if t.status == "open":
             await _join(tx, t, op)
         msg = await post_message(
@@ -287,6 +344,7 @@ async def operator_upload(
             attachment=_attachment(ftype, clean_name, data, digest, None, width, height),
         )
         await _mark_read_by_operator(tx, t, op, msg["id"])
+        await _promote(staged)
         return msg
 
 
@@ -373,3 +431,38 @@ async def delete_unreferenced_in(bind: Any, store: FileStore, hashes: list[str])
         await store.delete(h)
         removed += 1
     return removed
+
+
+async def sweep_orphans(rt: Runtime) -> int:
+    """Delete stored bytes no attachment refers to (an upload that crashed between its
+    bytes and its commit), and stale staging files. Only what is older than the grace:
+    an upload's staged or reused bytes are fresh until its row has committed."""
+    grace = rt.settings.files_orphan_grace_minutes * 60
+    keys = await rt.files.old_keys(grace)
+    removed = 0
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        async with rt.store.read() as session:
+            used = set(
+                (
+                    await session.scalars(
+                        select(Attachment.sha256).where(Attachment.sha256.in_(chunk))
+                    )
+                ).all()
+            )
+        for key in chunk:
+            if key not in used and await rt.files.delete_if_old(key, grace):
+                removed += 1
+    return removed
+
+
+async def sweep_periodically(rt: Runtime) -> None:
+    """At start, then every `files_sweep_minutes` (every process may run it: idempotent)."""
+    while True:
+        try:
+            removed = await sweep_orphans(rt)
+            if removed:
+                log.info("removed %d stored files no attachment refers to", removed)
+        except Exception:  # pragma: no cover - keep sweeping
+            log.exception("file sweep failed")
+        await asyncio.sleep(rt.settings.files_sweep_minutes * 60)
