@@ -290,3 +290,26 @@ class Attachment(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AppSetting(Base):
+    """What the shop owner sets in the dashboard, one JSON object per group ("widget").
+    The environment gives the defaults; a stored value wins (actions/settings.py)."""
+
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BlockedOrigin(Base):
+    """A site that opened the widget without being allowed: shown to admins, who can allow
+    it with one click. Bounded (actions/settings.py keeps the most recent ones)."""
+
+    __tablename__ = "blocked_origins"
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
