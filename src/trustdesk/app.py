@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trustdesk.actions import attachments, email, imaging, push
 from trustdesk.actions.runtime import Runtime
-from trustdesk.api import admin, files, integrations, widget, ws
+from trustdesk.actions.settings import LiveSettings
+from trustdesk.api import admin, console, files, integrations, widget, ws
 from trustdesk.api.errors import BodyLimit, install_error_handlers
 from trustdesk.api.pages import csp_for, mount_pages
 from trustdesk.config import Settings
@@ -78,9 +79,10 @@ class SecurityHeaders:
     """Headers every HTTP answer carries (a plain ASGI middleware: Starlette's
     BaseHTTPMiddleware costs a task and a stream per request)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, live: LiveSettings) -> None:
         self.app = app
         self.settings = settings
+        self.live = live  # the allowed sites, as saved in the dashboard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,7 +101,10 @@ class SecurityHeaders:
                     )
                     h.setdefault("Cache-Control", "no-store")
                 else:
-                    h.setdefault("Content-Security-Policy", csp_for(path, self.settings))
+                    h.setdefault(
+                        "Content-Security-Policy",
+                        csp_for(path, self.settings, self.live.current.origins),
+                    )
                 h.setdefault("X-Content-Type-Options", "nosniff")
                 h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
                 if self.settings.cookie_secure:  # served over HTTPS: browsers keep to it
@@ -152,13 +157,14 @@ def _freeze_startup_objects() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    live = LiveSettings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = make_hub(settings.redis_url, prefix=settings.redis_prefix)
         presence = make_presence(settings.redis_url, prefix=settings.redis_prefix)
         store = Store(settings, publish=hub.publish_many)
-        rt = Runtime(settings=settings, store=store, hub=hub, presence=presence)
+        rt = Runtime(settings=settings, store=store, hub=hub, presence=presence, live_settings=live)
         app.state.runtime = rt
 
         async def on_messages(messages: list[dict[str, Any]]) -> None:
@@ -172,14 +178,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store.on_messages = on_messages
         stop_integrations = integrations.start_background(rt)  # webhooks, retention
         await hub.start()
+        await live.load(store)
         sweeper = asyncio.create_task(_expire_presence(rt))
         file_sweeper = asyncio.create_task(attachments.sweep_periodically(rt))
+        settings_follower = asyncio.create_task(live.follow(rt))
         _freeze_startup_objects()
         try:
             yield
         finally:
             await stop_integrations()
-            for task in (sweeper, file_sweeper):
+            for task in (sweeper, file_sweeper, settings_follower):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -201,7 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
-    app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(SecurityHeaders, settings=settings, live=live)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes
     )
@@ -214,6 +222,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(widget.inbound_router)
     app.include_router(admin.router)
+    app.include_router(console.router)
+    app.include_router(console.public_router)
     integrations.install(app)  # API tokens, webhooks, privacy, /metrics
     mount_pages(app)
     return app

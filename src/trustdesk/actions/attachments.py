@@ -30,7 +30,7 @@ from trustdesk.actions.tickets import (
     _reopen,
     clean_client_id,
     load_ticket,
-    new_ticket_number,
+    start_ticket,
     ticket_by_number,
 )
 from trustdesk.store.db import Tx
@@ -260,20 +260,7 @@ async def visitor_upload(
             return t, existing
         await _check_quota(tx, visitor, len(data), rt.settings.visitor_upload_quota_bytes)
         if t is None:
-            now = utcnow()
-            t = Ticket(
-                id=secrets.token_hex(16),
-                number=new_ticket_number(),
-                visitor_id=visitor.id,
-                status="open",
-                created_at=now,
-                updated_at=now,
-            )
-            tx.session.add(t)
-            await tx.session.flush()
-            await post_message(
-                tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=texts.GREETING
-            )
+            t = await start_ticket(rt, tx, visitor)
         elif t.status == "closed":
             await _reopen(tx, t)
         msg = await post_message(

@@ -9,7 +9,7 @@ import statistics
 import time
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustdesk.actions.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from trustdesk.actions.messages import iso, message_json
 from trustdesk.actions.runtime import Runtime
-from trustdesk.config import Settings
 from trustdesk.store.models import SupportMessage, Ticket, Visitor, utcnow
+
+if TYPE_CHECKING:
+    from trustdesk.actions.settings import WidgetSettings
 
 EMAIL_RE = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{1,60}$")
 
@@ -168,7 +170,7 @@ def _parse_hours(spec: str) -> dict[int, list[tuple[int, int]]]:
     return out
 
 
-def within_hours(settings: Settings, now: datetime | None = None) -> bool:
+def within_hours(settings: WidgetSettings, now: datetime | None = None) -> bool:
     if not settings.business_hours.strip():
         return True
     local = (now or utcnow()).astimezone(ZoneInfo(settings.business_timezone))
@@ -183,7 +185,7 @@ def within_hours(settings: Settings, now: datetime | None = None) -> bool:
 async def report(rt: Runtime, days: int) -> dict[str, Any]:
     """Tickets per day, first response and resolution times (medians), ratings."""
     since = utcnow() - timedelta(days=days)
-    tz = ZoneInfo(rt.settings.business_timezone)
+    tz = ZoneInfo(rt.live.current.business_timezone)
     async with rt.store.read() as session:
         tickets = (await session.scalars(select(Ticket).where(Ticket.created_at >= since))).all()
         ids = [t.id for t in tickets]

@@ -7,9 +7,10 @@ class ActionError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field  # the input at fault, when there is one (named in the JSON error)
         if code:
             self.code = code
 

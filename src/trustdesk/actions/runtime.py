@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from trustdesk.config import Settings
 from trustdesk.realtime.hub import Hub
 from trustdesk.realtime.presence import Presence
 from trustdesk.store.db import Store
 from trustdesk.store.files import FileStore, file_store_for
+
+if TYPE_CHECKING:
+    from trustdesk.actions.settings import LiveSettings
 
 
 @dataclass
@@ -18,6 +22,16 @@ class Runtime:
     hub: Hub
     presence: Presence
     file_store: FileStore | None = None
+    live_settings: LiveSettings | None = None
+
+    @property
+    def live(self) -> LiveSettings:
+        """The shop's widget settings as saved in the dashboard (actions/settings.py)."""
+        if self.live_settings is None:
+            from trustdesk.actions.settings import LiveSettings
+
+            self.live_settings = LiveSettings(self.settings)
+        return self.live_settings
 
     @property
     def files(self) -> FileStore:

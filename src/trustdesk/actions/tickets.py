@@ -490,6 +490,26 @@ async def send_customer_message(
         return _resent(t, existing)
 
 
+async def start_ticket(rt: Runtime, tx: Tx, visitor: Visitor) -> Ticket:
+    """A new ticket of the visitor's, starting with the shop's greeting (the bot's) when
+    one is set. The one place a customer's ticket is created (a message or a file)."""
+    now = utcnow()
+    t = Ticket(
+        id=secrets.token_hex(16),
+        number=new_ticket_number(),
+        visitor_id=visitor.id,
+        status="open",
+        created_at=now,
+        updated_at=now,
+    )
+    tx.session.add(t)
+    await tx.session.flush()
+    greeting = rt.live.current.greeting
+    if greeting:
+        await post_message(tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=greeting)
+    return t
+
+
 def _resent(t: Ticket, existing: SupportMessage) -> Sent:
     # prev_id = its own id: a socket that has not sent it yet replays up to it.
     return Sent(t, message_json(existing, t.number), False, existing.id)
@@ -543,20 +563,7 @@ async def _send_customer_message(
             if existing is not None:
                 return _resent(t, existing)
         if t is None:
-            now = utcnow()
-            t = Ticket(
-                id=secrets.token_hex(16),
-                number=new_ticket_number(),
-                visitor_id=visitor.id,
-                status="open",
-                created_at=now,
-                updated_at=now,
-            )
-            tx.session.add(t)
-            await tx.session.flush()
-            await post_message(
-                tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=texts.GREETING
-            )
+            t = await start_ticket(rt, tx, visitor)
         elif t.status == "closed":
             await _reopen(tx, t)
         msg = await post_message(

@@ -33,11 +33,12 @@ def _connect_src(settings: Settings) -> str:
     return f"'self' {ws_url}"
 
 
-def csp_for(path: str, settings: Settings) -> str:
-    """The widget frame may be embedded by the allowed origins; nothing else may be framed."""
+def csp_for(path: str, settings: Settings, origins: frozenset[str]) -> str:
+    """The widget frame may be embedded by the allowed origins (as saved in the dashboard);
+    nothing else may be framed."""
     BASE_CSP = _CSP.format(connect=_connect_src(settings))  # noqa: N806
     if path.startswith("/widget/"):
-        ancestors = " ".join(["'self'", *sorted(settings.origins)])
+        ancestors = " ".join(["'self'", *sorted(origins)])
         return f"{BASE_CSP}; frame-ancestors {ancestors}"
     if path == "/" or path.startswith("/demo/"):
         # The storefront frames the widget from its own origin.

@@ -107,6 +107,7 @@ class StatusOut(BaseModel):
     operators_online: int
     within_hours: bool
     away_message: str | None
+    greeting: str = ""  # the first message a new chat shows (the bot); "" for none
     email_enabled: bool
 
 
@@ -356,3 +357,32 @@ class PushSubscribeIn(In):
 
 class PushUnsubscribeIn(In):
     endpoint: str = Field(min_length=8, max_length=2048)
+
+
+class WidgetSettingsBody(BaseModel):
+    title: str
+    greeting: str
+    color: str
+    position: Literal["right", "left"]
+    allowed_origins: list[str]
+    away_message: str
+    business_hours: str
+    business_timezone: str
+
+
+class WidgetSettingsOut(BaseModel):
+    settings: WidgetSettingsBody
+
+
+class BlockedOrigin(BaseModel):
+    origin: str
+    hits: int
+    last_seen: str
+
+
+class BlockedOriginsOut(BaseModel):
+    origins: list[BlockedOrigin]
+
+
+class SiteOut(BaseModel):
+    allowed: bool

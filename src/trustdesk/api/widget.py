@@ -93,11 +93,13 @@ async def mark_read(body: s.VisitorReadIn, visitor: VisitorDep, rt: RuntimeDep) 
 async def status(rt: RuntimeDep) -> s.StatusOut:
     """Operators online, business hours and the away message (for the widget's header)."""
     online = len(await rt.presence.online("operator"))
-    hours = customers.within_hours(rt.settings)
+    shop = rt.live.current
+    hours = customers.within_hours(shop)
     return s.StatusOut(
         operators_online=online,
         within_hours=hours,
-        away_message=None if online and hours else rt.settings.away_message,
+        away_message=None if online and hours else shop.away_message,
+        greeting=shop.greeting,
         email_enabled=email.enabled(rt.settings),
     )
 

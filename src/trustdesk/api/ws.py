@@ -754,7 +754,7 @@ async def operator_socket(ws: WebSocket) -> None:
     rt = _rt(ws)
     origin = (ws.headers.get("origin") or "").rstrip("/")
     host_origin = _own_origin(ws)
-    if origin not in rt.settings.origins and origin != host_origin:
+    if origin not in rt.live.current.origins and origin != host_origin:
         await ws.close(4403, "origin not allowed")  # before accept: the handshake is refused
         return
     auth = await operators.authenticate(rt, ws.cookies.get(SESSION_COOKIE))
