@@ -6,6 +6,8 @@ Content-Security-Policy: no inline scripts anywhere.
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -13,6 +15,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from trustdesk.actions.settings import WidgetSettings
 from trustdesk.config import Settings
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -55,6 +58,19 @@ class NoCacheStatic(StaticFiles):
         return response
 
 
+_SETTINGS_MARK = "/*TRUSTDESK_SETTINGS*/ {}"
+
+
+@functools.lru_cache(maxsize=4)
+def loader_js(shop: WidgetSettings) -> bytes:
+    """The loader with the shop's look (title, colour, side) written in: the launcher is
+    drawn the moment the script runs, with no request of its own. Made once per settings."""
+    source = (WEB / "widget" / "loader.js").read_text(encoding="utf-8")
+    look = {"title": shop.title, "color": shop.color, "position": shop.position}
+    literal = json.dumps(look, ensure_ascii=False).replace("<", "\\u003c")
+    return source.replace(_SETTINGS_MARK, literal, 1).encode()
+
+
 def _file(path: Path) -> FileResponse:
     return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
@@ -67,8 +83,12 @@ def mount_pages(app: FastAPI) -> None:
         return _file(WEB / "demo" / "index.html")
 
     @router.get("/widget.js")
-    async def widget_loader() -> FileResponse:
-        return _file(WEB / "widget" / "loader.js")
+    async def widget_loader(request: Request) -> Response:
+        return Response(
+            loader_js(request.app.state.runtime.live.current),
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     @router.get("/admin")
     @router.get("/admin/")

@@ -642,6 +642,10 @@ class OperatorConn:
             elif kind == "resync":
                 await self.replay()
                 await _send(self.ws, {"type": "resync"})
+            elif kind == "settings_changed":
+                await _send(self.ws, ev)  # (the dashboard's widget page shows what is stored)
+            elif kind == "origin_blocked" and self.op.role == "admin":
+                await _send(self.ws, ev)  # (the admins' "site not connected" notice)
 
     async def summaries(self) -> None:
         """The changed tickets' summaries, off the pump: the pump marks a ticket and goes on

@@ -219,6 +219,20 @@ class Resync(Frame):
     type: Literal["resync"]
 
 
+class SettingsChanged(Frame):
+    """An admin saved the widget's settings (the dashboard shows what is stored now)."""
+
+    type: Literal["settings_changed"]
+    settings: dict[str, Any]
+
+
+class OriginBlocked(Frame):
+    """Admins only: the widget was opened on a site that is not allowed (yet)."""
+
+    type: Literal["origin_blocked"]
+    origin: str
+
+
 class Pong(Frame):
     type: Literal["pong"]
 
@@ -255,6 +269,8 @@ OperatorServerFrame = Annotated[
     | OperatorPresence
     | VisitorPresence
     | Resync
+    | SettingsChanged
+    | OriginBlocked
     | Pong
     | ErrorFrame,
     Field(union_mode="left_to_right"),
@@ -294,6 +310,8 @@ SECTIONS: list[tuple[str, list[type[Frame]]]] = [
             OperatorPresence,
             VisitorPresence,
             Resync,
+            SettingsChanged,
+            OriginBlocked,
             Pong,
             ErrorFrame,
         ],

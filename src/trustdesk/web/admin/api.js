@@ -73,6 +73,7 @@ async function rawRequest(method, path, body, { quiet401 = false } = {}) {
       err.message || detail || res.statusText,
       Number.isFinite(retry) && retry > 0 ? retry : null,
     );
+    e.field = err.field || null; // the input at fault (a 422 names it)
     if (res.status === 401 && !quiet401) onUnauthorized(e);
     throw e;
   }

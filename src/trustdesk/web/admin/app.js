@@ -35,6 +35,7 @@ import { Live } from "./live.js";
 import { enablePush, pushActive, pushSupported } from "./push.js";
 import { buildReport } from "./report.js";
 import { chime, isMuted, setMuted, unlockAudio } from "./sound.js";
+import { buildWidgetPage, leaveWidgetPage, onSettingsChanged, renderSiteNotices } from "./widget-settings.js";
 
 const FILTERS = ["open", "mine", "unassigned", "closed"];
 const TYPING_TTL_MS = 6000;
@@ -173,7 +174,9 @@ function updateTitle() {
   const name =
     state.view === "settings"
       ? t("title.settings")
-      : state.view === "report"
+      : state.view === "widget"
+        ? t("widget.heading")
+        : state.view === "report"
         ? t("title.report")
         : t("title.tickets");
   document.title = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
@@ -411,6 +414,15 @@ function buildShell() {
     h("span", { class: "nav-icon", "aria-hidden": "true" }, "⚙️"),
     h("span", { class: "nav-label" }, t("nav.settings")),
   );
+  ui.navWidget =
+    me.role === "admin"
+      ? h(
+          "a",
+          { href: "#/widget", class: "nav-item", dataset: { view: "widget" } },
+          h("span", { class: "nav-icon", "aria-hidden": "true" }, "🧩"),
+          h("span", { class: "nav-label" }, t("nav.widget")),
+        )
+      : null;
 
   ui.team = h("div", { class: "team-stack", role: "group", "aria-label": t("header.team") });
   ui.muteBtn = h("button", { type: "button", class: "icon-btn", onclick: toggleMute });
@@ -449,6 +461,7 @@ function buildShell() {
     t("header.logout"),
   );
   ui.connBanner = h("div", { class: "conn-banner", role: "status", hidden: true }, t("conn.offline"));
+  ui.siteNotices = h("div", { class: "site-notices", hidden: true });
   ui.main = h("main", { class: "main", id: "main" });
   ui.toast = h("div", { class: "toast", role: "status", "aria-live": "polite", hidden: true });
 
@@ -472,10 +485,11 @@ function buildShell() {
       logout,
     ),
     ui.connBanner,
+    ui.siteNotices,
     h(
       "div",
       { class: "shell" },
-      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navReport, ui.navSettings),
+      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navReport, ui.navWidget, ui.navSettings),
       ui.main,
     ),
     ui.toast,
@@ -483,6 +497,7 @@ function buildShell() {
   renderMute();
   renderTeam();
   renderBadges();
+  if (me.role === "admin") renderSiteNotices(ui.siteNotices, { errorText, toast });
 }
 
 function switchLang(lang) {
@@ -505,7 +520,7 @@ function renderBadges() {
 }
 
 function renderNav() {
-  for (const link of [ui.navTickets, ui.navReport, ui.navSettings]) {
+  for (const link of [ui.navTickets, ui.navReport, ui.navWidget, ui.navSettings]) {
     if (!link) continue;
     const active = link.dataset.view === state.view;
     link.classList.toggle("active", active);
@@ -594,6 +609,7 @@ function parseRoute() {
   const hash = location.hash.replace(/^#\/?/, "");
   const [section, ...rest] = hash.split("/");
   if (section === "settings") return { view: "settings", ticketId: null };
+  if (section === "widget" && state.me && state.me.role === "admin") return { view: "widget", ticketId: null };
   if (section === "report") return { view: "report", ticketId: null };
   // "#/ticket/ID" too: the server's push notifications link there.
   const id =
@@ -608,7 +624,12 @@ function onRoute() {
   const r = parseRoute();
   if (r.view !== state.view) {
     state.view = r.view;
-    if (r.view === "settings") {
+    leaveWidgetPage();
+    if (r.view === "widget") {
+      leaveTicket();
+      dropInboxRefs();
+      buildWidgetPage(ui.main, { errorText, toast });
+    } else if (r.view === "settings") {
       leaveTicket();
       buildSettings();
     } else if (r.view === "report") {
@@ -794,6 +815,13 @@ function onFrame(f) {
       break;
     case "resync":
       resync();
+      break;
+    case "settings_changed":
+      onSettingsChanged(f.settings);
+      if (state.me.role === "admin") renderSiteNotices(ui.siteNotices, { errorText, toast });
+      break;
+    case "origin_blocked":
+      if (state.me.role === "admin") renderSiteNotices(ui.siteNotices, { errorText, toast });
       break;
     case "ack":
       settleSocketSend(f);

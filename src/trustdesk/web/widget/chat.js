@@ -420,13 +420,30 @@ function dayDivider(date) {
   return node;
 }
 
+// The shop's greeting (the dashboard's "Виджет" page), as /status says; a new chat shows it
+// before the first message, as the server will store it with that message.
+let greeting = null;
+
+async function loadGreeting() {
+  try {
+    const res = await fetch("/api/support/status", { cache: "no-store", credentials: "omit" });
+    const data = res.ok ? await res.json() : null;
+    if (data && typeof data.greeting === "string") greeting = localizeServerText(locale, data.greeting);
+  } catch {
+    /* offline: the built-in greeting */
+  }
+  showLocalGreeting();
+}
+
 function showLocalGreeting() {
   if (els.log.querySelector("[data-local]") || S.ticketId) return;
+  const text = greeting ?? t("greeting");
+  if (!text) return;
   const row = buildRow({
     role: "agent",
     senderType: "bot",
     senderName: "",
-    text: t("greeting"),
+    text,
     date: new Date(),
   });
   row.dataset.local = "greeting";
@@ -2034,7 +2051,7 @@ buildEmojiPanel();
 renderMute();
 renderStatus();
 updateSendButton();
-if (!S.ticketId) showLocalGreeting();
+if (!S.ticketId) loadGreeting();
 for (const item of S.outbox) renderPending(item);
 if (EMBEDDED && !PARENT_ORIGIN) {
   // Embedded by a page we cannot verify: do nothing at all.

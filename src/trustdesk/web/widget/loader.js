@@ -30,11 +30,15 @@
 
   var ORIGIN = new URL(script.src, location.href).origin;
   var data = script.dataset || {};
+  // The shop's settings from the dashboard, written in by the server; the script tag's data
+  // attributes win over them (a page can differ from the rest of the shop).
+  var SERVER = /*TRUSTDESK_SETTINGS*/ {};
   var lang = String(data.locale || navigator.language || "").toLowerCase();
   var LOCALE = /^en/.test(lang) ? "en" : "ru"; // data-locale wins, then the browser
-  var COLOR = /^#[0-9a-f]{3,8}$/i.test(data.color || "") ? data.color : "";
-  var LEFT = data.position === "left";
-  var TITLE = String(data.title || "").trim().slice(0, 60);
+  var HEX = /^#[0-9a-f]{3,8}$/i;
+  var COLOR = HEX.test(data.color || "") ? data.color : HEX.test(SERVER.color || "") ? SERVER.color : "";
+  var LEFT = (data.position || SERVER.position) === "left";
+  var TITLE = String(data.title || SERVER.title || "").trim().slice(0, 60);
   var SEEN_KEY = "trustdesk:opened"; // set only after the customer opened the chat once
   var user = readUser(data); // the shop's signed customer, or null
   var userSent = false;
@@ -55,10 +59,14 @@
       frame: "Чат поддержки",
       support: "Поддержка",
       dismiss: "Скрыть",
+      blocked: "Чат не подключён на этом сайте",
+      blockedHint: "Владелец сайта может включить его в настройках TrustDesk: «Виджет» → «Сайты».",
     },
     en: { open: "Open chat", close: "Minimize chat", unread: "unread", frame: "Support chat",
       support: "Support",
       dismiss: "Dismiss",
+      blocked: "Chat is not connected on this site",
+      blockedHint: "The site owner can turn it on in TrustDesk settings: Widget → Sites.",
     },
   }[LOCALE];
 
@@ -91,7 +99,14 @@
     "transition:opacity .2s ease,transform .2s ease,visibility 0s linear .2s;}" +
     ".is-open .panel{opacity:1;visibility:visible;pointer-events:auto;transform:none;" +
     "transition:opacity .2s ease,transform .2s ease,visibility 0s;}" +
-    ".panel iframe{display:block;width:100%;height:100%;border:0;background:#fff;color-scheme:light;}" +
+    ".panel iframe{display:block;width:100%;height:100%;border:0;background:#fff;color-scheme:light;" +
+    "visibility:hidden;}" +
+    ".is-ready .panel iframe{visibility:visible;}" +
+    ".notice{position:absolute;inset:0;display:grid;place-content:center;gap:8px;padding:32px;" +
+    "text-align:center;font:14px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;" +
+    "color:#475569;}" +
+    ".notice strong{font-size:16px;color:#0f172a;}" +
+    ".is-blocked .spinner{display:none;}" +
     ".spinner{position:absolute;inset:0;margin:auto;width:28px;height:28px;border-radius:50%;" +
     "border:3px solid #e2e8f0;border-top-color:var(--td-accent,#2563eb);" +
     "animation:td-spin .8s linear infinite;}" +
@@ -326,8 +341,43 @@
     shadow.appendChild(style);
   }
 
+  // Asked once, on the first open from another site, beside the frame's own load (no wait):
+  // a site that is not allowed gets a notice in words instead of a frame the browser refuses.
+  var siteChecked = false;
+
+  function checkSite() {
+    if (siteChecked || location.origin === ORIGIN || typeof fetch !== "function") return;
+    siteChecked = true;
+    fetch(ORIGIN + "/api/support/site", { credentials: "omit", cache: "no-store" })
+      .then(function (r) {
+        return r.ok ? r.json() : null;
+      })
+      .then(function (body) {
+        if (body && body.allowed === false && !frameReady) showBlocked();
+      })
+      .catch(function () {
+        /* the frame's own load says the rest */
+      });
+  }
+
+  function showBlocked() {
+    if (frame) frame.remove();
+    var notice = document.createElement("div");
+    notice.className = "notice";
+    notice.setAttribute("role", "alert");
+    var head = document.createElement("strong");
+    head.textContent = TEXT.blocked;
+    var hint = document.createElement("span");
+    hint.textContent = TEXT.blockedHint;
+    notice.appendChild(head);
+    notice.appendChild(hint);
+    panel.appendChild(notice);
+    wrap.classList.add("is-blocked");
+  }
+
   function ensureFrame() {
     if (frame) return;
+    checkSite();
     frame = document.createElement("iframe");
     frame.title = TEXT.frame;
     frame.setAttribute("referrerpolicy", "no-referrer");
