@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.clients import OperatorClient, VisitorClient
 from tests.support.server import ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, ServerProcess
-from tests.support.services import Postgres, Redis
+from tests.support.services import Postgres, Redis, wait_until
 from tests.support.wsclient import operator_socket, visitor_socket
 
 
@@ -84,6 +85,44 @@ def test_visitor_on_a_operator_on_b_both_ways(
         assert r["last_read_id"] == got["message"]["id"]
         await vs.close()
         await op.close()
+
+    run(go())
+
+
+def test_settings_saved_on_a_apply_on_b_without_restart(
+    pair: tuple[ServerProcess, ServerProcess, Redis],
+) -> None:
+    """The owner saves on one process; the other one's widget and frame follow at once
+    (the hub's "settings" topic), and an open dashboard on B hears of it."""
+    a, b, _ = pair
+
+    async def go() -> None:
+        op_b = OperatorClient(b.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        ws_b, _ = await operator_socket(b.ws_url, op_b.http.cookies["td_session"], b.url)
+        op_a = OperatorClient(a.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        r = op_a.http.put(
+            "/api/admin/settings/widget",
+            json={"allowed_origins": ["https://pair-shop.example"], "greeting": "Добрый день!"},
+        )
+        assert r.status_code == 200, r.text
+        frame = await ws_b.until("settings_changed")
+        assert frame["settings"]["allowed_origins"] == ["https://pair-shop.example"]
+        # B reloads beside the frame it relays: its next answers carry the new settings.
+        wait_until(
+            lambda: (
+                "https://pair-shop.example"
+                in httpx.get(f"{b.url}/widget/frame.html").headers["content-security-policy"]
+            ),
+            5,
+            "process B's frame-ancestors to follow the save on A",
+        )
+        site = httpx.get(
+            f"{b.url}/api/support/site", headers={"Origin": "https://pair-shop.example"}
+        )
+        assert site.json() == {"allowed": True}
+        v = VisitorClient(b.url)
+        v.send("Вопрос на процессе B")
+        assert v.messages()["messages"][0]["message"] == "Добрый день!"
 
     run(go())
 
