@@ -121,6 +121,7 @@ ATTACKS: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = [
 NO_TARGET = {
     ("POST", "/api/support/session"),
     ("GET", "/api/support/status"),
+    ("GET", "/api/support/site"),  # "may this page embed the chat": no visitor, no ticket
     ("GET", "/api/support/tickets"),
     ("POST", "/api/support/contact"),
     ("POST", "/api/support/identify"),
