@@ -40,6 +40,9 @@ class ServerProcess:
                 "TRUSTDESK_SESSION_CREATE_PER_MINUTE_PER_IP": "100000",
                 "TRUSTDESK_IP_RATE_PER_MINUTE": "100000",
                 "TRUSTDESK_IP_RATE_BURST": "100000",
+                "TRUSTDESK_WS_PER_IP": "100000",
+                "TRUSTDESK_TICKETS_PER_IP_PER_HOUR": "100000",
+                "TRUSTDESK_TICKETS_PER_VISITOR_PER_HOUR": "100000",
                 "TRUSTDESK_LOGIN_ATTEMPTS_PER_15MIN": "1000",
                 # Tests receive browser push on a local endpoint (no outside network).
                 "TRUSTDESK_PUSH_ALLOW_LOCAL_ENDPOINTS": "true",

@@ -18,6 +18,10 @@ class Limits:
     login: LoginGuard  # per address and per email, shared through Redis if configured
     transcript: TokenBucket
     upload: TokenBucket
+    # Sockets (api/ws.py): opens per address (each is a visitor row write and two presence
+    # frames), and read-cursor writes per address (five sockets' worth of the per-socket rate).
+    ws_open: TokenBucket
+    ip_read: TokenBucket
 
 
 _cache: dict[int, Limits] = {}
@@ -40,5 +44,9 @@ def limits(rt: Runtime) -> Limits:
             ),
             transcript=TokenBucket(2, 2),
             upload=TokenBucket(st.visitor_uploads_per_minute, st.visitor_uploads_per_minute),
+            ws_open=TokenBucket(st.ws_per_ip * 6, st.ws_per_ip * 2),
+            ip_read=TokenBucket(
+                st.ws_read_writes_per_second * 300, int(st.ws_read_writes_per_second * 5)
+            ),
         )
     return _cache[key]

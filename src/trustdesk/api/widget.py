@@ -40,9 +40,10 @@ async def send_message(
     """The customer writes. Without ticketId: their open ticket, or a new one."""
     lim = limits(rt)
     lim.visitor_send.check(visitor.id, "too many messages, slow down")
-    lim.ip_send.check(client_ip(request), "too many messages from this address")
+    ip = client_ip(request)
+    lim.ip_send.check(ip, "too many messages from this address")
     t, msg, *_ = await tickets.send_customer_message(
-        rt, visitor, body.message, body.ticketId, body.client_msg_id, body.new_ticket
+        rt, visitor, body.message, body.ticketId, body.client_msg_id, body.new_ticket, ip
     )
     return s.SendMessageOut(ticketId=t.number, message=s.Message(**msg))
 

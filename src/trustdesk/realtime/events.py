@@ -337,6 +337,13 @@ nothing twice. Typing and presence are never stored and expire by themselves.
   is refused (HTTP 403). Logout, deactivation or a password reset closes it (4401).
 - Unknown frame types, bad JSON and frames over 64 KiB get an `error` frame; frames over
   1 MiB close the socket (1009). Neither stops the server.
+- Too many open sockets (per address, per visitor token, per operator: settings
+  `TRUSTDESK_WS_PER_*`) or new ones from one address close the socket with 4429 (an
+  `error` frame `too_many_sockets` first): reconnect later, with backoff.
+- `read` cursors are written at most a few times a second per socket, the last value
+  always (a little later); `typing` is relayed at most every 0.3 s per socket and ticket
+  (an unchanged `active: true` once a second), presence at most once a second per
+  visitor, always ending in the latest state.
 - Without WebSocket, `GET /api/support/messages/{ticketId}?after=N&wait=25` long-polls the
   same cursor.
 
