@@ -1,4 +1,4 @@
-"""`trustdesk run | migrate | create-operator`."""
+"""`trustdesk run | migrate | create-operator | reset-password`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,36 @@ async def _create_operator(
         await operators.create_operator(rt, email, name, password, role)
     finally:
         await rt.store.dispose()
+
+
+async def _reset_password(settings: Settings, email: str, password: str) -> None:
+    """A new password for the operator with this email; every session of theirs ends."""
+    from sqlalchemy import select
+
+    from trustdesk.actions import operators
+    from trustdesk.actions.errors import NotFound
+    from trustdesk.store.models import Operator
+
+    rt = _runtime(settings)
+    try:
+        async with rt.store.read() as session:
+            op_id = await session.scalar(
+                select(Operator.id).where(Operator.email == email.strip().lower())
+            )
+        if op_id is None:
+            raise NotFound(f"no operator with the email {email}")
+        await operators.set_password(rt, op_id, password)
+    finally:
+        await rt.store.dispose()
+
+
+def _read_new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Again: "):
+        sys.exit("passwords do not match")
+    return password
 
 
 FIRST_PASSWORD_FILE = "first-operator-password"  # noqa: S105 - a file name
@@ -94,6 +124,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="read the password from standard input instead of a prompt",
     )
+    rp = sub.add_parser(
+        "reset-password", help="set an operator's password (ends every session of theirs)"
+    )
+    rp.add_argument("--email", required=True)
+    rp.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of a prompt",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
 
@@ -127,9 +166,18 @@ def main(argv: list[str] | None = None) -> None:
         except ActionError as exc:
             sys.exit(f"error: {exc.message}")
         print(f"operator {args.email} created")
+    elif args.command == "reset-password":
+        run_migrations(settings)
+        password = _read_new_password(args.password_stdin)
+        try:
+            asyncio.run(_reset_password(settings, args.email, password))
+        except ActionError as exc:
+            sys.exit(f"error: {exc.message}")
+        print(f"password of {args.email} changed; every session of theirs has ended")
     elif args.command == "run":
         import uvicorn
 
+        from trustdesk.api.http_guard import header_timeout_protocol
         from trustdesk.logging import log_config
 
         if args.workers > 1 and not settings.redis_url:
@@ -158,4 +206,6 @@ def main(argv: list[str] | None = None) -> None:
             # memory per idle widget) than the bytes it saves.
             ws_per_message_deflate=False,
             proxy_headers=True,
+            # Connections that do not finish their headers in time are closed (slowloris).
+            http=header_timeout_protocol(settings.header_timeout_seconds),
         )

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 
 from trustdesk.actions.errors import Conflict, Invalid, NotFound, Unauthorized
 from trustdesk.actions.runtime import Runtime
+from trustdesk.store.db import Tx
 from trustdesk.store.models import Operator, OperatorSession, utcnow
 from trustdesk.store.raw import Row, Sql, as_loaded, to_dt
 
@@ -47,11 +48,34 @@ async def verify_password(stored_hash: str, password: str) -> bool:
     return await loop.run_in_executor(_argon2_pool, _matches, stored_hash, password)
 
 
-def check_password_rules(password: str) -> None:
-    if not isinstance(password, str) or len(password) < 8:
-        raise Invalid("password must have at least 8 characters", "weak_password")
-    if len(password) > 256:
-        raise Invalid("password is too long", "invalid_password")
+# The one password rule: stated in every form that sets a password and in every 422.
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_CHARS = 256
+
+
+def check_password_rules(password: str, field: str = "password") -> None:
+    if not isinstance(password, str) or len(password) < PASSWORD_MIN_CHARS:
+        raise Invalid(
+            f"Пароль: не короче {PASSWORD_MIN_CHARS} символов"
+            f" (password: at least {PASSWORD_MIN_CHARS} characters)",
+            "weak_password",
+            field,
+        )
+    if len(password) > PASSWORD_MAX_CHARS:
+        raise Invalid(
+            f"Пароль: не длиннее {PASSWORD_MAX_CHARS} символов"
+            f" (password: at most {PASSWORD_MAX_CHARS} characters)",
+            "invalid_password",
+            field,
+        )
+
+
+class SecondFactorNeeded(Exception):  # noqa: N818 - not an error: the login's second step
+    """The password was right and the operator has TOTP on: no session until the code."""
+
+    def __init__(self, operator: Operator) -> None:
+        super().__init__("second factor needed")
+        self.operator = operator
 
 
 def operator_json(op: Operator) -> dict[str, Any]:
@@ -116,17 +140,27 @@ async def get_operator(rt: Runtime, operator_id: int) -> Operator:
 
 
 async def login(rt: Runtime, email: str, password: str) -> tuple[Operator, str, str]:
-    """Returns (operator, session id for the cookie, csrf token). A fresh session every time."""
+    """Returns (operator, session id for the cookie, csrf token). A fresh session every time.
+    Raises SecondFactorNeeded instead when the operator has TOTP on (actions/accounts.py)."""
     email = (email or "").strip().lower()
     async with rt.store.read() as session:
         op = await session.scalar(select(Operator).where(Operator.email == email))
     ok = await verify_password(op.password_hash if op else _DUMMY_HASH, password)
     if not ok or op is None or not op.active:
         raise Unauthorized("wrong email or password", "bad_credentials")
+    if op.totp_enabled_at is not None:
+        raise SecondFactorNeeded(op)
+    sid, csrf = await start_session(rt, op, password)
+    return op, sid, csrf
+
+
+async def start_session(rt: Runtime, op: Operator, password: str | None = None) -> tuple[str, str]:
+    """A new server-side session for `op` (checked already): (session id, csrf token).
+    With the password just checked, an outdated argon2 hash is upgraded on the way."""
     sid = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     rehashed = None
-    if _hasher.check_needs_rehash(op.password_hash):
+    if password is not None and _hasher.check_needs_rehash(op.password_hash):
         rehashed = await hash_password(password)
     async with rt.store.transaction() as tx:
         tx.session.add(
@@ -141,7 +175,7 @@ async def login(rt: Runtime, email: str, password: str) -> tuple[Operator, str, 
             fresh = await tx.session.get(Operator, op.id)
             if fresh is not None:
                 fresh.password_hash = rehashed
-    return op, sid, csrf
+    return sid, csrf
 
 
 # Every operator request runs this: on the driver (store/raw.py).
@@ -227,13 +261,31 @@ async def set_password(rt: Runtime, operator_id: int, password: str) -> Operator
             raise NotFound("no such operator")
         op.password_hash = password_hash
         # A reset ends every session of that operator.
-        await tx.session.execute(
-            update(OperatorSession)
-            .where(OperatorSession.operator_id == operator_id)
-            .values(revoked=True)
+        await end_sessions(tx, operator_id)
+    return op
+
+
+async def end_sessions(tx: Tx, operator_id: int, keep: str | None = None) -> None:
+    """Revoke every session of the operator (but `keep`, a session hash); open sockets
+    hear of it after the commit and close."""
+    live = (OperatorSession.operator_id == operator_id, OperatorSession.revoked.is_(False))
+    if keep is None:
+        await tx.session.execute(update(OperatorSession).where(*live).values(revoked=True))
+        ended: list[str | None] = [None]  # None: every socket of the operator closes
+    else:
+        # Named one by one, so the socket of the session that stays stays open.
+        rows = await tx.session.scalars(
+            select(OperatorSession.id_hash).where(*live, OperatorSession.id_hash != keep)
         )
+        ended = list(rows.all())
+        if ended:
+            await tx.session.execute(
+                update(OperatorSession)
+                .where(OperatorSession.id_hash.in_(ended))
+                .values(revoked=True)
+            )
+    for session_hash in ended:
         tx.emit(
             "operators",
-            {"type": "session_revoked", "operator_id": operator_id, "session_hash": None},
+            {"type": "session_revoked", "operator_id": operator_id, "session_hash": session_hash},
         )
-    return op

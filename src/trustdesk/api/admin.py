@@ -10,6 +10,7 @@ from trustdesk.actions import canned, customers, operators, push, tickets
 from trustdesk.actions.errors import Conflict, Unauthorized
 from trustdesk.actions.operators import operator_json
 from trustdesk.api import schemas as s
+from trustdesk.api.account import TotpRequiredOut, totp_required
 from trustdesk.api.deps import SESSION_COOKIE, AdminDep, OperatorDep, RuntimeDep, client_ip
 from trustdesk.api.limits import limits
 
@@ -25,11 +26,13 @@ def _op(op: Any, online: bool | None = None) -> s.OperatorOut:
     return s.OperatorOut(**operator_json(op), online=online)
 
 
-@router.post("/login", response_model=s.LoginOut, responses=ERRORS)
+@router.post("/login", response_model=s.LoginOut | TotpRequiredOut, responses=ERRORS)
 async def login(
     body: s.LoginIn, request: Request, response: Response, rt: RuntimeDep
-) -> s.LoginOut:
-    """Email + password. Sets the HttpOnly session cookie; returns the CSRF token."""
+) -> s.LoginOut | TotpRequiredOut:
+    """Email + password. Sets the HttpOnly session cookie; returns the CSRF token. With
+    two-factor login on: no session yet, {"totp_required": true, "pending"} for
+    /api/admin/login/totp (api/account.py)."""
     guard = limits(rt).login
     # Counted before the password is checked (api/login_guard.py says why and how).
     attempt = await guard.reserve(client_ip(request), body.email.strip().lower())
@@ -38,6 +41,9 @@ async def login(
     except Unauthorized:
         guard.failed(attempt)
         raise
+    except operators.SecondFactorNeeded as need:
+        await guard.succeeded(attempt)
+        return totp_required(rt, need.operator)
     await guard.succeeded(attempt)
     response.set_cookie(
         SESSION_COOKIE,
@@ -73,10 +79,12 @@ async def list_tickets(
     status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
     filter: Annotated[str | None, Query(pattern="^(all|mine|unassigned)$")] = None,  # noqa: A002
     q: Annotated[str | None, Query(max_length=100)] = None,
+    label: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> s.TicketsOut:
-    """Tickets, latest activity first, each with this operator's unread count."""
+    """Tickets, latest activity first, each with this operator's unread count. `label`:
+    only those carrying that label (api/labels.py); `q` matches label names too."""
     rows = await tickets.ticket_summaries(
-        rt, auth.operator.id, status=status, filter_=filter, q=q or None
+        rt, auth.operator.id, status=status, filter_=filter, q=q or None, label=label
     )
     return s.TicketsOut(tickets=[s.TicketSummary(**r) for r in rows])
 
