@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from trustdesk.actions.settings import WidgetSettings
+from trustdesk.api.assets import HashedFiles
 from trustdesk.config import Settings
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -90,6 +91,13 @@ def mount_pages(app: FastAPI) -> None:
             headers={"Cache-Control": "no-cache"},
         )
 
+    widget_files = HashedFiles(WEB / "widget")  # chat.js -> chat.<hash>.js, read once
+
+    @router.get("/widget/{name}")
+    async def widget_file(name: str, request: Request) -> Response:
+        """The frame page (revalidated) and the chat's modules under hashed, immutable URLs."""
+        return widget_files.response(name, request.headers.get("if-none-match"))
+
     @router.get("/admin")
     @router.get("/admin/")
     async def dashboard() -> FileResponse:
@@ -100,5 +108,5 @@ def mount_pages(app: FastAPI) -> None:
         return RedirectResponse("/admin", status_code=301)
 
     app.include_router(router)
-    for name in ("widget", "admin", "demo", "i18n"):
+    for name in ("admin", "demo", "i18n"):
         app.mount(f"/{name}", NoCacheStatic(directory=WEB / name, check_dir=False), name=name)
