@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -382,11 +383,15 @@ def run_migrations(settings: Settings) -> None:
     """alembic upgrade head (used by `trustdesk migrate` and `trustdesk run`)."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from trustdesk.store.backup import before_upgrade
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["database_url"] = settings.resolved_database_url
-    if not settings.is_sqlite:
+    head = ScriptDirectory.from_config(cfg).get_current_head() or ""
+    if not settings.is_sqlite:  # (back up with pg_dump first: docs/deployment.md)
         command.upgrade(cfg, "head")  # env.py serialises processes with an advisory lock
         return
     # Several processes starting on one SQLite file migrate one at a time.
@@ -394,6 +399,9 @@ def run_migrations(settings: Settings) -> None:
     with (settings.data_dir / "migrate.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            note = before_upgrade(settings, head)
+            if note:
+                print(note, file=sys.stderr, flush=True)
             command.upgrade(cfg, "head")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
