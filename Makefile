@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15
+APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15 nodejs
 
 .PHONY: run test test-fast test-long lint bench deps system-deps clean
 
@@ -39,7 +39,8 @@ lint: deps
 	.venv/bin/mypy
 	.venv/bin/bandit -q -r src --skip B101,B104,B105,B106  # skips explained in SECURITY.md
 
-test: deps system-deps lint  ## the whole suite: API on SQLite and PostgreSQL, real time, browser
+test: deps system-deps lint  ## the whole suite: JS units, API on SQLite and PostgreSQL, real time, browser
+	node --test tests/js/
 	.venv/bin/pytest -m "not long" -p no:cacheprovider
 
 test-fast: deps

@@ -17,7 +17,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from trustdesk.actions import attachments, email, imaging, push
 from trustdesk.actions.runtime import Runtime
 from trustdesk.actions.settings import LiveSettings
-from trustdesk.api import admin, console, files, integrations, widget, ws
+from trustdesk.api import (
+    account,
+    admin,
+    console,
+    context,
+    files,
+    integrations,
+    labels,
+    selftest,
+    widget,
+    ws,
+)
+from trustdesk.api.assets import Compress
 from trustdesk.api.errors import BodyLimit, install_error_handlers
 from trustdesk.api.pages import csp_for, mount_pages
 from trustdesk.config import Settings
@@ -182,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = asyncio.create_task(_expire_presence(rt))
         file_sweeper = asyncio.create_task(attachments.sweep_periodically(rt))
         settings_follower = asyncio.create_task(live.follow(rt))
+        ws.raise_descriptor_limit()  # and warn when it is low
         _freeze_startup_objects()
         try:
             yield
@@ -209,6 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
+    app.add_middleware(Compress)  # page answers: brotli/gzip once per content, ETag, 304
     app.add_middleware(SecurityHeaders, settings=settings, live=live)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes
@@ -222,8 +236,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(widget.inbound_router)
     app.include_router(admin.router)
+    app.include_router(context.router)  # customer name, shop orders (api/context.py)
+    app.include_router(context.demo_router)  # the demo storefront's order hook
+    app.include_router(labels.router)  # labels and merging (api/labels.py)
+    app.include_router(account.router)
     app.include_router(console.router)
     app.include_router(console.public_router)
+    app.include_router(selftest.router)  # the installation check (api/selftest.py)
     integrations.install(app)  # API tokens, webhooks, privacy, /metrics
     mount_pages(app)
     return app

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    # Copies of the SQLite database kept in <data dir>/backups, one taken before each schema
+    # upgrade (`trustdesk migrate` / `run`): the newest this many.
+    backup_keep: int = Field(default=5, ge=1)
     redis_url: str | None = None
     # Start of every Redis key and channel: two TrustDesk installations sharing one Redis need
     # different ones (pub/sub channels are not separated by the URL's database number).
@@ -62,6 +65,26 @@ class Settings(BaseSettings):
     # failed 3 times for it may not try it again (api/login_guard.py). Shared through Redis.
     login_attempts_per_15min: int = Field(default=10, ge=1)
     session_create_per_minute_per_ip: int = 30
+    # "Forgot password" (actions/accounts.py): a link by email, valid this many minutes,
+    # used once; at most this many requests per hour from one address (then 429) and 3 mails
+    # per hour to one operator (further requests answer the same and send nothing).
+    password_reset_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    password_resets_per_hour_per_ip: int = Field(default=10, ge=1)
+    # New tickets per hour, per visitor (counted in the database) and per address (in the
+    # process's memory), whatever opens them: a message or a file (actions/tickets.py).
+    tickets_per_visitor_per_hour: int = Field(default=10, ge=1)
+    tickets_per_ip_per_hour: int = Field(default=30, ge=1)
+    # Open sockets at once (per process, api/ws.py): visitor sockets per address and per
+    # visitor token, operator sockets per operator. Over it the socket closes with 4429.
+    ws_per_ip: int = Field(default=20, ge=1)
+    ws_per_visitor: int = Field(default=5, ge=1)
+    ws_per_operator: int = Field(default=20, ge=1)
+    # Ephemeral frames from a socket: read cursors written at most this often per socket
+    # (the last value always is), typing and presence relayed at most a few a second.
+    ws_read_writes_per_second: float = Field(default=4.0, gt=0)
+    # A connection that has not sent a request's headers within this time is closed
+    # (api/http_guard.py; uvicorn has no such limit of its own).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     # Real time.
     typing_ttl_seconds: float = 6.0
     presence_ttl_seconds: float = 30.0
@@ -70,6 +93,16 @@ class Settings(BaseSettings):
     create_first_operator: bool = True
     # Known customers: the shop signs its user id with this secret (HMAC-SHA256).
     identity_secret: str | None = None
+    # Order lookup hook (actions/context.py): for a signed-in customer the dashboard's side
+    # panel shows the orders this URL returns (POST {"user_id", "ts"}, header
+    # X-TrustDesk-Signature: sha256=HMAC(identity secret, body)). Empty = no hook. Set by
+    # whoever runs the server, so trusted; redirects are never followed.
+    context_url: str = ""
+    context_timeout_seconds: float = Field(default=2.0, gt=0, le=30)  # the whole call
+    context_cache_seconds: float = Field(default=60.0, ge=0)  # per customer (errors: 10 s)
+    # The demo storefront signs in a demo customer (to try the hook with `make run`). Never in
+    # production: anyone who opens the page becomes that customer.
+    demo_customer: bool = False
     # When nobody is there: e.g. "mon-fri 09:00-18:00; sat 10:00-14:00" (empty = always).
     business_hours: str = ""
     business_timezone: str = "Europe/Moscow"

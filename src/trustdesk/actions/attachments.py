@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from trustdesk.actions import customers, imaging, retention, texts
+from trustdesk.actions import customers, imaging, retention
 from trustdesk.actions.errors import ActionError, Invalid, NotFound, RateLimited
 from trustdesk.actions.messages import clean_text, find_by_client_id, message_json, post_message
 from trustdesk.actions.runtime import Runtime
@@ -267,7 +267,7 @@ async def visitor_upload(
             tx,
             t,
             sender_type="customer",
-            sender_name=visitor.name or texts.CUSTOMER_NAME,
+            sender_name=customers.visitor_name(visitor),
             text=_caption(caption, clean_name, rt),
             kind=kind,
             client_msg_id=client_msg_id,

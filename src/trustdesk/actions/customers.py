@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trustdesk.actions import labels, texts
 from trustdesk.actions.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from trustdesk.actions.messages import iso, message_json
 from trustdesk.actions.runtime import Runtime
@@ -24,6 +25,55 @@ if TYPE_CHECKING:
     from trustdesk.actions.settings import WidgetSettings
 
 EMAIL_RE = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{1,60}$")
+
+
+def guest_number(visitor_id: str, external_id: str | None = None) -> int:
+    """A stable 4-digit number for a customer with neither name nor email ("Гость #4821"):
+    derived from the shop's user id (the same on every device) or else the visitor's id, so
+    it needs no column and never changes. Two guests may share one (1 in 9,000): the label
+    tells people apart in a list, the ticket number identifies."""
+    key = f"u:{external_id}" if external_id else f"v:{visitor_id}"
+    return 1000 + int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % 9000
+
+
+def display_name(
+    visitor_id: str, name: str | None, email: str | None, external_id: str | None = None
+) -> str:
+    """How a customer is shown everywhere (list, header, side panel, message author, push,
+    email): their name, else their email, else "Гость #N"."""
+    return name or email or texts.guest_name(guest_number(visitor_id, external_id))
+
+
+def visitor_name(v: Visitor) -> str:
+    return display_name(v.id, v.name, v.email, v.external_id)
+
+
+async def rename_customer(rt: Runtime, number: str, name: str) -> str:
+    """An operator sets (or, with "", clears) the customer's name: on every visitor row of
+    a signed-in customer, so each of their devices shows it. Every dashboard hears of each
+    of the customer's tickets (most recent 200). Returns the ticket's id."""
+    clean = "".join(ch for ch in name if ch.isprintable()).strip()
+    if len(clean) > rt.settings.max_name_chars:
+        raise Invalid(f"name is longer than {rt.settings.max_name_chars}", "name_too_long")
+    async with rt.store.transaction() as tx:
+        t = await tx.session.scalar(select(Ticket).where(Ticket.number == number))
+        if t is None:
+            raise NotFound("no such ticket", "ticket_not_found")
+        v = await tx.session.get(Visitor, t.visitor_id)
+        assert v is not None
+        ids = await owner_ids(tx.session, v)
+        await tx.session.execute(
+            update(Visitor).where(Visitor.id.in_(ids)).values(name=clean or None)
+        )
+        affected = await tx.session.scalars(
+            select(Ticket.id)
+            .where(Ticket.visitor_id.in_(ids))
+            .order_by(Ticket.updated_at.desc())
+            .limit(200)
+        )
+        for tid in {t.id, *affected.all()}:
+            tx.emit("operators", {"type": "ticket_changed", "ticket_ref": tid})
+        return t.id
 
 
 def identity_signature(secret: str, user_id: str, expires: int) -> str:
@@ -57,10 +107,17 @@ async def identify(
         if v.external_id and v.external_id != user_id:
             raise Conflict("this browser is signed in as another customer", "identity_conflict")
         v.external_id = user_id
+        # The shop's name and email are the customer's: on each of their devices' rows, so
+        # every ticket of theirs shows them (actions/customers.py display_name).
+        known: dict[str, Any] = {}
         if name:
-            v.name = name[: rt.settings.max_name_chars]
+            known["name"] = v.name = name[: rt.settings.max_name_chars]
         if email:
-            v.email = email
+            known["email"] = v.email = email
+        if known:
+            await tx.session.execute(
+                update(Visitor).where(Visitor.external_id == user_id).values(**known)
+            )
     return v
 
 
@@ -202,6 +259,7 @@ async def report(rt: Runtime, days: int) -> dict[str, Any]:
                 )
             ).all()
         )
+        label_counts = await labels.counts_since(session, since)
     per_day = Counter(t.created_at.astimezone(tz).date().isoformat() for t in tickets)
     day_list = []
     for i in range(days, -1, -1):
@@ -227,4 +285,5 @@ async def report(rt: Runtime, days: int) -> dict[str, Any]:
         "rating_average": round(statistics.fmean(ratings), 2) if ratings else None,
         "ratings": len(ratings),
         "rating_counts": {str(k): ratings.count(k) for k in range(1, 6)},
+        "labels": label_counts,
     }

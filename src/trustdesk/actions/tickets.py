@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import deque
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustdesk.actions import customers, texts
-from trustdesk.actions.errors import Invalid, NotFound
+from trustdesk.actions import customers, labels, texts
+from trustdesk.actions.errors import Invalid, NotFound, RateLimited
 from trustdesk.actions.messages import (
     Duplicate,
     clean_text,
@@ -222,8 +224,12 @@ _LIST_FILTERS = {
     "q": (
         " AND (lower(t.number) LIKE lower(:like) OR lower(v.name) LIKE lower(:like)"
         " OR EXISTS (SELECT 1 FROM support_messages s"
-        " WHERE s.ticket_id = t.id AND lower(s.message) LIKE lower(:like)))"
+        " WHERE s.ticket_id = t.id AND lower(s.message) LIKE lower(:like))"
+        # a label's name (name_key is lower-cased in Python: SQLite's lower() is ASCII only)
+        " OR EXISTS (SELECT 1 FROM ticket_labels tl JOIN labels l ON l.id = tl.label_id"
+        " WHERE tl.ticket_id = t.id AND l.name_key LIKE :label_like))"
     ),
+    "label": labels.LIST_FILTER,
 }
 _LIST_ORDER = " ORDER BY t.updated_at DESC, t.number DESC LIMIT :limit"
 _lists: dict[tuple[str, ...], Sql] = {}
@@ -301,6 +307,7 @@ async def _summaries(
     if no_cursor:
         total = {tid: int(n) for tid, n in await raw.all(_CUSTOMER_TOTAL, {"ids": no_cursor})}
     online = await rt.presence.online_among("visitor", sorted({r[7] for r in rows}))
+    on_ticket = await labels.of_tickets(raw, ids)
     # What every operator sees alike, once per ticket.
     common = [
         {
@@ -309,7 +316,8 @@ async def _summaries(
             "created_at": iso(to_dt(r[3])),
             "updated_at": iso(to_dt(r[4])),
             "last_message": _last_message(r),
-            "customer_name": r[8] or texts.CUSTOMER_NAME,
+            "customer_name": customers.display_name(r[7], r[8], r[9], r[10]),
+            "customer_own_name": r[8],
             "customer_email": r[9],
             "customer_id": r[10],
             "rating": {"score": r[5], "comment": r[6]} if r[5] else None,
@@ -320,6 +328,7 @@ async def _summaries(
                 "user_agent": r[12],
             },
             "customer_last_read_id": cursors.get((r[0], "customer"), 0),
+            "labels": on_ticket.get(r[0], []),
         }
         for r in rows
     ]
@@ -341,6 +350,7 @@ async def ticket_summaries(
     filter_: str | None = None,
     q: str | None = None,
     limit: int = 200,
+    label: int | None = None,
 ) -> list[dict[str, Any]]:
     """The operator's list: each ticket with its unread count for that operator."""
     filters: list[str] = []
@@ -354,6 +364,10 @@ async def ticket_summaries(
     if q:
         filters.append("q")
         params["like"] = f"%{q.strip()[:100]}%"
+        params["label_like"] = f"%{labels.name_key(q.strip()[:100])}%"
+    if label is not None:
+        filters.append("label")
+        params["label"] = label
     async with rt.store.raw_read() as raw:
         rows = await raw.all(_list_statement(tuple(filters)), params)
         return (await _summaries(rt, raw, rows, [operator_id]))[operator_id]
@@ -474,14 +488,18 @@ async def send_customer_message(
     number: str | None = None,
     client_msg_id: str | None = None,
     new_ticket: bool = False,
+    address: str | None = None,
 ) -> Sent:
     """The customer writes. Idempotent on client_msg_id.
 
     No ticket given: the visitor's open ticket, or a new one that starts with the bot's
-    greeting. A message on a closed ticket reopens it.
+    greeting. A message on a closed ticket reopens it. `address`: the client's, for the
+    cap on new tickets per address (start_ticket).
     """
     try:
-        return await _send_customer_message(rt, visitor, text, number, client_msg_id, new_ticket)
+        return await _send_customer_message(
+            rt, visitor, text, number, client_msg_id, new_ticket, address
+        )
     except Duplicate as dup:
         async with rt.store.transaction(write=False) as tx:
             existing = await find_by_client_id(tx, dup.ticket_id, dup.client_msg_id)
@@ -490,9 +508,57 @@ async def send_customer_message(
         return _resent(t, existing)
 
 
-async def start_ticket(rt: Runtime, tx: Tx, visitor: Visitor) -> Ticket:
+class _HourlyCount:
+    """Events per key in the last hour, in this process's memory (few per key: a deque of
+    times each). `take` counts one or raises RateLimited with the seconds until one leaves."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, deque[float]] = {}
+
+    def take(self, key: str, cap: int, message: str) -> None:
+        now = time.monotonic()
+        q = self.times.setdefault(key, deque())
+        while q and q[0] <= now - 3600:
+            q.popleft()
+        if len(q) >= cap:
+            raise RateLimited(message, q[-cap] + 3600 - now)
+        q.append(now)
+        if len(self.times) > 100_000:  # forget the keys whose hour has passed
+            self.times = {k: v for k, v in self.times.items() if v and v[-1] > now - 3600}
+
+
+_tickets_by_address = _HourlyCount()
+
+
+async def _check_ticket_caps(rt: Runtime, tx: Tx, visitor: Visitor, address: str | None) -> None:
+    """At most `tickets_per_visitor_per_hour` new tickets per visitor (counted from the
+    table, under the visitor's scope lock every caller holds, so shared by every process)
+    and `tickets_per_ip_per_hour` per address (memory, per process). Before, only the send
+    rate bounded them: 105 tickets in a second from one visitor."""
+    cap = rt.settings.tickets_per_visitor_per_hour
+    hour_ago = utcnow() - timedelta(hours=1)
+    recent = (
+        await tx.session.scalars(
+            select(Ticket.created_at)
+            .where(Ticket.visitor_id == visitor.id, Ticket.created_at > hour_ago)
+            .order_by(Ticket.created_at.desc())
+            .limit(cap)
+        )
+    ).all()
+    if len(recent) >= cap:
+        wait = (to_dt(recent[-1]) - hour_ago).total_seconds()
+        raise RateLimited("too many new tickets, write in an open one", wait)
+    if address is not None:
+        _tickets_by_address.take(
+            address, rt.settings.tickets_per_ip_per_hour, "too many new tickets from this address"
+        )
+
+
+async def start_ticket(rt: Runtime, tx: Tx, visitor: Visitor, address: str | None = None) -> Ticket:
     """A new ticket of the visitor's, starting with the shop's greeting (the bot's) when
-    one is set. The one place a customer's ticket is created (a message or a file)."""
+    one is set. The one place a customer's ticket is created (a message or a file), so the
+    caps on new tickets are checked here (RateLimited: 429 / an error frame)."""
+    await _check_ticket_caps(rt, tx, visitor, address)
     now = utcnow()
     t = Ticket(
         id=secrets.token_hex(16),
@@ -522,6 +588,7 @@ async def _send_customer_message(
     number: str | None,
     client_msg_id: str | None,
     new_ticket: bool,
+    address: str | None = None,
 ) -> Sent:
     text = clean_text(text, rt.settings.max_message_chars)
     client_msg_id = clean_client_id(client_msg_id)
@@ -563,14 +630,14 @@ async def _send_customer_message(
             if existing is not None:
                 return _resent(t, existing)
         if t is None:
-            t = await start_ticket(rt, tx, visitor)
+            t = await start_ticket(rt, tx, visitor, address)
         elif t.status == "closed":
             await _reopen(tx, t)
         msg = await post_message(
             tx,
             t,
             sender_type="customer",
-            sender_name=visitor.name or texts.CUSTOMER_NAME,
+            sender_name=customers.visitor_name(visitor),
             text=text,
             client_msg_id=client_msg_id,
             read_by="customer",

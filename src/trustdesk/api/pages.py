@@ -72,16 +72,31 @@ def loader_js(shop: WidgetSettings) -> bytes:
     return source.replace(_SETTINGS_MARK, literal, 1).encode()
 
 
+_NO_CACHE = {"Cache-Control": "no-cache"}
+
+
 def _file(path: Path) -> FileResponse:
-    return FileResponse(path, headers={"Cache-Control": "no-cache"})
+    return FileResponse(path, headers=_NO_CACHE)
+
+
+@functools.lru_cache(maxsize=1)
+def _demo_signed_in() -> bytes:
+    """The storefront marked for its demo customer (TRUSTDESK_DEMO_CUSTOMER): only then does
+    store.js ask /demo/api/customer, so a plain storefront makes no request before the chat
+    is opened."""
+    page = (WEB / "demo" / "index.html").read_text(encoding="utf-8")
+    return page.replace('<html lang="ru">', '<html lang="ru" data-demo-customer>', 1).encode()
 
 
 def mount_pages(app: FastAPI) -> None:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
-    async def storefront() -> FileResponse:
-        return _file(WEB / "demo" / "index.html")
+    async def storefront(request: Request) -> Response:
+        st = request.app.state.runtime.settings
+        if not (st.demo_customer and st.identity_secret):
+            return _file(WEB / "demo" / "index.html")
+        return Response(_demo_signed_in(), media_type="text/html", headers=_NO_CACHE)
 
     @router.get("/widget.js")
     async def widget_loader(request: Request) -> Response:

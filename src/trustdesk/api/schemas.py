@@ -193,6 +193,18 @@ class DayCount(BaseModel):
     tickets: int
 
 
+class LabelOut(BaseModel):
+    """A label as tickets carry it (api/labels.py; actions/labels.py)."""
+
+    id: int
+    name: str
+    color: str = Field(description="#rrggbb")
+
+
+class LabelCount(LabelOut):
+    tickets: int = Field(description="tickets created in the period that carry it")
+
+
 class ReportOut(BaseModel):
     days: int
     tickets: int
@@ -202,6 +214,7 @@ class ReportOut(BaseModel):
     rating_average: float | None
     ratings: int
     rating_counts: dict[str, int]
+    labels: list[LabelCount] = []
 
 
 class Ok(BaseModel):
@@ -250,7 +263,8 @@ class TicketSummary(BaseModel):
     updated_at: str
     unread: int
     last_message: Message | None
-    customer_name: str
+    customer_name: str  # what to show: name, else email, else "Гость #N"
+    customer_own_name: str | None = None  # the name itself (None: never given or cleared)
     customer_email: str | None = None
     customer_id: str | None = Field(default=None, description="the shop's verified user id")
     rating: Rating | None = None
@@ -258,6 +272,7 @@ class TicketSummary(BaseModel):
     visitor: VisitorInfo
     customer_last_read_id: int
     my_last_read_id: int
+    labels: list[LabelOut] = []
 
 
 class TicketsOut(BaseModel):
@@ -386,3 +401,39 @@ class BlockedOriginsOut(BaseModel):
 
 class SiteOut(BaseModel):
     allowed: bool
+
+
+# ---------------------------------------------------------------- labels (api/labels.py)
+
+
+class LabelsOut(BaseModel):
+    labels: list[LabelCount]
+
+
+class LabelOneOut(BaseModel):
+    label: LabelCount
+
+
+class LabelIn(In):
+    # Raw bounds; actions/labels.py trims and applies the exact rule (1-40 characters).
+    name: str = Field(min_length=1, max_length=100)
+    color: str = Field(default="#6b7280", min_length=7, max_length=7)
+
+
+class LabelPatchIn(In):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    color: str | None = Field(default=None, min_length=7, max_length=7)
+
+
+class TicketLabelIn(In):
+    label_id: int = Field(ge=1, le=2**62)
+
+
+class MergeIn(In):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    from_: str = Field(alias="from", min_length=1, max_length=40)
+    into: str = Field(min_length=1, max_length=40)
+
+
+class TicketOneOut(BaseModel):
+    ticket: TicketSummary

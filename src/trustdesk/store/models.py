@@ -83,6 +83,40 @@ class Operator(Base):
     role: Mapped[str] = mapped_column(String(16), default="agent")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Second factor (0006, actions/accounts.py): the TOTP secret, encrypted with a key
+    # derived from the server's secret key; set at setup, in force once enabled_at is set.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last 30-second step whose code was accepted: the same code never works twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class PasswordReset(Base):
+    """A "forgot password" link: only the SHA-256 of its token; single use, short-lived."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    operator_id: Mapped[int] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecoveryCode(Base):
+    """One-time codes that stand in for the authenticator app (SHA-256 only)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    operator_id: Mapped[int] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OperatorSession(Base):
@@ -313,3 +347,33 @@ class BlockedOrigin(Base):
     hits: Mapped[int] = mapped_column(Integer, default=1)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# ---------------------------------------------------------------- labels (0007)
+
+
+class Label(Base):
+    """A tag operators put on tickets ("Доставка", "Возврат") to find and count them."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(40))
+    # The name lower-cased in Python: unique case-insensitively on both engines (SQLite's
+    # lower() folds ASCII only, so "доставка" and "Доставка" would both pass a lower() index).
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)
+    color: Mapped[str] = mapped_column(String(7))  # #rrggbb
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TicketLabel(Base):
+    __tablename__ = "ticket_labels"
+
+    ticket_id: Mapped[str] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    label_id: Mapped[int] = mapped_column(
+        ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    __table_args__ = (Index("ix_ticket_labels_label", "label_id"),)

@@ -4,7 +4,8 @@
 // Rules kept everywhere: user text only through textContent (dom.js `h`), no inline
 // scripts or styles (strict CSP), every message keyed by id so nothing shows twice.
 
-import { ApiError, api, setCsrf, setUnauthorizedHandler, upload } from "./api.js";
+import { buildAccountCard, checkRequired2fa, forgotLink, resetToken, showReset, showTotpStep } from "./account.js";
+import { ApiError, api, request, setCsrf, setUnauthorizedHandler, upload } from "./api.js";
 import {
   clear,
   dayLabel,
@@ -30,10 +31,13 @@ import {
   screenshotName,
 } from "./files.js";
 import { formatWait, getLang, has, setLang, t } from "./i18n.js";
+import { counterState, installKeys, isTextField, showShortcuts, stepId } from "./keys.js";
 import { buildIntegrations } from "./integrations.js";
+import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { Live } from "./live.js";
 import { enablePush, pushActive, pushSupported } from "./push.js";
 import { buildReport } from "./report.js";
+import { buildSelftestCard } from "./selftest.js";
 import { chime, isMuted, setMuted, unlockAudio } from "./sound.js";
 import { buildWidgetPage, leaveWidgetPage, onSettingsChanged, renderSiteNotices } from "./widget-settings.js";
 
@@ -72,6 +76,17 @@ const state = {
 };
 
 const ui = {}; // live references into the current DOM
+// What labels.js (labels on tickets, merging two tickets) needs of this module.
+const labelCtx = {
+  errorText: (e) => errorText(e),
+  toast: (m, kind) => toast(m, kind),
+  confirm: (o) => confirmDialog(o),
+  onTicket: (s) => onTicket(s),
+  refresh: () => {
+    refreshCurrent();
+    if (state.current) loadRelated(state.current);
+  },
+};
 let live = null;
 
 // ---------------------------------------------------------------- helpers
@@ -81,10 +96,13 @@ function opName(id) {
   return o ? o.name : "";
 }
 
-const DEFAULT_GUEST = "Гость"; // the server's name for an anonymous customer
+const DEFAULT_GUEST = "Гость"; // the server's name for an anonymous customer (older rows)
+const NUMBERED_GUEST = /^Гость #(\d+)$/; // actions/customers.py display_name
 
 function guestName(name) {
-  return !name || name === DEFAULT_GUEST ? t("guest") : name;
+  if (!name || name === DEFAULT_GUEST) return t("guest");
+  const n = NUMBERED_GUEST.exec(name);
+  return n ? t("guestN", { n: n[1] }) : name;
 }
 
 function customerName(s) {
@@ -208,6 +226,15 @@ async function boot() {
   });
   window.addEventListener("hashchange", onRoute);
   document.addEventListener("paste", onDocumentPaste);
+  // j/k anywhere but in a field; the arrows only from the list or the page itself (they
+  // scroll a conversation or a menu elsewhere); "?" the list of shortcuts (keys.js).
+  const arrowsHere = (ev) =>
+    !ev.key.startsWith("Arrow") || ev.target === document.body || Boolean(ev.target.closest?.(".ticket-list"));
+  installKeys({
+    next: (ev) => arrowsHere(ev) && stepTicket(1),
+    prev: (ev) => arrowsHere(ev) && stepTicket(-1),
+    help: () => (state.me ? (openShortcuts(), true) : false),
+  });
   // A file dropped outside the conversation must not make the browser leave the dashboard.
   for (const type of ["dragover", "drop"]) {
     window.addEventListener(type, (ev) => {
@@ -215,6 +242,7 @@ async function boot() {
     });
   }
   setInterval(sweepTyping, 1000);
+  if (resetToken()) return showReset(root, showLogin); // a "forgot password" mail's link
   try {
     const r = await api.me();
     signedIn(r);
@@ -259,6 +287,7 @@ function showLogin(message) {
     email,
     h("label", { for: "login-password" }, t("login.password")),
     password,
+    forgotLink(root, showLogin),
     error,
     submit,
   );
@@ -279,6 +308,7 @@ function showLogin(message) {
     let locked = false;
     try {
       const r = await api.login(email.value.trim(), password.value);
+      if (r.totp_required) return showTotpStep(root, r.pending, { signedIn, back: showLogin });
       signedIn(r);
       return;
     } catch (e) {
@@ -336,6 +366,7 @@ function signedIn(r) {
   buildShell();
   onRoute();
   loadInitial();
+  checkRequired2fa(() => (location.hash = "#/settings/account"));
 }
 
 async function loadInitial() {
@@ -343,6 +374,7 @@ async function loadInitial() {
   if (state.filter !== "open") jobs.push(fetchOpenForBadges());
   await Promise.allSettled(jobs);
   if (!state.me) return;
+  focusAfterLogin();
   live = new Live({
     since: () => state.maxId,
     onFrame,
@@ -656,6 +688,7 @@ function filterParams(filter) {
 
 function matchesFilter(s) {
   if (state.searchIds && !state.searchIds.has(s.ticketId)) return false;
+  if (!labelMatches(s)) return false;
   switch (state.filter) {
     case "closed":
       return s.status === "closed";
@@ -694,7 +727,7 @@ async function fetchList() {
   const seq = ++state.listSeq;
   const params = filterParams(state.filter);
   try {
-    const r = await api.tickets({ ...params, q: state.q.trim() });
+    const r = await api.tickets({ ...params, q: state.q.trim(), label: labelParam() });
     if (seq !== state.listSeq) return;
     for (const s of r.tickets || []) upsertTicket(s);
     state.searchIds = state.q.trim() ? new Set((r.tickets || []).map((s) => s.ticketId)) : null;
@@ -1022,7 +1055,15 @@ function buildInbox() {
       h("h1", { id: "list-heading" }, t("list.heading")),
       ui.listCount,
     ),
-    h("div", { class: "search-wrap" }, ui.search),
+    h(
+      "div",
+      { class: "search-wrap" },
+      ui.search,
+      labelFilter(() => {
+        renderList();
+        fetchList();
+      }),
+    ),
     h("div", { class: "filters", role: "group", "aria-label": t("list.filters") }, ui.filterBtns),
     h("div", { class: "list-scroll" }, ui.list),
   );
@@ -1153,6 +1194,7 @@ function renderList() {
                 { class: `row-assignee${s.assignee ? "" : " none"}` },
                 s.assignee ? `👤 ${s.assignee.name}` : t("list.unassigned"),
               ),
+              labelChips(s.labels),
               unread
                 ? h(
                     "span",
@@ -1222,7 +1264,69 @@ async function openTicket(id) {
   renderList();
   renderBadges();
   maybeMarkRead();
-  if (cur.loaded) loadRelated(cur);
+  if (cur.loaded) {
+    focusReply();
+    loadRelated(cur);
+    loadContext(cur);
+  }
+}
+
+/** Focus the reply box, unless the operator is typing somewhere else (the search box). */
+function focusReply() {
+  const active = document.activeElement;
+  if (!ui.reply || ui.reply.disabled || (active !== ui.reply && isTextField(active))) return;
+  ui.reply.focus({ preventScroll: true });
+}
+
+/** After login: the open ticket's reply box, else the first ticket (so j/k and Enter work). */
+function focusAfterLogin() {
+  if (state.current) return focusReply();
+  const active = document.activeElement;
+  if (active && active !== document.body && active !== document.documentElement) return;
+  const first = ui.list && ui.list.querySelector("a.ticket-row");
+  if (first) first.focus({ preventScroll: true });
+}
+
+/** j/k, arrows: the next or previous ticket in the list as shown. */
+function stepTicket(delta) {
+  if (state.view !== "tickets" || !ui.list) return false;
+  const ids = sortedTickets().map((x) => x.ticketId);
+  const id = stepId(ids, state.currentId, delta);
+  if (!id) return false;
+  if (id !== state.currentId) location.hash = `#/tickets/${encodeURIComponent(id)}`;
+  const row = ui.list.querySelector(`a.ticket-row[data-ticket-id="${CSS.escape(id)}"]`);
+  if (row) row.scrollIntoView({ block: "nearest" });
+  return true;
+}
+
+function openShortcuts() {
+  showShortcuts({
+    title: t("keys.title"),
+    close: t("keys.close"),
+    rows: [
+      [["j", "↓"], t("keys.next")],
+      [["k", "↑"], t("keys.prev")],
+      [["Enter"], t("keys.send")],
+      [["Shift", "Enter"], t("keys.newline")],
+      [["Esc"], t("keys.leave")],
+      [["?"], t("keys.help")],
+    ],
+  });
+}
+
+/** The shop's orders of a signed-in customer (TRUSTDESK_CONTEXT_URL), after the ticket. */
+async function loadContext(cur) {
+  const s = state.tickets.get(cur.id);
+  if (!s || !s.customer_id) return;
+  try {
+    const r = await request("GET", `/api/admin/support/ticket/${encodeURIComponent(cur.id)}/context`);
+    if (state.current !== cur) return;
+    cur.context = r;
+  } catch {
+    if (state.current !== cur) return;
+    cur.context = { orders: [], error: "unavailable" };
+  }
+  renderInfo();
 }
 
 /** The same customer's other conversations (when the server knows them). */
@@ -1376,6 +1480,7 @@ function renderConvHeader() {
   } else {
     actions.append(h("button", { type: "button", class: "btn primary", onclick: reopenTicket }, t("ticket.reopen")));
   }
+  actions.append(mergeButton(s, labelCtx));
   actions.append(
     h(
       "button",
@@ -1409,6 +1514,7 @@ function renderConvHeader() {
       h("div", { class: "conv-sub" }, sub, s.assignee ? h("span", { class: "muted" }, `👤 ${s.assignee.name}`) : null),
     ),
     actions,
+    ticketLabels(s, labelCtx),
   );
   ui.inbox.classList.toggle("show-info", state.showInfo);
 }
@@ -1639,7 +1745,7 @@ function renderInfo() {
       "section",
       { class: "info-card customer-card" },
       avatar(name, { size: "xl", online, seed: s.ticketId }),
-      h("h3", null, name),
+      nameBlock(s, name),
       h("p", { class: `online-text ${online ? "on" : "off"}`, dataset: { visitorOnline: online ? "1" : "0" } }, online ? t("info.online") : t("info.offline")),
       dl([
         s.customer_email
@@ -1669,6 +1775,7 @@ function renderInfo() {
       h("label", { for: "assign-select", class: "field-label" }, t("info.assignee")),
       ui.assignSelect,
     ),
+    ordersCard(),
     ratingCard(s),
     relatedCard(),
     h("section", { class: "info-card" }, h("h3", null, t("info.team")), ui.teamList),
@@ -1676,6 +1783,127 @@ function renderInfo() {
   );
   renderAssign();
   renderTeamList();
+}
+
+/** The customer's name, with "edit" for any operator (PATCH …/customer; "" clears it). */
+function nameBlock(s, name) {
+  const edit = state.nameEdit && state.nameEdit.ticketId === s.ticketId ? state.nameEdit : null;
+  if (!edit) {
+    return h(
+      "div",
+      { class: "customer-name-row" },
+      h("h3", { class: "customer-name" }, name),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "icon-btn name-edit-btn",
+          "aria-label": t("info.editName"),
+          title: t("info.editName"),
+          onclick: () => {
+            state.nameEdit = { ticketId: s.ticketId, value: s.customer_own_name || "", focus: true };
+            renderInfo();
+          },
+        },
+        "✎",
+      ),
+    );
+  }
+  const input = h("input", {
+    id: "customer-name-input",
+    class: "input small",
+    maxlength: 100,
+    autocomplete: "off",
+    placeholder: t("info.namePlaceholder"),
+    "aria-label": t("info.nameLabel"),
+  });
+  input.value = edit.value;
+  input.addEventListener("input", () => (edit.value = input.value));
+  const cancel = () => {
+    state.nameEdit = null;
+    renderInfo();
+    const btn = ui.infoPane && ui.infoPane.querySelector(".name-edit-btn");
+    if (btn) btn.focus();
+  };
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") {
+      ev.preventDefault();
+      ev.stopPropagation();
+      cancel();
+    }
+  });
+  const form = h(
+    "form",
+    { class: "name-edit", novalidate: true },
+    input,
+    h("button", { type: "submit", class: "btn primary small" }, t("info.nameSave")),
+    h("button", { type: "button", class: "btn ghost small", onclick: cancel }, t("info.nameCancel")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await request("PATCH", `/api/admin/support/ticket/${encodeURIComponent(s.ticketId)}/customer`, {
+        name: input.value,
+      });
+      state.nameEdit = null;
+      onTicket(r.ticket);
+      renderInfo();
+      renderConvHeader();
+    } catch (e) {
+      toast(errorText(e), "warn");
+    }
+  });
+  if (edit.focus) {
+    edit.focus = false;
+    requestAnimationFrame(() => input.isConnected && input.focus());
+  }
+  return form;
+}
+
+/** "Заказы": what the shop's hook answered (nothing at all when no hook is set). */
+function ordersCard() {
+  const ctx = state.current && state.current.context;
+  if (!ctx || (!ctx.error && !(ctx.orders || []).length)) return null;
+  const lang = getLang();
+  const money = (o) => {
+    const n = Number(o.total);
+    if (o.total == null || !Number.isFinite(n)) return o.total || "";
+    try {
+      return new Intl.NumberFormat(lang, o.currency ? { style: "currency", currency: o.currency } : {}).format(n);
+    } catch {
+      return `${new Intl.NumberFormat(lang).format(n)} ${o.currency || ""}`.trim();
+    }
+  };
+  const day = (d) => {
+    const when = d ? new Date(d) : null;
+    return when && !Number.isNaN(when.getTime())
+      ? new Intl.DateTimeFormat(lang, {
+          day: "numeric",
+          month: "short",
+          year: "numeric",
+          ...(/^\d{4}-\d{2}-\d{2}$/.test(d) ? { timeZone: "UTC" } : {}), // a bare date: that day
+        }).format(when)
+      : d || "";
+  };
+  const rows = (ctx.orders || []).map((o) => {
+    const href = o.url && safeHref(o.url);
+    return h(
+      "li",
+      { class: "order" },
+      href
+        ? h("a", { href, target: "_blank", rel: "noopener noreferrer", class: "order-number" }, o.number)
+        : h("span", { class: "order-number" }, o.number),
+      o.status ? h("span", { class: "pill order-status" }, o.status) : null,
+      h("span", { class: "order-total" }, money(o)),
+      h("span", { class: "muted order-date" }, day(o.date)),
+    );
+  });
+  return h(
+    "section",
+    { class: "info-card orders-card" },
+    h("h3", null, t("info.orders")),
+    ctx.error ? h("p", { class: "muted orders-error", title: ctx.error }, t("info.ordersError")) : h("ul", { class: "order-list" }, rows),
+  );
 }
 
 function ratingCard(s) {
@@ -1856,7 +2084,7 @@ function buildComposer() {
   ui.reply = h("textarea", {
     id: "reply-box",
     rows: 2,
-    maxlength: MAX_LEN,
+    "aria-describedby": "reply-counter",
     "aria-autocomplete": "list",
     "aria-controls": "canned-pop",
   });
@@ -1865,6 +2093,7 @@ function buildComposer() {
   ui.sendBtn = h("button", { type: "submit", class: "btn primary send-btn" }, t("composer.send"));
   ui.composerHint = h("span", { class: "composer-hint" });
   ui.composerError = h("span", { class: "composer-error", role: "alert" });
+  ui.counter = h("span", { id: "reply-counter", class: "reply-counter", hidden: true, "aria-live": "polite" });
   ui.fileInput = h("input", {
     type: "file",
     class: "file-input",
@@ -1931,6 +2160,7 @@ function buildComposer() {
       h("div", { class: "composer-tools" }, ui.attachBtn, ui.micBtn),
       ui.composerHint,
       ui.composerError,
+      ui.counter,
       ui.sendBtn,
     ),
     ui.fileInput,
@@ -1974,8 +2204,28 @@ function renderComposerState() {
   ui.sendBtn.disabled = !loaded;
   ui.attachBtn.disabled = !loaded;
   ui.micBtn.disabled = !loaded;
+  renderCounter();
   renderStaged();
   if (ui.closedNote) ui.closedNote.hidden = !(s && s.status === "closed");
+}
+
+/** From 80 % of the limit: "3 650 / 4 000"; past it, red, Send off and why (the text is
+ * kept: the server would refuse it with 422 anyway, and nothing is cut silently). */
+function renderCounter() {
+  if (!ui.counter || !ui.reply) return;
+  const len = ui.reply.value.trim().length;
+  const c = counterState(len, MAX_LEN, getLang());
+  ui.counter.hidden = !c;
+  ui.counter.textContent = c ? c.text : "";
+  ui.counter.classList.toggle("full", Boolean(c && c.full));
+  ui.counter.classList.toggle("over", Boolean(c && c.over));
+  const over = Boolean(c && c.over);
+  const loaded = Boolean(state.current && state.current.loaded);
+  ui.sendBtn.disabled = !loaded || over;
+  ui.reply.setAttribute("aria-invalid", over ? "true" : "false");
+  if (over) ui.composerError.textContent = t("composer.overBy", { n: len - MAX_LEN, max: MAX_LEN });
+  else if (ui.composerError.dataset.over) ui.composerError.textContent = "";
+  ui.composerError.dataset.over = over ? "1" : "";
 }
 
 function autoGrow() {
@@ -2006,6 +2256,11 @@ function onReplyKeydown(ev) {
       return;
     }
   }
+  if (ev.key === "Escape") {
+    ev.preventDefault();
+    ui.reply.blur(); // j/k work again
+    return;
+  }
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
     ev.preventDefault();
     send();
@@ -2020,6 +2275,7 @@ let typingTicket = null;
 function onReplyInput() {
   autoGrow();
   ui.composerError.textContent = "";
+  renderCounter();
   if (state.currentId) state.drafts.set(state.currentId, ui.reply.value);
   updateCanned();
   if (state.mode !== "reply") return;
@@ -2060,7 +2316,7 @@ function send() {
     return;
   }
   if (text.length > MAX_LEN) {
-    ui.composerError.textContent = t("composer.tooLong");
+    renderCounter(); // says by how much; the text stays as it is
     return;
   }
   if (staged.length) {
@@ -2072,6 +2328,7 @@ function send() {
   ui.reply.value = "";
   state.drafts.delete(cur.id);
   autoGrow();
+  renderCounter();
   stopMyTyping();
   renderMessages({ toBottom: true });
   ui.reply.focus();
@@ -2314,6 +2571,7 @@ function sendStaged(cur, staged, text) {
   ui.reply.value = "";
   state.drafts.delete(cur.id);
   autoGrow();
+  renderCounter();
   stopMyTyping();
   staged.forEach((item, i) =>
     queueUpload(cur, { file: item.file, name: item.name, caption: i === 0 ? caption : null, thumb: item.url }),
@@ -2720,6 +2978,7 @@ function buildSettings() {
   langSelect.addEventListener("change", () => switchLang(langSelect.value));
 
   const sections = [
+    buildAccountCard({ me: state.me, errorText, toast }),
     h(
       "section",
       { class: "settings-card", "aria-labelledby": "canned-heading" },
@@ -2741,7 +3000,9 @@ function buildSettings() {
   );
   if (state.me.role === "admin") {
     sections.push(buildOperatorsCard());
+    sections.push(buildLabelsCard(labelCtx));
     sections.push(...buildIntegrations({ errorText, toast }));
+    sections.push(buildSelftestCard({ errorText, toast }));
   }
   replaceChildren(
     ui.main,
