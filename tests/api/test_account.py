@@ -266,26 +266,53 @@ def test_totp_setup_enable_login_recovery_disable(server: ServerProcess) -> None
     assert login(server, email, PASSWORD).json()["csrf_token"]
 
 
+def _second_admin(server: ServerProcess) -> tuple[OperatorClient, pyotp.TOTP]:
+    """An admin with TOTP on (the only kind who may require it), logged in."""
+    email = f"admin{next(_n)}-{time.time_ns()}@trust.store"
+    owner = OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    r = owner.post(
+        "/api/admin/operators",
+        json={"email": email, "name": "Админ", "password": PASSWORD, "role": "admin"},
+    )
+    assert r.status_code == 201, r.text
+    admin = OperatorClient(server.url, email, PASSWORD)
+    totp = pyotp.TOTP(admin.post("/api/admin/2fa/setup").json()["secret"])
+    assert admin.post("/api/admin/2fa/enable", json={"code": totp.now()}).status_code == 200
+    return admin, totp
+
+
 def test_require_2fa_is_admins_only(server: ServerProcess) -> None:
     email = new_agent(server)
     agent = OperatorClient(server.url, email, PASSWORD)
-    admin = OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    owner = OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)  # no second factor
     r = agent.http.put("/api/admin/security", json={"require_2fa": True})
     assert error(r, 403)["code"] == "admin_only"
     assert agent.http.get("/api/admin/account").json()["require_2fa"] is False
-    assert admin.http.put("/api/admin/security", json={"require_2fa": "maybe"}).status_code == 422
+    assert owner.http.put("/api/admin/security", json={"require_2fa": "maybe"}).status_code == 422
+    # An admin without it would lock themselves out by requiring it: refused.
+    r = owner.http.put("/api/admin/security", json={"require_2fa": True})
+    assert error(r, 409)["code"] == "totp_setup_first"
+    admin, _ = _second_admin(server)
     try:
         r = admin.http.put("/api/admin/security", json={"require_2fa": True})
         assert r.status_code == 200 and r.json() == {"require_2fa": True}
         acc = agent.http.get("/api/admin/account").json()
         assert acc["require_2fa"] is True and acc["totp_enabled"] is False  # → sent to setup
+        # Until they set it up, the session reaches nothing else, whatever the client.
+        refused = agent.http.get("/api/admin/support/tickets")
+        assert error(refused, 403)["code"] == "totp_setup_required"
+        assert error(owner.http.get("/api/admin/operators"), 403)["code"] == "totp_setup_required"
+        assert admin.http.get("/api/admin/operators").status_code == 200
         secret = agent.post("/api/admin/2fa/setup").json()["secret"]
         code = pyotp.TOTP(secret).now()
         assert agent.post("/api/admin/2fa/enable", json={"code": code}).status_code == 200
+        assert agent.http.get("/api/admin/support/tickets").status_code == 200
         off = agent.post("/api/admin/2fa/disable", json={"password": PASSWORD})
         assert error(off, 409)["code"] == "totp_required"
     finally:
-        admin.http.put("/api/admin/security", json={"require_2fa": False})
+        r = admin.http.put("/api/admin/security", json={"require_2fa": False})
+        assert r.status_code == 200, r.text
+    assert owner.http.get("/api/admin/operators").status_code == 200
 
 
 def test_bad_input_gets_422(server: ServerProcess) -> None:

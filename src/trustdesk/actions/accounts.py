@@ -26,7 +26,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, select, update
 
 from trustdesk.actions import email as mail
-from trustdesk.actions.errors import Conflict, Invalid, NotFound
+from trustdesk.actions.errors import Conflict, Forbidden, Invalid, NotFound
 from trustdesk.actions.operators import check_password_rules, end_sessions, hash_password
 from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
@@ -55,7 +55,41 @@ async def security(rt: Runtime) -> dict[str, bool]:
     return {"require_2fa": bool(stored.get("require_2fa", False))}
 
 
+# Whether admins require two-factor login, as each request sees it: read from the table at
+# most every few seconds per process (other processes follow within REQUIRE_2FA_TTL).
+REQUIRE_2FA_TTL = 5.0
+_required: dict[int, tuple[float, bool]] = {}
+# What an operator without a second factor may still do when it is required: set it up.
+SETUP_PATHS = frozenset(
+    {"/api/admin/me", "/api/admin/logout", "/api/admin/account", "/api/admin/2fa/setup",
+     "/api/admin/2fa/enable", "/api/admin/password/change", "/api/admin/password/rules"}
+)  # fmt: skip
+
+
+async def requires_2fa(rt: Runtime) -> bool:
+    now = time.monotonic()
+    cached = _required.get(id(rt))
+    if cached is None or cached[0] < now:
+        cached = (now + REQUIRE_2FA_TTL, (await security(rt))["require_2fa"])
+        _required[id(rt)] = cached
+    return cached[1]
+
+
+async def enforce_required_2fa(rt: Runtime, op: Operator, path: str | None) -> None:
+    """Refuse a session of an operator without TOTP while admins require it, except for
+    setting it up (path None: the operator socket, refused too). The dashboard opens the
+    setup for them; this makes the requirement hold for any client, not only the page."""
+    if op.totp_enabled_at is not None or path in SETUP_PATHS:
+        return
+    if await requires_2fa(rt):
+        raise Forbidden(
+            "two-factor login is required here: set it up in your profile first",
+            "totp_setup_required",
+        )
+
+
 async def set_require_2fa(rt: Runtime, required: bool) -> dict[str, bool]:
+    _required.pop(id(rt), None)
     value = json.dumps({"require_2fa": bool(required)})
     async with rt.store.transaction() as tx:
         row = await tx.session.get(AppSetting, SECURITY_KEY)

@@ -181,7 +181,8 @@ async def start_session(rt: Runtime, op: Operator, password: str | None = None) 
 # Every operator request runs this: on the driver (store/raw.py).
 _AUTHENTICATE = Sql(
     "SELECT s.revoked, s.expires_at, s.csrf_token,"
-    " o.id, o.email, o.display_name, o.password_hash, o.role, o.active, o.created_at"
+    " o.id, o.email, o.display_name, o.password_hash, o.role, o.active, o.created_at,"
+    " o.totp_enabled_at"
     " FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = :h"
 )
 
@@ -211,6 +212,7 @@ async def authenticate(rt: Runtime, session_id: str | None) -> Authenticated | N
             "role": row[7],
             "active": bool(row[8]),
             "created_at": to_dt(row[9]),
+            "totp_enabled_at": to_dt(row[10]) if row[10] is not None else None,
         },
     )
     return Authenticated(operator=op, session_hash=h, csrf_token=row[2])

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from trustdesk.actions import accounts
 from trustdesk.actions import email as mail
-from trustdesk.actions.errors import Invalid, Unauthorized
+from trustdesk.actions.errors import Conflict, Invalid, Unauthorized
 from trustdesk.actions.operators import (
     PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,
@@ -268,5 +268,11 @@ async def totp_disable(
 @router.put("/security", response_model=SecurityOut, responses=ERRORS)
 async def set_security(body: SecurityIn, auth: AdminDep, rt: RuntimeDep) -> SecurityOut:
     """Admins only: require two-factor login of every operator (those without it are sent
-    to its setup after they log in, and cannot turn it off)."""
+    to its setup after they log in, and cannot turn it off). Only an admin who has it
+    themselves may require it: otherwise the requirement would lock them out at once."""
+    if body.require_2fa and auth.operator.totp_enabled_at is None:
+        raise Conflict(
+            "set up your own two-factor login before requiring it of everyone",
+            "totp_setup_first",
+        )
     return SecurityOut(**await accounts.set_require_2fa(rt, body.require_2fa))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from trustdesk.actions import api_tokens, operators, visitors
+from trustdesk.actions import accounts, api_tokens, operators, visitors
 from trustdesk.actions.errors import Forbidden, Unauthorized
 from trustdesk.actions.operators import Authenticated
 from trustdesk.actions.runtime import Runtime
@@ -65,6 +65,7 @@ async def current_operator(request: Request, rt: RuntimeDep) -> Authenticated:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent.encode(), auth.csrf_token.encode()):
             raise Forbidden("missing or wrong X-CSRF-Token header", "csrf_failed")
+    await accounts.enforce_required_2fa(rt, auth.operator, request.url.path)
     return auth
 
 

@@ -33,7 +33,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from trustdesk.actions import metrics, operators, tickets, visitors
+from trustdesk.actions import accounts, metrics, operators, tickets, visitors
 from trustdesk.actions.errors import ActionError, Invalid
 from trustdesk.actions.runtime import Runtime
 from trustdesk.api.deps import SESSION_COOKIE
@@ -1040,6 +1040,11 @@ async def operator_socket(ws: WebSocket) -> None:
     auth = await operators.authenticate(rt, ws.cookies.get(SESSION_COOKIE))
     if auth is None:
         await ws.close(4401, "login required")
+        return
+    try:
+        await accounts.enforce_required_2fa(rt, auth.operator, None)
+    except ActionError:
+        await ws.close(4403, "two-factor login is required: set it up first")
         return
     await ws.accept()
     op = auth.operator
