@@ -14,12 +14,13 @@ from fastapi import FastAPI, WebSocket
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trustdesk.actions import attachments, email, imaging, push
+from trustdesk.actions import attachments, email, imaging, push, routing
 from trustdesk.actions.runtime import Runtime
 from trustdesk.actions.settings import LiveSettings
 from trustdesk.api import (
     account,
     admin,
+    audit,
     console,
     context,
     files,
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await live.load(store)
         sweeper = asyncio.create_task(_expire_presence(rt))
         file_sweeper = asyncio.create_task(attachments.sweep_periodically(rt))
+        snooze_waker = asyncio.create_task(routing.run_periodic(rt))
         settings_follower = asyncio.create_task(live.follow(rt))
         ws.raise_descriptor_limit()  # and warn when it is low
         _freeze_startup_objects()
@@ -200,7 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await stop_integrations()
-            for task in (sweeper, file_sweeper, settings_follower):
+            for task in (sweeper, file_sweeper, settings_follower, snooze_waker):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -239,6 +241,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(context.router)  # customer name, shop orders (api/context.py)
     app.include_router(context.demo_router)  # the demo storefront's order hook
     app.include_router(labels.router)  # labels and merging (api/labels.py)
+    app.include_router(audit.router)  # the admins' audit log (api/audit.py)
     app.include_router(account.router)
     app.include_router(console.router)
     app.include_router(console.public_router)

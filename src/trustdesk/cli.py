@@ -14,24 +14,26 @@ from trustdesk.config import Settings
 
 
 def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from trustdesk.actions import audit
     from trustdesk.actions.runtime import Runtime
     from trustdesk.realtime.hub import make_hub
     from trustdesk.realtime.presence import make_presence
     from trustdesk.store.db import Store
 
+    audit.acting(audit.Actor(name="CLI"))  # the audit log's actor for what this command does
     return Runtime(
         settings=settings, store=Store(settings), hub=make_hub(None), presence=make_presence(None)
     )
 
 
 async def _create_operator(
-    settings: Settings, email: str, name: str, password: str, role: str
+    settings: Settings, email: str, name: str, password: str, role: str, gender: str | None
 ) -> None:
     from trustdesk.actions import operators
 
     rt = _runtime(settings)
     try:
-        await operators.create_operator(rt, email, name, password, role)
+        await operators.create_operator(rt, email, name, password, role, gender)
     finally:
         await rt.store.dispose()
 
@@ -83,7 +85,7 @@ async def _first_operator(settings: Settings) -> None:
             return
         password = secrets.token_urlsafe(12)
         email = "admin@trust.store"
-        await operators.create_operator(rt, email, "Артём", password, "admin")
+        await operators.create_operator(rt, email, "Артём", password, "admin", "male")
     finally:
         await rt.store.dispose()
     bar = "=" * 64
@@ -114,11 +116,18 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("migrate", help="create or upgrade the database schema")
     purge = sub.add_parser("purge", help="apply the retention policy now (prints what went)")
     purge.add_argument("--days", type=int, default=None, help="override TRUSTDESK_RETENTION_DAYS")
+    sub.add_parser("wake-snoozed", help="wake the snoozed tickets whose time has come, once")
     sub.add_parser("protocol-doc", help="print docs/protocol.md, rendered from the models")
     co = sub.add_parser("create-operator", help="add an operator who can log in")
     co.add_argument("--email", required=True)
     co.add_argument("--name", required=True)
     co.add_argument("--role", choices=["admin", "agent"], default="admin")
+    co.add_argument(
+        "--gender",
+        choices=["female", "male"],
+        default=None,
+        help="for the notices about them (unset: wording that needs no gender)",
+    )
     co.add_argument(
         "--password-stdin",
         action="store_true",
@@ -153,6 +162,11 @@ def main(argv: list[str] | None = None) -> None:
 
         run_migrations(settings)
         print(json.dumps(asyncio.run(purge_once(settings, args.days))))
+    elif args.command == "wake-snoozed":
+        from trustdesk.actions.routing import wake_once
+
+        run_migrations(settings)
+        print(json.dumps({"woken": asyncio.run(wake_once(settings))}))
     elif args.command == "create-operator":
         run_migrations(settings)
         if args.password_stdin:
@@ -162,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
             if password != getpass.getpass("Again: "):
                 sys.exit("passwords do not match")
         try:
-            asyncio.run(_create_operator(settings, args.email, args.name, password, args.role))
+            asyncio.run(
+                _create_operator(settings, args.email, args.name, password, args.role, args.gender)
+            )
         except ActionError as exc:
             sys.exit(f"error: {exc.message}")
         print(f"operator {args.email} created")

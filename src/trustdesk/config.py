@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     # Privacy: closed tickets untouched for this many days are deleted (0 = keep for ever).
     retention_days: int = Field(default=0, ge=0)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # How often each process wakes the snoozed tickets whose time has come (actions/routing.py).
+    snooze_interval_seconds: float = Field(default=30.0, gt=0)
+    # The admins' audit log (actions/audit.py): entries kept this many days (0 = for ever).
+    audit_days: int = Field(default=365, ge=0)
     # Webhooks: the hosts (host or host:port, comma separated; "*" = any) they may call.
     # Empty = no webhook can be created, so a dashboard admin cannot make the server probe
     # the internal network unless whoever runs the server allows it.

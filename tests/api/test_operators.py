@@ -10,11 +10,19 @@ from tests.support.clients import OperatorClient, VisitorClient
 from tests.support.server import ServerProcess
 
 
-def _new_agent(admin: OperatorClient, name: str = "Ольга") -> tuple[dict[str, object], str, str]:
+def _new_agent(
+    admin: OperatorClient, name: str = "Ольга", gender: str | None = None
+) -> tuple[dict[str, object], str, str]:
     email, password = f"{uuid.uuid4().hex[:8]}@trust.store", "agent-password-1"
     r = admin.post(
         "/api/admin/operators",
-        json={"email": email, "name": name, "password": password, "role": "agent"},
+        json={
+            "email": email,
+            "name": name,
+            "password": password,
+            "role": "agent",
+            "gender": gender,
+        },
     )
     assert r.status_code == 201, r.text
     return r.json()["operator"], email, password
@@ -54,7 +62,7 @@ def test_admin_manages_operators_agent_cannot(
 
 
 def test_assignment_and_private_notes(server: ServerProcess, operator: OperatorClient) -> None:
-    agent, email, password = _new_agent(operator, "Мария")
+    agent, email, password = _new_agent(operator, "Мария", "female")
     maria = OperatorClient(server.url, email, password)
     customer = VisitorClient(server.url)
     ticket = customer.send("Нужна помощь")["ticketId"]
@@ -64,9 +72,9 @@ def test_assignment_and_private_notes(server: ServerProcess, operator: OperatorC
     assert r.status_code == 200 and r.json()["ticket"]["assignee"]["name"] == "Мария"
     assert [t["ticketId"] for t in maria.tickets(filter="mine")] == [ticket]
     assert ticket not in [t["ticketId"] for t in operator.tickets(filter="unassigned")]
-    # The customer sees only "Оператор Мария подключился", not who assigned whom.
+    # The customer sees only "Оператор Мария подключилась", not who assigned whom.
     texts = customer.texts()
-    assert "👨‍💼 Оператор Мария подключился к диалогу" in texts
+    assert "👨‍💼 Оператор Мария подключилась к диалогу" in texts
     assert not any("назнач" in t for t in texts)
     note = operator.post(
         "/api/admin/support/note", json={"ticketId": ticket, "message": "VIP, вернуть деньги"}

@@ -106,7 +106,9 @@ def test_customer_message_reopens_closed_ticket(
 
 
 def test_join_notice_once_per_operator(server: ServerProcess, operator: OperatorClient) -> None:
-    server.create_operator("olga@trust.store", "Ольга", "olga-password-123", role="agent")
+    server.create_operator(
+        "olga@trust.store", "Ольга", "olga-password-123", role="agent", gender="female"
+    )
     olga = OperatorClient(server.url, "olga@trust.store", "olga-password-123")
     customer = VisitorClient(server.url)
     ticket = customer.send("Помогите")["ticketId"]
@@ -116,7 +118,7 @@ def test_join_notice_once_per_operator(server: ServerProcess, operator: Operator
     olga.open(ticket)
     texts = customer.texts()
     assert texts.count(JOINED) == 1
-    assert texts.count("👨‍💼 Оператор Ольга подключился к диалогу") == 1
+    assert texts.count("👨‍💼 Оператор Ольга подключилась к диалогу") == 1
     olga.reply(ticket, "Я тоже здесь")
     assert customer.messages()["messages"][-1]["sender_name"] == "Ольга"
 

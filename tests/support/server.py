@@ -76,7 +76,18 @@ class ServerProcess:
             timeout=120,
         )
 
-    def create_operator(self, email: str, name: str, password: str, role: str = "admin") -> None:
+    def create_operator(
+        self,
+        email: str,
+        name: str,
+        password: str,
+        role: str = "admin",
+        gender: str | None = None,
+    ) -> None:
+        """`gender` for the notices about them; the spec's Артём (ADMIN_NAME) is male."""
+        if gender is None and name == ADMIN_NAME:
+            gender = "male"
+        extra = ["--gender", gender] if gender else []
         out = self.cli(
             "create-operator",
             "--email",
@@ -85,6 +96,7 @@ class ServerProcess:
             name,
             "--role",
             role,
+            *extra,
             "--password-stdin",
             stdin=password + "\n",
         )

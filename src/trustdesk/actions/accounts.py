@@ -25,6 +25,7 @@ import segno
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, select, update
 
+from trustdesk.actions import audit
 from trustdesk.actions import email as mail
 from trustdesk.actions.errors import Conflict, Forbidden, Invalid, NotFound
 from trustdesk.actions.operators import check_password_rules, end_sessions, hash_password
@@ -93,6 +94,8 @@ async def set_require_2fa(rt: Runtime, required: bool) -> dict[str, bool]:
     value = json.dumps({"require_2fa": bool(required)})
     async with rt.store.transaction() as tx:
         row = await tx.session.get(AppSetting, SECURITY_KEY)
+        old = json.loads(row.value) if row is not None else {"require_2fa": False}
+        audit.record(tx, "settings.security", SECURITY_KEY, audit.changes(old, json.loads(value)))
         if row is None:
             tx.session.add(AppSetting(key=SECURITY_KEY, value=value, updated_at=utcnow()))
         else:
@@ -148,6 +151,7 @@ async def _send_reset(rt: Runtime, email: str) -> None:
                     expires_at=utcnow() + timedelta(minutes=minutes),
                 )
             )
+            audit.record(tx, "password.reset_requested", op.email)
         body = (
             f"Здравствуйте, {op.display_name}!\n\n"
             f"Чтобы задать новый пароль TrustDesk, откройте ссылку (действует {minutes} мин.,"
@@ -196,6 +200,7 @@ async def reset_password(rt: Runtime, token: str, password: str) -> Operator:
             .values(used_at=utcnow())
         )
         op.password_hash = password_hash
+        audit.record(tx, "password.reset", op.email, actor=audit.of(op))
         await end_sessions(tx, op.id)
     return op
 
@@ -210,6 +215,7 @@ async def change_password(rt: Runtime, operator_id: int, password: str, keep_ses
         if op is None:
             raise NotFound("no such operator")
         op.password_hash = password_hash
+        audit.record(tx, "password.changed", op.email)
         await end_sessions(tx, operator_id, keep=keep_session)
 
 
@@ -345,6 +351,7 @@ async def totp_enable(rt: Runtime, operator_id: int, code: str) -> list[str]:
         row = await tx.session.get(Operator, operator_id)
         assert row is not None
         row.totp_enabled_at, row.totp_last_step = utcnow(), step
+        audit.record(tx, "2fa.enabled", row.email)
         await tx.session.execute(delete(RecoveryCode).where(RecoveryCode.operator_id == op.id))
         for c in codes:
             tx.session.add(RecoveryCode(operator_id=op.id, code_hash=_sha(_clean(c))))
@@ -360,6 +367,7 @@ async def totp_disable(rt: Runtime, operator_id: int) -> None:
         if row is None:
             raise NotFound("no such operator")
         row.totp_secret, row.totp_enabled_at, row.totp_last_step = None, None, None
+        audit.record(tx, "2fa.disabled", row.email)
         await tx.session.execute(
             delete(RecoveryCode).where(RecoveryCode.operator_id == operator_id)
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from trustdesk.actions import audit
 from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.actions.messages import iso
 from trustdesk.actions.runtime import Runtime
@@ -94,6 +95,7 @@ async def create_token(
             created_at=utcnow(),
         )
         tx.session.add(row)
+        audit.record(tx, "token.created", name, {"scopes": wanted, "acts_as": as_op.email})
     return row, as_op, secret
 
 
@@ -117,6 +119,7 @@ async def revoke_token(rt: Runtime, token_id: int) -> tuple[ApiToken, Operator |
             raise NotFound("no such token", "token_not_found")
         if row.revoked_at is None:
             row.revoked_at = utcnow()
+            audit.record(tx, "token.revoked", row.name, {"id": row.id})
         op = await tx.session.get(Operator, row.operator_id)
     return row, op
 

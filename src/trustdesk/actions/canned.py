@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
+from trustdesk.actions import audit
 from trustdesk.actions.errors import Conflict, NotFound
 from trustdesk.actions.runtime import Runtime
 from trustdesk.store.models import CannedResponse
@@ -25,6 +26,7 @@ async def add_canned(rt: Runtime, name: str, text: str) -> CannedResponse:
         row = CannedResponse(name=name, text=text.strip() or text)
         tx.session.add(row)
         await tx.session.flush()
+        audit.record(tx, "canned.created", name, {"id": row.id})
     return row
 
 
@@ -33,3 +35,4 @@ async def delete_canned(rt: Runtime, canned_id: int) -> None:
         res = await tx.session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))
         if not getattr(res, "rowcount", 0):
             raise NotFound("no such canned response")
+        audit.record(tx, "canned.deleted", f"#{canned_id}")

@@ -149,7 +149,8 @@ async def visitor_tickets(rt: Runtime, visitor: Visitor) -> list[dict[str, Any]]
                 select(Ticket).where(Ticket.visitor_id.in_(ids)).order_by(Ticket.updated_at.desc())
             )
         ).all()
-        last_ids = [t.last_message_id for t in tickets if t.last_message_id]
+        # (each ticket's preview: its last customer / operator / bot message)
+        last_ids = [t.last_public_message_id for t in tickets if t.last_public_message_id]
         lasts = {
             m.id: m
             for m in (
@@ -159,7 +160,7 @@ async def visitor_tickets(rt: Runtime, visitor: Visitor) -> list[dict[str, Any]]
     ordered = sorted(tickets, key=lambda t: t.status != "open")  # stable: keeps recency
     out = []
     for t in ordered:
-        last = lasts.get(t.last_message_id or -1)
+        last = lasts.get(t.last_public_message_id or -1)
         if last is not None and last.kind == "note":
             last = None
         out.append(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trustdesk.actions import audit
 from trustdesk.actions.errors import Conflict, Invalid, NotFound
 from trustdesk.actions.runtime import Runtime
 from trustdesk.store.db import Tx
@@ -148,6 +149,7 @@ async def create_label(rt: Runtime, name: str, color: str) -> dict[str, Any]:
         label = Label(name=name, name_key=name_key(name), color=color)
         tx.session.add(label)
         await tx.session.flush()
+        audit.record(tx, "label.created", name, {"id": label.id, "color": color})
         return label_json(label, 0)
 
 
@@ -177,12 +179,14 @@ async def update_label(
         label = await tx.session.get(Label, label_id)
         if label is None:
             raise NotFound("no such label", "label_not_found")
+        old = label_json(label)
         if new_name is not None:
             await _check_free(tx, name_key(new_name), but=label.id)
             label.name, label.name_key = new_name, name_key(new_name)
         if new_color is not None:
             label.color = new_color
         await tx.session.flush()
+        audit.record(tx, "label.changed", old["name"], audit.changes(old, label_json(label)))
         await _announce_tickets_of(tx, label.id)
         used = await tx.session.scalar(
             select(func.count(TicketLabel.ticket_id)).where(TicketLabel.label_id == label.id)
@@ -197,6 +201,7 @@ async def delete_label(rt: Runtime, label_id: int) -> None:
         label = await tx.session.get(Label, label_id)
         if label is None:
             raise NotFound("no such label", "label_not_found")
+        audit.record(tx, "label.deleted", label.name, {"id": label.id})
         await _announce_tickets_of(tx, label.id)
         await (await tx.raw()).run(
             Sql("DELETE FROM ticket_labels WHERE label_id = :l"), {"l": label.id}

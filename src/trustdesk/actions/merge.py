@@ -29,11 +29,13 @@ _MOVE_MESSAGES = Sql("UPDATE support_messages SET ticket_id = :i WHERE ticket_id
 _MOVE_ATTACHMENTS = Sql("UPDATE attachments SET ticket_id = :i WHERE ticket_id = :f")
 _LAST_ID = Sql("SELECT max(id) FROM support_messages WHERE ticket_id = :i")
 _SET_LAST = Sql("UPDATE tickets SET last_message_id = :m WHERE id = :i")
+# Both tickets' previews after the move: their last customer / operator / bot message.
+_SET_PREVIEWS = Sql(
+    "UPDATE tickets SET last_public_message_id = (SELECT max(m.id) FROM support_messages m"
+    " WHERE m.ticket_id = tickets.id AND m.sender_type <> 'system' AND m.kind <> 'note')"
+    " WHERE id IN (:f, :i)"
+)
 _OPERATOR_NAME = Sql("SELECT display_name FROM operators WHERE id = :id")
-
-
-def merged_text(src: str, dst: str) -> str:
-    return f"🔗 Тикет {src} объединён с {dst}"
 
 
 async def _load_pair(tx: Tx, src_number: str, dst_number: str) -> tuple[Ticket, Ticket]:
@@ -53,9 +55,16 @@ async def _load_pair(tx: Tx, src_number: str, dst_number: str) -> tuple[Ticket, 
     return found[src_number], found[dst_number]
 
 
-async def _notice(tx: Tx, t: Ticket, text: str, op: Operator) -> None:
+async def _notice(tx: Tx, t: Ticket, src: str, dst: str, op: Operator) -> None:
+    text, notice = texts.notice("ticket_merged", **{"from": src, "into": dst})
     await post_message(
-        tx, t, sender_type="system", sender_name=texts.SYSTEM_NAME, text=text, operator_id=op.id
+        tx,
+        t,
+        sender_type="system",
+        sender_name=texts.SYSTEM_NAME,
+        text=text,
+        operator_id=op.id,
+        notice=notice,
     )
 
 
@@ -82,12 +91,12 @@ async def merge_tickets(rt: Runtime, op: Operator, src_number: str, dst_number: 
         if last > (dst.last_message_id or 0):
             await raw.run(_SET_LAST, {"m": last, "i": dst.id})
             set_committed_value(dst, "last_message_id", last)
-        text = merged_text(src.number, dst.number)
-        await _notice(tx, dst, text, op)
+        await raw.run(_SET_PREVIEWS, ids)
+        await _notice(tx, dst, src.number, dst.number, op)
         if src.status != "closed":
             src.status = "closed"
             src.closed_at = utcnow()
-        await _notice(tx, src, text, op)
+        await _notice(tx, src, src.number, dst.number, op)
         name = None
         if dst.assignee_id:
             name = await raw.scalar(_OPERATOR_NAME, {"id": dst.assignee_id})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trustdesk.actions.errors import Invalid, NotFound
+from trustdesk.actions.texts import Notice
 from trustdesk.store.db import MESSAGE_LOCK_KEY, Tx
 from trustdesk.store.models import Attachment, SupportMessage, Ticket, utcnow
 from trustdesk.store.raw import Sql
@@ -21,12 +23,19 @@ _CONTROL = {c: None for c in range(32) if c not in (9, 10)} | {127: None}
 
 _INSERT_MESSAGE = Sql(
     "INSERT INTO support_messages"
-    " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id, created_at)"
+    " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id,"
+    " notice, created_at)"
     " VALUES (:ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
-    " :client_msg_id, :created_at)"
+    " :client_msg_id, :notice, :created_at)"
     " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id"
 )
-_TOUCH_TICKET = Sql("UPDATE tickets SET updated_at = :now, last_message_id = :mid WHERE id = :tid")
+# A public message (customer, operator or bot, not a note) moves the ticket up the list and
+# becomes its preview; a system notice or a note only extends the chain (last_message_id).
+_TOUCH_TICKET = Sql(
+    "UPDATE tickets SET updated_at = :now, last_message_id = :mid, last_public_message_id = :mid"
+    " WHERE id = :tid"
+)
+_TOUCH_LAST = Sql("UPDATE tickets SET last_message_id = :mid WHERE id = :tid")
 # Moves a read cursor forward, never back: changes one row if it moved (or was created).
 _MOVE_CURSOR = Sql(
     "INSERT INTO read_cursors (ticket_id, reader, last_read_id, updated_at)"
@@ -50,16 +59,20 @@ _MOVE_CURSOR = Sql(
 #   (the same test fails without it). FOR NO KEY UPDATE, the lock the UPDATE takes anyway:
 #   FOR UPDATE would also wait for the key-share locks that rows referencing the ticket
 #   take (a join row inserted before the message).
-_PG_POST = Sql(
+# Two variants, as _TOUCH_TICKET / _TOUCH_LAST: a public message, and a notice or a note.
+_PG_HEAD = (
     "WITH old AS (SELECT id, last_message_id FROM tickets WHERE id = :ticket_id"
     " FOR NO KEY UPDATE),"
     " l AS (SELECT pg_advisory_xact_lock(CAST(:lock AS bigint)) AS k FROM old),"
     " m AS (INSERT INTO support_messages"
-    " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id, created_at)"
+    " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id,"
+    " notice, created_at)"
     " SELECT :ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
-    " :client_msg_id, :created_at FROM l"
+    " :client_msg_id, :notice, :created_at FROM l"
     " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id),"
-    " touch AS (UPDATE tickets x SET updated_at = :created_at, last_message_id = m.id"
+    " touch AS (UPDATE tickets x SET last_message_id = m.id"
+)
+_PG_TAIL = (
     " FROM m, old WHERE x.id = old.id RETURNING old.last_message_id AS prev),"
     " cur AS (INSERT INTO read_cursors (ticket_id, reader, last_read_id, updated_at)"
     " SELECT :ticket_id, CAST(:reader AS text), m.id, :created_at FROM m"
@@ -69,6 +82,9 @@ _PG_POST = Sql(
     " WHERE read_cursors.last_read_id < excluded.last_read_id)"
     " SELECT (SELECT id FROM m), (SELECT prev FROM touch), (SELECT id FROM old)"
 )
+_PG_PUBLIC = ", last_public_message_id = m.id, updated_at = :created_at"
+_PG_POST = Sql(_PG_HEAD + _PG_PUBLIC + _PG_TAIL)
+_PG_POST_QUIET = Sql(_PG_HEAD + _PG_TAIL)
 
 
 def iso(dt: datetime) -> str:
@@ -135,8 +151,11 @@ def message_dict(
     client_msg_id: str | None,
     operator_id: int | None,
     attachment: dict[str, Any] | None,
+    notice: Notice | None = None,
 ) -> dict[str, Any]:
-    """A message as every API and socket shows it (the one shape: schemas.Message)."""
+    """A message as every API and socket shows it (the one shape: schemas.Message).
+    `notice`: a system notice's code and args (actions/texts.py), for clients to word it in
+    their locale; None for every other message and for notices stored before codes."""
     return {
         "id": id,
         "ticket_id": ticket_number,
@@ -148,7 +167,19 @@ def message_dict(
         "client_msg_id": client_msg_id,
         "operator_id": operator_id,
         "attachment": attachment,
+        "notice": notice,
     }
+
+
+def notice_of(stored: str | None) -> Notice | None:
+    """A stored notice column (JSON text) as the message JSON's `notice`."""
+    if not stored:
+        return None
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("code"), str) else None
 
 
 def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
@@ -163,6 +194,7 @@ def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
         client_msg_id=m.client_msg_id,
         operator_id=m.operator_id,
         attachment=attachment_json(m.attachment) if m.kind in ("file", "voice") else None,
+        notice=notice_of(m.notice),
     )
 
 
@@ -188,6 +220,7 @@ async def post_message(
     client_msg_id: str | None = None,
     attachment: Attachment | None = None,
     read_by: str | None = None,
+    notice: Notice | None = None,
 ) -> dict[str, Any]:
     """Store one message in the caller's transaction and queue its events for after commit;
     returns the message as JSON (message_dict). `read_by`: the reader (read_cursors) whose
@@ -196,8 +229,15 @@ async def post_message(
     Text must already be cleaned (see clean_text). Private notes (kind "note") are only
     ever published to operators. A client_msg_id the ticket already has raises Duplicate
     (callers that take uploads look it up first instead).
+
+    `notice`: a system notice's code and args (texts.notice), stored with `text`, its
+    Russian sentence. Only a public message (customer, operator or bot; not a note) moves
+    the ticket's updated_at (its place in the list) and becomes its preview
+    (last_public_message_id); every message becomes its last_message_id.
     """
     assert sender_type in SENDER_TYPES and kind in KINDS
+    assert notice is None or sender_type == "system"
+    public = sender_type != "system" and kind != "note"
     now = utcnow()
     sender_name = sender_name[:100]
     fields = {
@@ -208,6 +248,7 @@ async def post_message(
         "message": text,
         "kind": kind,
         "client_msg_id": client_msg_id,
+        "notice": None if notice is None else json.dumps(notice, ensure_ascii=False),
         "created_at": now,
     }
     # Everything before this point ran without the global lock: it is held from here to
@@ -226,7 +267,8 @@ async def post_message(
         raw = await tx.raw()
         cursor_moved = pg  # (on PostgreSQL by the same statement)
         if pg:  # the lock, the insert and the rest in one statement
-            row = await raw.first(_PG_POST, {**fields, "lock": MESSAGE_LOCK_KEY, "reader": read_by})
+            sql = _PG_POST if public else _PG_POST_QUIET
+            row = await raw.first(sql, {**fields, "lock": MESSAGE_LOCK_KEY, "reader": read_by})
             assert row is not None
             if row[2] is None:  # deleted meanwhile (a customer's data erased)
                 raise NotFound("no such ticket", "ticket_not_found")
@@ -238,8 +280,11 @@ async def post_message(
             raise Duplicate(ticket.id, client_msg_id)
         msg_id = int(inserted)
         if not pg:
-            await raw.run(_TOUCH_TICKET, {"tid": ticket.id, "now": now, "mid": msg_id})
-        set_committed_value(ticket, "updated_at", now)
+            touch = _TOUCH_TICKET if public else _TOUCH_LAST
+            await raw.run(touch, {"tid": ticket.id, "now": now, "mid": msg_id})
+        if public:
+            set_committed_value(ticket, "updated_at", now)
+            set_committed_value(ticket, "last_public_message_id", msg_id)
         set_committed_value(ticket, "last_message_id", msg_id)
         payload = message_dict(
             id=msg_id,
@@ -252,6 +297,7 @@ async def post_message(
             client_msg_id=client_msg_id,
             operator_id=operator_id,
             attachment=None,
+            notice=notice,
         )
     else:
         cursor_moved = False
@@ -264,7 +310,9 @@ async def post_message(
         msg.attachment = attachment
         tx.session.add(msg)
         await tx.session.flush()
-        ticket.updated_at = now
+        if public:
+            ticket.updated_at = now
+            ticket.last_public_message_id = msg.id
         ticket.last_message_id = msg_id = msg.id
         payload = message_json(msg, ticket.number)
     if read_by is not None and not cursor_moved:

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 
+from trustdesk.actions import audit, texts
 from trustdesk.actions.errors import Conflict, Invalid, NotFound, Unauthorized
 from trustdesk.actions.runtime import Runtime
 from trustdesk.store.db import Tx
@@ -85,6 +86,7 @@ def operator_json(op: Operator) -> dict[str, Any]:
         "name": op.display_name,
         "role": op.role,
         "active": op.active,
+        "gender": op.gender,
     }
 
 
@@ -100,7 +102,12 @@ class Authenticated:
 
 
 async def create_operator(
-    rt: Runtime, email: str, name: str, password: str, role: str = "agent"
+    rt: Runtime,
+    email: str,
+    name: str,
+    password: str,
+    role: str = "agent",
+    gender: str | None = None,
 ) -> Operator:
     email = email.strip().lower()
     name = name.strip()
@@ -110,14 +117,19 @@ async def create_operator(
         raise Invalid("name must have 1-100 characters", "invalid_name")
     if role not in ROLES:
         raise Invalid("role must be admin or agent", "invalid_role")
+    _check_gender(gender)
     check_password_rules(password)
     password_hash = await hash_password(password)  # before the transaction: not under its lock
     async with rt.store.transaction() as tx:
         exists = await tx.session.scalar(select(Operator.id).where(Operator.email == email))
         if exists is not None:
             raise Conflict("an operator with this email exists", "email_taken")
-        op = Operator(email=email, display_name=name, password_hash=password_hash, role=role)
+        op = Operator(
+            email=email, display_name=name, password_hash=password_hash, role=role, gender=gender
+        )
         tx.session.add(op)
+        await tx.session.flush()
+        audit.record(tx, "operator.created", email, {"id": op.id, "name": name, "role": role})
     return op
 
 
@@ -147,6 +159,7 @@ async def login(rt: Runtime, email: str, password: str) -> tuple[Operator, str, 
         op = await session.scalar(select(Operator).where(Operator.email == email))
     ok = await verify_password(op.password_hash if op else _DUMMY_HASH, password)
     if not ok or op is None or not op.active:
+        await audit.record_alone(rt, "login.failed", audit.plausible_email(email))
         raise Unauthorized("wrong email or password", "bad_credentials")
     if op.totp_enabled_at is not None:
         raise SecondFactorNeeded(op)
@@ -175,6 +188,7 @@ async def start_session(rt: Runtime, op: Operator, password: str | None = None) 
             fresh = await tx.session.get(Operator, op.id)
             if fresh is not None:
                 fresh.password_hash = rehashed
+        audit.record(tx, "login" if password else "login.2fa", op.email, actor=audit.of(op))
     return sid, csrf
 
 
@@ -182,7 +196,7 @@ async def start_session(rt: Runtime, op: Operator, password: str | None = None) 
 _AUTHENTICATE = Sql(
     "SELECT s.revoked, s.expires_at, s.csrf_token,"
     " o.id, o.email, o.display_name, o.password_hash, o.role, o.active, o.created_at,"
-    " o.totp_enabled_at"
+    " o.totp_enabled_at, o.gender"
     " FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = :h"
 )
 
@@ -213,6 +227,7 @@ async def authenticate(rt: Runtime, session_id: str | None) -> Authenticated | N
             "active": bool(row[8]),
             "created_at": to_dt(row[9]),
             "totp_enabled_at": to_dt(row[10]) if row[10] is not None else None,
+            "gender": row[11],
         },
     )
     return Authenticated(operator=op, session_hash=h, csrf_token=row[2])
@@ -229,6 +244,7 @@ async def logout(rt: Runtime, session_hash: str, operator_id: int) -> None:
             .where(OperatorSession.id_hash == session_hash)
             .values(revoked=True)
         )
+        audit.record(tx, "logout")
         tx.emit(
             "operators",
             {"type": "session_revoked", "session_hash": session_hash, "operator_id": operator_id},
@@ -241,6 +257,7 @@ async def set_active(rt: Runtime, operator_id: int, active: bool) -> Operator:
         if op is None:
             raise NotFound("no such operator")
         op.active = active
+        audit.record(tx, "operator.activated" if active else "operator.deactivated", op.email)
         if not active:
             await tx.session.execute(
                 update(OperatorSession)
@@ -254,6 +271,23 @@ async def set_active(rt: Runtime, operator_id: int, active: bool) -> Operator:
     return op
 
 
+def _check_gender(gender: str | None) -> None:
+    if gender is not None and gender not in texts.GENDERS:
+        raise Invalid("gender must be female, male or null", "invalid_gender", field="gender")
+
+
+async def set_gender(rt: Runtime, operator_id: int, gender: str | None) -> Operator:
+    """The operator's grammatical gender ("female" | "male" | None: unset), which notices
+    about them agree with (actions/texts.py); set by themselves or by an admin."""
+    _check_gender(gender)
+    async with rt.store.transaction() as tx:
+        op = await tx.session.get(Operator, operator_id)
+        if op is None:
+            raise NotFound("no such operator")
+        op.gender = gender
+    return op
+
+
 async def set_password(rt: Runtime, operator_id: int, password: str) -> Operator:
     check_password_rules(password)
     password_hash = await hash_password(password)  # before the transaction: not under its lock
@@ -262,6 +296,7 @@ async def set_password(rt: Runtime, operator_id: int, password: str) -> Operator
         if op is None:
             raise NotFound("no such operator")
         op.password_hash = password_hash
+        audit.record(tx, "password.set", op.email)
         # A reset ends every session of that operator.
         await end_sessions(tx, operator_id)
     return op

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 
-from trustdesk.actions import retention
+from trustdesk.actions import audit, retention
 from trustdesk.actions.errors import NotFound
 from trustdesk.actions.messages import iso, message_json
 from trustdesk.actions.runtime import Runtime
@@ -102,6 +102,7 @@ async def export_visitor(rt: Runtime, visitor_id: str) -> dict[str, Any]:
     for items in records.values():
         for item in items:
             item["ticket_id"] = numbers.get(item["ticket_id"], item["ticket_id"])
+    await audit.record_alone(rt, "customer.exported", v.id, {"tickets": len(rows)})
     return {
         "exported_at": iso(utcnow()),
         "visitor": _row(v, frozenset({"token_hash"})),
@@ -132,6 +133,7 @@ async def delete_visitor(rt: Runtime, actor: Operator, visitor_id: str) -> dict[
         )
         messages = await retention.delete_tickets(tx, ids)
         await tx.session.delete(v)
+        audit.record(tx, "customer.erased", visitor_id, {"tickets": len(ids), "messages": messages})
     out = {"visitor_id": visitor_id, "tickets": len(ids), "messages": messages}
     # An audit line with no personal data in it: who erased which pseudonymous id.
     log.info("customer data deleted", extra={"operator_id": actor.id, "deleted": out})

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select
 
-from trustdesk.actions import metrics, webhooks
+from trustdesk.actions import audit, metrics, webhooks
 from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
 from trustdesk.store.db import Tx
@@ -62,6 +62,7 @@ class PurgeResult:
     messages: int = 0
     visitors: int = 0
     deliveries: int = 0
+    audit: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -118,8 +119,9 @@ async def purge(rt: Runtime, days: int | None = None, now: datetime | None = Non
             if len(vids) < BATCH:
                 break
     out.deliveries = await webhooks.purge_log(rt, now)
+    out.audit = await audit.purge(rt, now)
     metrics.PURGED_TICKETS.inc(out.tickets)
-    if out.tickets or out.visitors or out.deliveries:
+    if out.tickets or out.visitors or out.deliveries or out.audit:
         log.info("retention purge", extra={"purged": out.as_dict(), "retention_days": days})
     return out
 

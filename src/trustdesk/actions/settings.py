@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, func, select
 
-from trustdesk.actions import texts
+from trustdesk.actions import audit, routing, texts
 from trustdesk.actions.errors import Invalid, RateLimited
 from trustdesk.api.ratelimit import TokenBucket
 from trustdesk.config import Settings
@@ -232,12 +232,16 @@ class LiveSettings:
     def __init__(self, settings: Settings) -> None:
         self.base = defaults(settings)
         self.current = self.base
+        # The owner's routing settings (actions/routing.py), a separate object.
+        self.routing = routing.RoutingSettings()
 
     async def load(self, store: Store) -> WidgetSettings:
         async with store.read() as session:
             row = await session.get(AppSetting, KEY)
             raw = row.value if row is not None else None
+            routing_row = await session.get(AppSetting, routing.KEY)
         self.current = self.base if raw is None else _from_stored(self.base, raw)
+        self.routing = routing.from_stored(routing_row.value if routing_row else None)
         return self.current
 
     async def follow(self, rt: Runtime) -> None:
@@ -266,6 +270,9 @@ async def update(rt: Runtime, patch: Any) -> WidgetSettings:
         stored = json.loads(row.value) if row is not None else {}
         stored = stored if isinstance(stored, dict) else {}
         stored.update({k: new.as_json()[k] for k in patch})
+        audit.record(
+            tx, "settings.widget", KEY, audit.changes(rt.live.current.as_json(), new.as_json())
+        )
         if row is None:
             tx.session.add(AppSetting(key=KEY, value=json.dumps(stored), updated_at=utcnow()))
         else:
@@ -337,3 +344,4 @@ async def blocked(rt: Runtime) -> list[dict[str, Any]]:
 async def dismiss_blocked(rt: Runtime, origin: str) -> None:
     async with rt.store.transaction() as tx:
         await tx.session.execute(delete(BlockedOrigin).where(BlockedOrigin.origin == origin))
+        audit.record(tx, "origin.dismissed", origin)

@@ -1,12 +1,54 @@
-"""The spec's user-visible texts (Russian is the product's default locale)."""
+"""The spec's user-visible texts (Russian is the product's default locale).
+
+System notices are stored twice over: as the Russian sentence (`message`: what old clients,
+webhooks, email and every export show) and as a code with arguments (`notice`), from which
+the dashboard and the widget word them in their own locale (web/admin/i18n.js
+`notice.<code>`, web/widget/i18n.js NOTICES_EN). Every notice code lives here: a new one
+gets a Russian wording below and an English one in both front-end tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 GREETING = "Привет! Чем могу помочь? 😊"
 BOT_NAME = "Бот"
 SYSTEM_NAME = "Система"
 
+GENDERS = frozenset({"female", "male"})
 
-def operator_joined(name: str) -> str:
-    return f"👨‍💼 Оператор {name} подключился к диалогу"
+# A notice as stored and sent: {"code": ..., "args": {...}} (args: short strings or None).
+Notice = dict[str, Any]
+
+
+def _verb(gender: str | None, male: str, female: str) -> str | None:
+    """The past-tense verb agreeing with an operator's gender; None when it is unset (the
+    caller then uses a wording that needs no gender)."""
+    return female if gender == "female" else male if gender == "male" else None
+
+
+def operator_joined(name: str, gender: str | None = None) -> str:
+    verb = _verb(gender, "подключился", "подключилась")
+    if verb is None:
+        return f"👨‍💼 Оператор {name} теперь в диалоге"
+    return f"👨‍💼 Оператор {name} {verb} к диалогу"
+
+
+def ticket_taken(actor: str, gender: str | None) -> str:
+    verb = _verb(gender, "взял", "взяла")
+    return f"{actor}: тикет взят в работу" if verb is None else f"{actor} {verb} тикет"
+
+
+def ticket_assigned(actor: str, gender: str | None, target: str) -> str:
+    verb = _verb(gender, "назначил", "назначила")
+    if verb is None:
+        return f"{actor}: тикет назначен, ответственный — {target}"
+    return f"{actor} {verb} тикет: {target}"
+
+
+def ticket_unassigned(actor: str, gender: str | None) -> str:
+    verb = _verb(gender, "снял", "сняла")
+    return f"{actor}: назначение снято" if verb is None else f"{actor} {verb} назначение"
 
 
 def guest_name(n: int) -> str:
@@ -16,3 +58,57 @@ def guest_name(n: int) -> str:
 
 TICKET_CLOSED = "✅ Тикет закрыт. Спасибо за обращение!"
 TICKET_REOPENED = "Тикет открыт повторно"
+
+
+def ticket_merged(src: str, dst: str) -> str:
+    return f"🔗 Тикет {src} объединён с {dst}"
+
+
+PRIORITY_RU = {"low": "низкий", "normal": "обычный", "high": "высокий", "urgent": "срочный"}
+
+
+def priority_changed(actor: str, gender: str | None, priority: str) -> str:
+    verb = _verb(gender, "изменил", "изменила")
+    shown = PRIORITY_RU.get(priority, priority)
+    if verb is None:
+        return f"{actor}: приоритет — {shown}"
+    return f"{actor} {verb} приоритет: {shown}"
+
+
+def ticket_snoozed(actor: str, gender: str | None, until: str) -> str:
+    """`until`: ISO 8601 (the dashboard shows it in the reader's time zone)."""
+    from datetime import UTC, datetime
+
+    when = datetime.fromisoformat(until).astimezone(UTC).strftime("%d.%m.%Y %H:%M UTC")
+    verb = _verb(gender, "отложил", "отложила")
+    if verb is None:
+        return f"⏸ {actor}: тикет отложен до {when}"
+    return f"⏸ {actor} {verb} тикет до {when}"
+
+
+SNOOZE_ENDED = {
+    "time": "⏰ Время отложенного тикета пришло: он снова в работе",
+    "customer": "⏰ Клиент написал: отложенный тикет снова в работе",
+    "operator": "Тикет больше не отложен",
+}
+
+
+# code -> the Russian sentence from the notice's args (the stored `message`).
+_RU: dict[str, Any] = {
+    "operator_joined": lambda a: operator_joined(a["name"], a.get("gender")),
+    "ticket_taken": lambda a: ticket_taken(a["actor"], a.get("gender")),
+    "ticket_assigned": lambda a: ticket_assigned(a["actor"], a.get("gender"), a["target"]),
+    "ticket_unassigned": lambda a: ticket_unassigned(a["actor"], a.get("gender")),
+    "ticket_closed": lambda a: TICKET_CLOSED,
+    "ticket_reopened": lambda a: TICKET_REOPENED,
+    "ticket_merged": lambda a: ticket_merged(a["from"], a["into"]),
+    "priority_changed": lambda a: priority_changed(a["actor"], a.get("gender"), a["priority"]),
+    "ticket_snoozed": lambda a: ticket_snoozed(a["actor"], a.get("gender"), a["until"]),
+    "snooze_ended": lambda a: SNOOZE_ENDED[a.get("by") or "time"],
+}
+NOTICE_CODES = frozenset(_RU)
+
+
+def notice(code: str, **args: Any) -> tuple[str, Notice]:
+    """A notice: its Russian sentence (stored as the message) and its code with args."""
+    return _RU[code](args), {"code": code, "args": args}

@@ -79,8 +79,8 @@ async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
 # The statements below give a row of the same columns (_adopt_ticket), the last one more.
 _TICKET_BY_NUMBER = Sql(
     "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
-    " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at"
-    " FROM tickets t WHERE t.number = :n"
+    " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
+    " t.snoozed_until FROM tickets t WHERE t.number = :n"
 )
 # The same, with the ticket row locked until commit on PostgreSQL (FOR NO KEY UPDATE, the
 # lock the message statement takes anyway; see _PG_POST in actions/messages.py). The row
@@ -93,7 +93,7 @@ _TICKET_BY_NUMBER_LOCKED = Sql(_TICKET_BY_NUMBER.text, pg_suffix=" FOR NO KEY UP
 _TICKET_AND_JOIN_LOCKED = Sql(
     "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
     " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
-    " j.epoch FROM tickets t"
+    " t.snoozed_until, j.epoch FROM tickets t"
     " LEFT JOIN ticket_joins j ON j.ticket_id = t.id AND j.operator_id = :o"
     " WHERE t.number = :n",
     pg_suffix=" FOR NO KEY UPDATE OF t",
@@ -121,7 +121,7 @@ async def _load_with_join(tx: Tx, number: str, op: Operator) -> tuple[Ticket, in
         row = await (await tx.raw()).first(_TICKET_AND_JOIN_LOCKED, {"n": number, "o": op.id})
     if row is None:
         raise NotFound("no such ticket", "ticket_not_found")
-    return _adopt_ticket(tx, row), row[13]
+    return _adopt_ticket(tx, row), row[14]
 
 
 def _adopt_ticket(tx: Tx, row: Row) -> Ticket:
@@ -146,6 +146,7 @@ def _adopt_ticket(tx: Tx, row: Row) -> Ticket:
             "rating": row[10],
             "rating_comment": row[11],
             "rated_at": opt_dt(row[12]),
+            "snoozed_until": opt_dt(row[13]),
         },
     )
     tx.adopt(t, t.id)
@@ -202,23 +203,28 @@ async def admin_read_id(session: AsyncSession, ticket_id: str) -> int:
 
 # The dashboard's ticket summaries run on the driver (store/raw.py): they are recomputed on
 # every change of a ticket for every operator online. One row per ticket: the ticket, its
-# customer, its assignee and its last message with the message's attachment.
+# customer, its assignee and its last public message (customer, operator or bot, not a note:
+# the list's preview) with the message's attachment.
 _SUMMARY_SELECT = (
     "SELECT t.id, t.number, t.status, t.created_at, t.updated_at, t.rating, t.rating_comment,"
     " v.id, v.name, v.email, v.external_id, v.page_url, v.user_agent,"
     " o.id, o.display_name,"
     " m.id, m.sender_type, m.sender_name, m.message, m.created_at, m.kind, m.client_msg_id,"
-    " m.operator_id, a.id, a.name, a.mime, a.kind, a.size, a.width, a.height"
+    " m.operator_id, a.id, a.name, a.mime, a.kind, a.size, a.width, a.height,"
+    " t.priority, t.snoozed_until"
     " FROM tickets t JOIN visitors v ON v.id = t.visitor_id"
     " LEFT JOIN operators o ON o.id = t.assignee_id"
-    " LEFT JOIN support_messages m ON m.id = t.last_message_id"
+    " LEFT JOIN support_messages m ON m.id = t.last_public_message_id"
     " LEFT JOIN attachments a ON a.message_id = m.id"
 )
 _SUMMARY_OF = Sql(_SUMMARY_SELECT + " WHERE t.id IN :ids[text]")
 # The operator's list: each filter is one constant fragment (the variants are cached).
 _LIST_FILTERS = {
-    "open": " AND t.status = 'open'",
+    # (a snoozed ticket is open but out of the open list until its time: actions/routing.py)
+    "open": " AND t.status = 'open' AND t.snoozed_until IS NULL",
+    "snoozed": " AND t.status = 'open' AND t.snoozed_until IS NOT NULL",
     "closed": " AND t.status = 'closed'",
+    "priority": " AND t.priority = :priority",
     "mine": " AND t.assignee_id = :op",
     "unassigned": " AND t.assignee_id IS NULL",
     "q": (
@@ -329,6 +335,8 @@ async def _summaries(
             },
             "customer_last_read_id": cursors.get((r[0], "customer"), 0),
             "labels": on_ticket.get(r[0], []),
+            "priority": r[30],
+            "snoozed_until": iso(to_dt(r[31])) if r[31] is not None else None,
         }
         for r in rows
     ]
@@ -351,10 +359,12 @@ async def ticket_summaries(
     q: str | None = None,
     limit: int = 200,
     label: int | None = None,
+    priority: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The operator's list: each ticket with its unread count for that operator."""
+    """The operator's list: each ticket with its unread count for that operator. `status`
+    "open" leaves snoozed tickets out; "snoozed" lists only them."""
     filters: list[str] = []
-    if status in ("open", "closed"):
+    if status in ("open", "closed", "snoozed"):
         filters.append(status)
     if filter_ in ("mine", "unassigned"):
         filters.append(filter_)
@@ -368,6 +378,9 @@ async def ticket_summaries(
     if label is not None:
         filters.append("label")
         params["label"] = label
+    if priority is not None:
+        filters.append("priority")
+        params["priority"] = priority
     async with rt.store.raw_read() as raw:
         rows = await raw.all(_list_statement(tuple(filters)), params)
         return (await _summaries(rt, raw, rows, [operator_id]))[operator_id]
@@ -642,6 +655,8 @@ async def _send_customer_message(
             client_msg_id=client_msg_id,
             read_by="customer",
         )
+        if t.snoozed_until is not None:  # the customer wrote: back in the open list
+            await unsnooze(tx, t, None, by="customer")
         # No `ticket` event: the message changed neither status nor assignee (a reopen
         # announced itself; the dashboards' ticket_changed came with the message).
         return Sent(t, msg, True, tx.prev_ids[msg["id"]])
@@ -698,13 +713,15 @@ async def _join_unless_joined(tx: Tx, t: Ticket, op: Operator, epoch: int | None
         return False
     if not await (await tx.raw()).run(_JOIN, {"t": t.id, "o": op.id, "e": t.epoch}):
         return False  # joined meanwhile (`epoch` was read from an older snapshot)
+    text, notice = texts.notice("operator_joined", name=op.display_name, gender=op.gender)
     await post_message(
         tx,
         t,
         sender_type="system",
         sender_name=texts.SYSTEM_NAME,
-        text=texts.operator_joined(op.display_name),
+        text=text,
         operator_id=op.id,
+        notice=notice,
     )
     return True
 
@@ -798,6 +815,13 @@ async def _reply(
         t, joined = await _load_with_join(tx, number, op)
         if kind != "note" and t.status == "open":
             await _join_unless_joined(tx, t, op, joined)
+        # The first reply on an unassigned ticket takes it (actions/routing.py settings),
+        # with the note and events of a manual take.
+        took = kind != "note" and t.assignee_id is None and rt.live.routing.assign_on_first_reply
+        if took:
+            t.assignee_id = op.id
+            who = {"actor": op.display_name, "gender": op.gender}
+            await post_system_note(tx, t, "ticket_taken", op.id, **who)
         msg = await post_message(
             tx,
             t,
@@ -810,23 +834,36 @@ async def _reply(
             read_by=operator_reader(op.id),
         )
         await _mark_read_by_operator(tx, t, op, msg["id"], just_posted=True)
+        if took:
+            await _emit_ticket(tx, t)
         return msg
 
 
-async def system_message(rt: Runtime, op: Operator, number: str, text: str) -> dict[str, Any]:
+async def system_message(
+    rt: Runtime, op: Operator, number: str, text: str, client_msg_id: str | None = None
+) -> dict[str, Any]:
+    """A system notice typed by an operator. Idempotent on client_msg_id, as reply()."""
     text = clean_text(text, rt.settings.max_message_chars)
-    async with rt.store.transaction() as tx:
-        await tx.lock_scope(f"ticket:{number}")
-        t = await _load_for_operator(tx, number)
-        msg = await post_message(
-            tx,
-            t,
-            sender_type="system",
-            sender_name=texts.SYSTEM_NAME,
-            text=text,
-            operator_id=op.id,
-        )
-        return msg
+    client_msg_id = clean_client_id(client_msg_id)
+    try:
+        async with rt.store.transaction() as tx:
+            await tx.lock_scope(f"ticket:{number}")
+            t = await _load_for_operator(tx, number)
+            msg = await post_message(
+                tx,
+                t,
+                sender_type="system",
+                sender_name=texts.SYSTEM_NAME,
+                text=text,
+                operator_id=op.id,
+                client_msg_id=client_msg_id,
+            )
+            return msg
+    except Duplicate as dup:  # a retry: what the first send stored
+        async with rt.store.transaction(write=False) as tx:
+            existing = await find_by_client_id(tx, dup.ticket_id, dup.client_msg_id)
+        assert existing is not None
+        return message_json(existing, number)
 
 
 async def close_ticket(
@@ -840,13 +877,16 @@ async def close_ticket(
         if t.status != "closed":
             t.status = "closed"
             t.closed_at = utcnow()
+            t.snoozed_until = None
+            text, notice = texts.notice("ticket_closed")
             msg = await post_message(
                 tx,
                 t,
                 sender_type="system",
                 sender_name=texts.SYSTEM_NAME,
-                text=texts.TICKET_CLOSED,
+                text=text,
                 operator_id=op.id,
+                notice=notice,
             )
             out = msg
             await _emit_ticket(tx, t)
@@ -854,16 +894,44 @@ async def close_ticket(
     return await ticket_summary(rt, op.id, tid), out
 
 
+async def post_system_note(
+    tx: Tx, t: Ticket, code: str, operator_id: int | None, **args: Any
+) -> dict[str, Any]:
+    """A notice for operators only (kind note), worded from its code (actions/texts.py)."""
+    text, notice = texts.notice(code, **args)
+    return await post_message(
+        tx,
+        t,
+        sender_type="system",
+        sender_name=texts.SYSTEM_NAME,
+        text=text,
+        kind="note",
+        operator_id=operator_id,
+        notice=notice,
+    )
+
+
+async def unsnooze(tx: Tx, t: Ticket, operator_id: int | None, by: str = "time") -> None:
+    """End a ticket's snooze (actions/routing.py): back at the top of the open list, with a
+    note. `by`: "time" (the periodic pass), "customer" (they wrote) or "operator"."""
+    t.snoozed_until = None
+    t.updated_at = utcnow()
+    await post_system_note(tx, t, "snooze_ended", operator_id, by=by)
+    await _emit_ticket(tx, t)
+
+
 async def _reopen(tx: Tx, t: Ticket, operator_id: int | None = None) -> dict[str, Any]:
     t.status = "open"
     t.epoch += 1
+    text, notice = texts.notice("ticket_reopened")
     msg = await post_message(
         tx,
         t,
         sender_type="system",
         sender_name=texts.SYSTEM_NAME,
-        text=texts.TICKET_REOPENED,
+        text=text,
         operator_id=operator_id,
+        notice=notice,
     )
     await _emit_ticket(tx, t)
     return msg
@@ -897,14 +965,13 @@ async def assign(
                 raise NotFound("no such operator", "operator_not_found")
         if t.assignee_id != (target.id if target else None):
             t.assignee_id = target.id if target else None
-            if target is not None:
-                note = (
-                    f"{actor.display_name} взял(а) тикет"
-                    if target.id == actor.id
-                    else f"{actor.display_name} назначил(а) тикет: {target.display_name}"
-                )
+            who = {"actor": actor.display_name, "gender": actor.gender}
+            if target is None:
+                note, notice = texts.notice("ticket_unassigned", **who)
+            elif target.id == actor.id:
+                note, notice = texts.notice("ticket_taken", **who)
             else:
-                note = f"{actor.display_name} снял(а) назначение"
+                note, notice = texts.notice("ticket_assigned", **who, target=target.display_name)
             await post_message(
                 tx,
                 t,
@@ -913,6 +980,7 @@ async def assign(
                 text=note,
                 kind="note",
                 operator_id=actor.id,
+                notice=notice,
             )
             if target is not None and t.status == "open":
                 await _join(tx, t, target)

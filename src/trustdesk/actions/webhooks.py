@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import CursorResult, delete, func, select, update
 
-from trustdesk.actions import metrics, texts
+from trustdesk.actions import audit, metrics, texts
 from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.actions.messages import iso, message_json
 from trustdesk.actions.recent import Recent
@@ -200,6 +200,7 @@ async def create_webhook(
             created_at=utcnow(),
         )
         tx.session.add(hook)
+        audit.record(tx, "webhook.created", audit.safe_url(url), {"events": wanted})
     _any.forget(rt)
     return hook
 
@@ -226,6 +227,7 @@ async def delete_webhook(rt: Runtime, webhook_id: int) -> None:
         hook = await tx.session.get(Webhook, webhook_id)
         if hook is None:
             raise NotFound("no such webhook", "webhook_not_found")
+        audit.record(tx, "webhook.deleted", audit.safe_url(hook.url), {"id": hook.id})
         await tx.session.delete(hook)
     _any.forget(rt)
 

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from trustdesk.actions import accounts
+from trustdesk.actions import accounts, audit, operators
 from trustdesk.actions import email as mail
 from trustdesk.actions.errors import Conflict, Invalid, Unauthorized
 from trustdesk.actions.operators import (
@@ -24,7 +24,14 @@ from trustdesk.actions.operators import (
 )
 from trustdesk.actions.runtime import Runtime
 from trustdesk.api import schemas as s
-from trustdesk.api.deps import SESSION_COOKIE, AdminDep, OperatorDep, RuntimeDep, client_ip
+from trustdesk.api.deps import (
+    SESSION_COOKIE,
+    AdminDep,
+    AnonymousDep,
+    OperatorDep,
+    RuntimeDep,
+    client_ip,
+)
 from trustdesk.api.limits import limits
 from trustdesk.api.ratelimit import TokenBucket
 
@@ -165,7 +172,13 @@ async def password_rules(rt: RuntimeDep) -> PasswordRulesOut:
     )
 
 
-@router.post("/password/forgot", status_code=202, response_model=ForgotOut, responses=ERRORS)
+@router.post(
+    "/password/forgot",
+    status_code=202,
+    response_model=ForgotOut,
+    responses=ERRORS,
+    dependencies=[AnonymousDep],
+)
 async def forgot(body: ForgotIn, request: Request, rt: RuntimeDep) -> ForgotOut:
     """Mail a reset link if the email is an operator's. The answer is the same either way."""
     _forgot_bucket(rt).check(client_ip(request), "too many reset requests, try again later")
@@ -173,7 +186,9 @@ async def forgot(body: ForgotIn, request: Request, rt: RuntimeDep) -> ForgotOut:
     return ForgotOut(sent=sent, smtp=mail.enabled(rt.settings))
 
 
-@router.post("/password/reset", response_model=s.Ok, responses=ERRORS)
+@router.post(
+    "/password/reset", response_model=s.Ok, responses=ERRORS, dependencies=[AnonymousDep]
+)
 async def reset(body: ResetIn, request: Request, rt: RuntimeDep) -> s.Ok:
     """A new password with the link's token; ends every session of that operator."""
     guard = limits(rt).login
@@ -190,7 +205,9 @@ async def reset(body: ResetIn, request: Request, rt: RuntimeDep) -> s.Ok:
     return s.Ok()
 
 
-@router.post("/login/totp", response_model=s.LoginOut, responses=ERRORS)
+@router.post(
+    "/login/totp", response_model=s.LoginOut, responses=ERRORS, dependencies=[AnonymousDep]
+)
 async def login_totp(
     body: TotpLoginIn, request: Request, response: Response, rt: RuntimeDep
 ) -> s.LoginOut:
@@ -203,6 +220,7 @@ async def login_totp(
     attempt = await guard.reserve(client_ip(request), op.email)
     if not await accounts.check_second_factor(rt, op.id, body.code):
         guard.failed(attempt)
+        await audit.record_alone(rt, "login.2fa_failed", op.email, actor=audit.of(op))
         raise Unauthorized("the code is wrong or was used already", "bad_code")
     await guard.succeeded(attempt)
     sid, csrf = await start_session(rt, op)
@@ -224,6 +242,14 @@ async def account(auth: OperatorDep, rt: RuntimeDep) -> AccountOut:
         password_min_length=PASSWORD_MIN_CHARS,
         password_max_length=PASSWORD_MAX_CHARS,
     )
+
+
+@router.post("/account/gender", response_model=s.OperatorOneOut, responses=ERRORS)
+async def set_gender(body: s.GenderIn, auth: OperatorDep, rt: RuntimeDep) -> s.OperatorOneOut:
+    """The operator's own grammatical gender (female / male / null: unset), which the
+    notices about them agree with ("Мария подключилась")."""
+    op = await operators.set_gender(rt, auth.operator.id, body.gender)
+    return s.OperatorOneOut(operator=s.OperatorOut(**operator_json(op)))
 
 
 @router.post("/password/change", response_model=s.Ok, responses=ERRORS)

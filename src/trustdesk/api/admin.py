@@ -6,12 +6,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from trustdesk.actions import canned, customers, operators, push, tickets
+from trustdesk.actions import canned, customers, operators, push, routing, tickets
 from trustdesk.actions.errors import Conflict, Unauthorized
 from trustdesk.actions.operators import operator_json
 from trustdesk.api import schemas as s
 from trustdesk.api.account import TotpRequiredOut, totp_required
-from trustdesk.api.deps import SESSION_COOKIE, AdminDep, OperatorDep, RuntimeDep, client_ip
+from trustdesk.api.deps import (
+    SESSION_COOKIE,
+    AdminDep,
+    AnonymousDep,
+    OperatorDep,
+    RuntimeDep,
+    client_ip,
+)
 from trustdesk.api.limits import limits
 
 router = APIRouter(prefix="/api/admin", tags=["operator"])
@@ -26,7 +33,12 @@ def _op(op: Any, online: bool | None = None) -> s.OperatorOut:
     return s.OperatorOut(**operator_json(op), online=online)
 
 
-@router.post("/login", response_model=s.LoginOut | TotpRequiredOut, responses=ERRORS)
+@router.post(
+    "/login",
+    response_model=s.LoginOut | TotpRequiredOut,
+    responses=ERRORS,
+    dependencies=[AnonymousDep],
+)
 async def login(
     body: s.LoginIn, request: Request, response: Response, rt: RuntimeDep
 ) -> s.LoginOut | TotpRequiredOut:
@@ -76,15 +88,22 @@ async def me(auth: OperatorDep) -> s.LoginOut:
 async def list_tickets(
     auth: OperatorDep,
     rt: RuntimeDep,
-    status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
+    status: Annotated[str, Query(pattern="^(open|closed|snoozed|all)$")] = "open",
     filter: Annotated[str | None, Query(pattern="^(all|mine|unassigned)$")] = None,  # noqa: A002
     q: Annotated[str | None, Query(max_length=100)] = None,
     label: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    priority: Annotated[str | None, Query(pattern="^(low|normal|high|urgent)$")] = None,
 ) -> s.TicketsOut:
     """Tickets, latest activity first, each with this operator's unread count. `label`:
     only those carrying that label (api/labels.py); `q` matches label names too."""
     rows = await tickets.ticket_summaries(
-        rt, auth.operator.id, status=status, filter_=filter, q=q or None, label=label
+        rt,
+        auth.operator.id,
+        status=status,
+        filter_=filter,
+        q=q or None,
+        label=label,
+        priority=priority,
     )
     return s.TicketsOut(tickets=[s.TicketSummary(**r) for r in rows])
 
@@ -130,7 +149,9 @@ async def note(body: s.ReplyIn, auth: OperatorDep, rt: RuntimeDep) -> s.MessageO
 async def system_message(
     body: s.SystemMessageIn, auth: OperatorDep, rt: RuntimeDep
 ) -> s.MessageOut:
-    msg = await tickets.system_message(rt, auth.operator, body.ticketId, body.message)
+    msg = await tickets.system_message(
+        rt, auth.operator, body.ticketId, body.message, body.client_msg_id
+    )
     return s.MessageOut(message=s.Message(**msg))
 
 
@@ -152,6 +173,20 @@ async def assign(body: s.AssignIn, auth: OperatorDep, rt: RuntimeDep) -> s.Assig
     return s.AssignOut(ticket=s.TicketSummary(**t))
 
 
+@router.post("/support/priority", response_model=s.AssignOut, responses=ERRORS)
+async def priority(body: s.PriorityIn, auth: OperatorDep, rt: RuntimeDep) -> s.AssignOut:
+    """Set a ticket's priority (low / normal / high / urgent)."""
+    t = await routing.set_priority(rt, auth.operator, body.ticketId, body.priority)
+    return s.AssignOut(ticket=s.TicketSummary(**t))
+
+
+@router.post("/support/snooze", response_model=s.AssignOut, responses=ERRORS)
+async def snooze(body: s.SnoozeIn, auth: OperatorDep, rt: RuntimeDep) -> s.AssignOut:
+    """Snooze an open ticket until a time (ISO 8601 with offset); `until` null wakes it."""
+    t = await routing.snooze(rt, auth.operator, body.ticketId, body.until)
+    return s.AssignOut(ticket=s.TicketSummary(**t))
+
+
 @router.post("/support/read", response_model=s.Ok, responses=ERRORS)
 async def read(body: s.OperatorReadIn, auth: OperatorDep, rt: RuntimeDep) -> s.Ok:
     await tickets.mark_read_by_operator(rt, auth.operator, body.ticketId, body.last_read_id)
@@ -170,7 +205,18 @@ async def list_ops(auth: OperatorDep, rt: RuntimeDep) -> s.OperatorsOut:
 
 @router.post("/operators", status_code=201, response_model=s.OperatorOneOut, responses=ERRORS)
 async def add_op(body: s.OperatorCreateIn, auth: AdminDep, rt: RuntimeDep) -> s.OperatorOneOut:
-    op = await operators.create_operator(rt, body.email, body.name, body.password, body.role)
+    op = await operators.create_operator(
+        rt, body.email, body.name, body.password, body.role, body.gender
+    )
+    return s.OperatorOneOut(operator=_op(op))
+
+
+@router.post("/operators/{operator_id}/gender", response_model=s.OperatorOneOut, responses=ERRORS)
+async def set_gender(
+    operator_id: RowId, body: s.GenderIn, auth: AdminDep, rt: RuntimeDep
+) -> s.OperatorOneOut:
+    """An operator's grammatical gender (female / male / null), for notices about them."""
+    op = await operators.set_gender(rt, operator_id, body.gender)
     return s.OperatorOneOut(operator=_op(op))
 
 

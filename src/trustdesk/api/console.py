@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
+from trustdesk.actions import routing
 from trustdesk.actions import settings as shop
 from trustdesk.api import schemas as s
 from trustdesk.api.admin import ERRORS
@@ -34,6 +35,20 @@ async def put_widget_settings(
 ) -> s.WidgetSettingsOut:
     """Change any subset of the settings; a bad value → 422 naming its field, nothing saved."""
     return s.WidgetSettingsOut(settings=(await shop.update(rt, body)).as_json())
+
+
+@router.get("/routing", response_model=s.RoutingSettingsOut, responses=ERRORS)
+async def get_routing_settings(admin: AdminDep, rt: RuntimeDep) -> s.RoutingSettingsOut:
+    """Assignment and routing settings (actions/routing.py)."""
+    return s.RoutingSettingsOut(settings=routing.current(rt).as_json())
+
+
+@router.put("/routing", response_model=s.RoutingSettingsOut, responses=ERRORS)
+async def put_routing_settings(
+    admin: AdminDep, rt: RuntimeDep, body: Annotated[dict[str, Any], Body()]
+) -> s.RoutingSettingsOut:
+    """Change any subset; a bad value → 422 naming its field, nothing saved."""
+    return s.RoutingSettingsOut(settings=(await routing.update(rt, body)).as_json())
 
 
 @router.get("/blocked-origins", response_model=s.BlockedOriginsOut, responses=ERRORS)

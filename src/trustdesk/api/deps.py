@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from trustdesk.actions import accounts, api_tokens, operators, visitors
+from trustdesk.actions import accounts, api_tokens, audit, operators, visitors
 from trustdesk.actions.errors import Forbidden, Unauthorized
 from trustdesk.actions.operators import Authenticated
 from trustdesk.actions.runtime import Runtime
@@ -28,6 +28,14 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def anonymous_caller(request: Request) -> None:
+    """For the login screen's routes: the audit log knows the caller by address only."""
+    audit.acting(audit.anonymous(client_ip(request)))
+
+
+AnonymousDep = Depends(anonymous_caller)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -61,6 +69,7 @@ async def current_operator(request: Request, rt: RuntimeDep) -> Authenticated:
     auth = await operators.authenticate(rt, request.cookies.get(SESSION_COOKIE))
     if auth is None:
         raise Unauthorized("login required", "login_required")
+    audit.acting(audit.of(auth.operator, client_ip(request)))  # whom the audit log names
     if request.method not in SAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent.encode(), auth.csrf_token.encode()):
@@ -81,6 +90,7 @@ async def _token_operator(request: Request, rt: Runtime, token: str) -> Authenti
     tok, op = found
     if scope not in api_tokens.scopes_of(tok):
         raise Forbidden(f"this API token lacks the {scope} scope", "insufficient_scope")
+    audit.acting(audit.of(op, client_ip(request)))
     return Authenticated(operator=op, session_hash="", csrf_token="")
 
 

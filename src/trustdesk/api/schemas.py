@@ -56,6 +56,14 @@ class AttachmentInfo(BaseModel):
     height: int | None = None
 
 
+class Notice(BaseModel):
+    """A system notice's code and arguments (actions/texts.py): clients word it in their
+    locale; `message` keeps the Russian sentence for everyone else."""
+
+    code: str
+    args: dict[str, str | None] = {}
+
+
 class Message(BaseModel):
     id: int
     ticket_id: str
@@ -67,6 +75,7 @@ class Message(BaseModel):
     client_msg_id: str | None = None
     operator_id: int | None = None
     attachment: AttachmentInfo | None = None
+    notice: Notice | None = None
 
 
 class SessionOut(BaseModel):
@@ -221,12 +230,21 @@ class Ok(BaseModel):
     ok: bool = True
 
 
+# An operator's grammatical gender, for the notices about them (None: unset).
+Gender = Literal["female", "male"] | None
+
+
+class GenderIn(In):
+    gender: Gender
+
+
 class OperatorOut(BaseModel):
     id: int
     email: str
     name: str
     role: Literal["admin", "agent"]
     active: bool
+    gender: Gender = None
     online: bool | None = None
 
 
@@ -271,6 +289,8 @@ class TicketSummary(BaseModel):
     assignee: Assignee | None
     visitor: VisitorInfo
     customer_last_read_id: int
+    priority: str = "normal"  # low | normal | high | urgent
+    snoozed_until: str | None = None  # snoozed: out of the open list until then
     my_last_read_id: int
     labels: list[LabelOut] = []
 
@@ -293,6 +313,7 @@ class ReplyIn(In):
 class SystemMessageIn(In):
     ticketId: str = TicketNumber  # noqa: N815
     message: str = RawText
+    client_msg_id: str | None = ClientMsgId
 
 
 class MessageOut(BaseModel):
@@ -313,6 +334,24 @@ class AssignOut(BaseModel):
     ticket: TicketSummary
 
 
+class PriorityIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    priority: str = Field(max_length=16, description="low | normal | high | urgent")
+
+
+class SnoozeIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    until: str | None = Field(default=None, max_length=40, description="ISO 8601; null: wake")
+
+
+class RoutingSettingsBody(BaseModel):
+    assign_on_first_reply: bool
+
+
+class RoutingSettingsOut(BaseModel):
+    settings: RoutingSettingsBody
+
+
 class OperatorReadIn(In):
     ticketId: str = TicketNumber  # noqa: N815
     last_read_id: int = Field(strict=True, ge=0, le=2**62)
@@ -327,6 +366,7 @@ class OperatorCreateIn(In):
     name: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=8, max_length=256)
     role: Literal["admin", "agent"] = "agent"
+    gender: Gender = None
 
 
 class OperatorOneOut(BaseModel):
@@ -437,3 +477,22 @@ class MergeIn(In):
 
 class TicketOneOut(BaseModel):
     ticket: TicketSummary
+
+
+# ---------------------------------------------------------------- audit log (api/audit.py)
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: str
+    actor_id: int | None
+    actor_name: str
+    action: str
+    target: str
+    details: dict[str, Any]
+    address: str
+
+
+class AuditOut(BaseModel):
+    entries: list[AuditEntryOut]
+    next: int | None  # pass as `before` for the next (older) page

@@ -89,6 +89,8 @@ class Operator(Base):
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The last 30-second step whose code was accepted: the same code never works twice.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # "female" | "male" | None (unset: notices use wording that needs no gender).
+    gender: Mapped[str | None] = mapped_column(String(8))
 
 
 class PasswordReset(Base):
@@ -145,14 +147,22 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The last customer / operator / bot message that is not a note: the list's preview.
+    last_public_message_id: Mapped[int | None] = mapped_column(BigInteger)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "low" | "normal" | "high" | "urgent" (actions/routing.py PRIORITIES).
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    # Snoozed: out of the open list until then; the periodic pass (actions/routing.py
+    # wake_snoozed) clears it at the time with a note, as does a customer's message.
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_tickets_visitor", "visitor_id", "status"),
         Index("ix_tickets_updated", "updated_at"),
+        Index("ix_tickets_snoozed", "snoozed_until"),
     )
 
 
@@ -167,6 +177,9 @@ class SupportMessage(Base):
     message: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16), default="text")
     client_msg_id: Mapped[str | None] = mapped_column(String(64))
+    # A system notice's code and arguments as JSON text ({"code": ..., "args": {...}}, see
+    # actions/texts.py), so each client words it in its own locale; None: shown as stored.
+    notice: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Joined: no second query per message list (most messages have no attachment).
     attachment: Mapped[Attachment | None] = relationship(lazy="joined", uselist=False)
@@ -377,3 +390,25 @@ class TicketLabel(Base):
     )
 
     __table_args__ = (Index("ix_ticket_labels_label", "label_id"),)
+
+
+# ---------------------------------------------------------------- audit log (0008)
+
+
+class AuditEntry(Base):
+    """Who did what to the shop's security and data, written in the same transaction as
+    the change (actions/audit.py record). Never holds a password, token or secret."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # No foreign key: the entry outlives whatever it names.
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(200))
+    details: Mapped[str] = mapped_column(Text)  # JSON object, bounded
+    address: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_log_action", "action", "id"),)

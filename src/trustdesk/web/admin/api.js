@@ -108,8 +108,8 @@ export const api = {
       message,
       client_msg_id: clientMsgId,
     }),
-  system: (ticketId, message) =>
-    request("POST", "/api/admin/support/system-message", { ticketId, message }),
+  system: (ticketId, message, clientMsgId) =>
+    request("POST", "/api/admin/support/system-message", { ticketId, message, client_msg_id: clientMsgId }),
   related: (id) => request("GET", `/api/admin/support/ticket/${enc(id)}/related`),
   close: (id) => request("POST", `/api/admin/support/close/${enc(id)}`, {}),
   reopen: (id) => request("POST", `/api/admin/support/open/${enc(id)}`, {}),

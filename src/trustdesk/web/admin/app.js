@@ -6,6 +6,7 @@
 
 import { buildAccountCard, checkRequired2fa, forgotLink, resetToken, showReset, showTotpStep } from "./account.js";
 import { ApiError, api, request, setCsrf, setUnauthorizedHandler, upload } from "./api.js";
+import { Outbox, OutboxRunner, isTransient } from "./outbox.js";
 import {
   clear,
   dayLabel,
@@ -30,9 +31,10 @@ import {
   recordingSupported,
   screenshotName,
 } from "./files.js";
-import { formatWait, getLang, has, setLang, t } from "./i18n.js";
+import { formatWait, getLang, has, noticeText, setLang, t } from "./i18n.js";
 import { counterState, installKeys, isTextField, showShortcuts, stepId } from "./keys.js";
 import { buildIntegrations } from "./integrations.js";
+import { buildAuditCard } from "./audit.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { Live } from "./live.js";
 import { enablePush, pushActive, pushSupported } from "./push.js";
@@ -363,6 +365,7 @@ function signedIn(r) {
   state.me = r.operator;
   setCsrf(r.csrf_token);
   state.operators.set(r.operator.id, { ...r.operator, online: true });
+  startOutbox();
   buildShell();
   onRoute();
   loadInitial();
@@ -396,6 +399,7 @@ async function loadInitial() {
 async function signOut(message) {
   if (ui.recorder) ui.recorder.cancel();
   if (live) live.stop();
+  stopOutbox();
   delete document.documentElement.dataset.live;
   live = null;
   stopMyTyping();
@@ -797,6 +801,7 @@ function onLiveState(connected, first) {
     if (ui.connBanner) ui.connBanner.hidden = true;
     if (document.visibilityState !== "visible") sendVisibility();
     if (!first) resync();
+    outboxServerBack();
   } else {
     dropSocketSends();
     bannerTimer = setTimeout(() => {
@@ -870,10 +875,13 @@ function onFrame(f) {
 
 function onMessage(m) {
   noteMax(m.id);
+  if (m.client_msg_id) outboxAcked(m.client_msg_id);
   const s = state.tickets.get(m.ticket_id);
   if (!s) {
     scheduleRefetch();
-  } else if (!s.last_message || m.id > s.last_message.id) {
+  } else if (isPublic(m) && (!s.last_message || m.id > s.last_message.id)) {
+    // Only a customer / operator / bot message (not a notice, not a note) is the preview
+    // and moves the ticket up, as the server's updated_at and last_public_message_id.
     s.last_message = m;
     if (ts(m.created_at) >= ts(s.updated_at)) s.updated_at = m.created_at;
     if (m.sender_type === "customer" && m.kind !== "note") {
@@ -894,6 +902,10 @@ function onMessage(m) {
   if (state.searchIds && s) scheduleRefetch();
   renderList();
   renderBadges();
+}
+
+function isPublic(m) {
+  return m.sender_type !== "system" && m.kind !== "note";
 }
 
 /** A new customer message rings once (the ticket frame may come before the message). */
@@ -1105,25 +1117,21 @@ function sortedTickets() {
 function previewOf(s) {
   const m = s.last_message;
   if (!m) return { text: t("list.noMessages"), cls: "" };
-  if (m.kind === "note") return { text: `🔒 ${m.message}`, cls: "note" };
+  if (m.kind === "note") return { text: `🔒 ${noticeText(m)}`, cls: "note" };
   const body = attachmentPreview(m) ?? m.message;
   if (m.sender_type === "admin") {
     const who = m.operator_id === state.me.id ? t("you") : m.sender_name;
     return { text: `${who}: ${body}`, cls: "" };
   }
-  if (m.sender_type === "system") return { text: m.message, cls: "system" };
+  if (m.sender_type === "system") return { text: noticeText(m), cls: "system" };
   if (m.sender_type === "bot") return { text: `🤖 ${m.message}`, cls: "" };
   return { text: body, cls: "customer" };
 }
 
-/**
- * The preview is drawn from a data attribute by CSS (::before): the same words as the open
- * conversation would otherwise appear twice on the page for find-by-text (tests, Ctrl+F).
- * attr() is plain text, never markup.
- */
+/** The preview as real text: it can be selected and found with Ctrl+F. */
 function previewEl(text, cls) {
   const flat = String(text).replace(/\s+/g, " ").slice(0, 200);
-  return h("span", { class: `row-preview ${cls}`, "data-text": flat, title: flat });
+  return h("span", { class: `row-preview ${cls}`, title: flat }, flat);
 }
 
 function typingText(ticketId) {
@@ -1240,6 +1248,7 @@ async function openTicket(id) {
   state.current = id
     ? { id, messages: new Map(), pending: new Map(), loaded: false, error: null, lastReadSent: 0 }
     : null;
+  if (state.current && outbox) for (const p of outbox.forTicket(id)) state.current.pending.set(p.cmid, p);
   state.mode = "reply";
   state.showInfo = false;
   if (ui.inbox) ui.inbox.classList.toggle("has-ticket", Boolean(id));
@@ -1358,6 +1367,7 @@ async function refreshCurrent() {
 
 function addMessage(cur, m) {
   noteMax(m.id);
+  if (m.client_msg_id) outboxAcked(m.client_msg_id);
   cur.messages.set(m.id, m);
   if (m.client_msg_id && cur.pending.has(m.client_msg_id)) {
     cur.pending.delete(m.client_msg_id);
@@ -1538,7 +1548,7 @@ function messageEl(m, s, cont = false) {
       "div",
       { ...base, class: `msg note${cls}` },
       author(t("sender.note"), h("span", { class: "muted" }, ` · ${m.sender_name}`)),
-      h("div", { class: "bubble" }, linkify(m.message)),
+      h("div", { class: "bubble" }, linkify(noticeText(m))),
       h("div", { class: "msg-meta" }, time),
     );
   }
@@ -1546,7 +1556,7 @@ function messageEl(m, s, cont = false) {
     return h(
       "div",
       { ...base, class: "msg system" },
-      h("div", { class: "system-pill" }, m.message),
+      h("div", { class: "system-pill" }, noticeText(m)),
       h("div", { class: "msg-meta" }, time),
     );
   }
@@ -1586,19 +1596,32 @@ function messageEl(m, s, cont = false) {
 function pendingEl(p) {
   if (p.upload) return p.el || (p.el = uploadPendingEl(p));
   const cls = p.mode === "note" ? "note" : p.mode === "system" ? "system" : "admin mine";
+  // (outbox.js) failed: refused for good; attempts without failed: waiting for the server.
+  const waiting = !p.failed && p.attempts > 0 && !p.sending;
+  const pstate = p.failed ? "failed" : waiting ? "waiting" : "sending";
   const status = p.failed
     ? h(
-        "button",
-        { type: "button", class: "link-btn failed", onclick: () => sendPending(p) },
-        `⚠ ${t("ticket.failed")}`,
+        "span",
+        { class: "pending-status" },
+        h("button", { type: "button", class: "link-btn failed", onclick: () => sendPending(p) }, `⚠ ${t("ticket.failed")}`),
+        h("button", { type: "button", class: "link-btn muted-link", onclick: () => discardPending(p) }, t("ticket.discard")),
       )
-    : h("span", { class: "receipt pending", title: t("ticket.sending") }, "🕓");
+    : waiting
+      ? h(
+          "span",
+          { class: "pending-status waiting", role: "status" },
+          h("span", { class: "receipt pending", "aria-hidden": "true" }, "🕓"),
+          ` ${t("ticket.waiting")} `,
+          h("button", { type: "button", class: "link-btn", onclick: () => sendPending(p) }, t("ticket.retryNow")),
+        )
+      : h("span", { class: "receipt pending", title: t("ticket.sending") }, "🕓");
+  const data = { dataset: { cmid: p.cmid, pending: pstate } };
   if (p.mode === "system") {
-    return h("div", { class: `msg ${cls} pending` }, h("div", { class: "system-pill" }, p.text), h("div", { class: "msg-meta" }, status));
+    return h("div", { class: `msg ${cls} pending`, ...data }, h("div", { class: "system-pill" }, p.text), h("div", { class: "msg-meta" }, status));
   }
   return h(
     "div",
-    { class: `msg ${cls} pending` },
+    { class: `msg ${cls} pending`, ...data },
     h("div", { class: "msg-author" }, p.mode === "note" ? t("sender.note") : state.me.name),
     h("div", { class: "bubble" }, p.text),
     h("div", { class: "msg-meta" }, status),
@@ -2323,8 +2346,7 @@ function send() {
     sendStaged(cur, staged, text);
     return;
   }
-  const p = { cmid: uuid(), text, mode: state.mode, ticketId: cur.id, failed: false };
-  cur.pending.set(p.cmid, p);
+  const p = queueText(cur, text, state.mode);
   ui.reply.value = "";
   state.drafts.delete(cur.id);
   autoGrow();
@@ -2332,7 +2354,7 @@ function send() {
   stopMyTyping();
   renderMessages({ toBottom: true });
   ui.reply.focus();
-  sendPending(p);
+  outboxRunner.kick();
 }
 
 // Replies go over the dashboard's socket when it is up (no HTTP request per message); the
@@ -2363,7 +2385,7 @@ function settleSocketSend(f) {
   socketSends.delete(f.client_msg_id);
   clearTimeout(waiting.timer);
   if (f.type === "ack") waiting.resolve({ message: f.message });
-  else waiting.reject(new ApiError(400, f.code, f.message, f.retry_after));
+  else waiting.reject(new ApiError(f.retry_after ? 429 : 400, f.code, f.message, f.retry_after));
   return true;
 }
 
@@ -2376,34 +2398,96 @@ function dropSocketSends() {
   }
 }
 
-async function sendPending(p) {
-  if (p.upload) return sendUpload(p);
-  p.failed = false;
-  const cur = state.current;
-  if (cur && cur.id === p.ticketId) renderMessages();
-  try {
-    let r;
-    if (p.mode === "system") r = await api.system(p.ticketId, p.text);
-    else r = await replyOverSocket(p).catch((e) => {
-      if (!(e instanceof SocketUnavailable)) throw e;
-      // Not sent, or sent without an answer: HTTP with the same client_msg_id (idempotent).
-      return p.mode === "note" ? api.note(p.ticketId, p.text, p.cmid) : api.reply(p.ticketId, p.text, p.cmid);
-    });
-    const now = state.current;
-    if (now && now.id === p.ticketId) {
-      now.pending.delete(p.cmid);
-      if (r.message) addMessage(now, r.message);
-    }
-    if (r.message) onMessage(r.message);
-    else if (now && now.id === p.ticketId) renderMessages();
-  } catch (e) {
-    p.failed = true;
-    const now = state.current;
-    if (now && now.id === p.ticketId) {
-      renderMessages();
-      if (ui.composerError) ui.composerError.textContent = errorText(e);
-    }
+// The outbox (outbox.js): replies, notes and system notices wait in localStorage until the
+// server has stored them, re-sent with backoff and at once when the server is back.
+let outbox = null;
+let outboxRunner = null;
+
+function startOutbox() {
+  stopOutbox();
+  outbox = new Outbox({ owner: state.me.id }).load();
+  outboxRunner = new OutboxRunner(outbox, { send: transmit, onSent: outboxSent, onFailed: outboxFailed, onChange: outboxChanged });
+  outboxRunner.kick(); // what a previous page left
+}
+
+function stopOutbox() {
+  if (outboxRunner) outboxRunner.stop();
+  outbox = null;
+  outboxRunner = null;
+}
+
+function queueText(cur, text, mode) {
+  const p = outbox.add({ ticketId: cur.id, mode, text });
+  cur.pending.set(p.cmid, p);
+  return p;
+}
+
+/** One attempt; the same client_msg_id every time (the server stores it once). */
+function transmit(p) {
+  if (p.mode === "system") return api.system(p.ticketId, p.text, p.cmid);
+  return replyOverSocket(p).catch((e) => {
+    if (!(e instanceof SocketUnavailable)) throw e;
+    // Not sent, or sent without an answer: HTTP with the same client_msg_id (idempotent).
+    return p.mode === "note" ? api.note(p.ticketId, p.text, p.cmid) : api.reply(p.ticketId, p.text, p.cmid);
+  });
+}
+
+function outboxSent(p, r) {
+  clearOutboxError(p.cmid);
+  const now = state.current;
+  if (now && now.id === p.ticketId) {
+    now.pending.delete(p.cmid);
+    if (r && r.message) addMessage(now, r.message);
   }
+  if (r && r.message) onMessage(r.message);
+}
+
+function outboxFailed(p, e) {
+  // Waiting for the server is shown on the message itself; only a refusal speaks here.
+  if (isTransient(e) || !ui.composerError) return;
+  const now = state.current;
+  if (!now || now.id !== p.ticketId) return;
+  ui.composerError.textContent = errorText(e);
+  ui.composerError.dataset.outbox = p.cmid;
+}
+
+function outboxChanged() {
+  const now = state.current;
+  if (now && now.loaded) renderMessages();
+}
+
+function outboxAcked(cmid) {
+  if (outbox && outbox.ack(cmid)) clearOutboxError(cmid);
+}
+
+function clearOutboxError(cmid) {
+  const el = ui.composerError;
+  if (!el || !el.dataset.outbox || (cmid && el.dataset.outbox !== cmid)) return;
+  el.textContent = "";
+  delete el.dataset.outbox;
+}
+
+/** The socket is back: send what waits now, and files that failed for want of a server. */
+function outboxServerBack() {
+  if (outboxRunner) outboxRunner.wake();
+  const cur = state.current;
+  if (!cur) return;
+  for (const p of cur.pending.values()) if (p.upload && p.failed && p.transient) sendUpload(p);
+}
+
+function sendPending(p) {
+  if (p.upload) return sendUpload(p);
+  clearOutboxError(p.cmid);
+  if (!outbox || !outbox.retry(p.cmid)) return;
+  outboxRunner.kick();
+}
+
+function discardPending(p) {
+  clearOutboxError(p.cmid);
+  if (outbox) outbox.discard(p.cmid);
+  const cur = state.current;
+  if (cur && cur.pending.get(p.cmid) === p) cur.pending.delete(p.cmid);
+  renderMessages();
 }
 
 // ---------------------------------------------------------------- files, screenshots, voice
@@ -2563,9 +2647,8 @@ function sendStaged(cur, staged, text) {
   let caption = text || null;
   // The caption travels in a request header: a very long one goes as its own message.
   if (caption && encodeURIComponent(caption).length > 6000) {
-    const p = { cmid: uuid(), text: caption, mode: "reply", ticketId: cur.id, failed: false };
-    cur.pending.set(p.cmid, p);
-    sendPending(p);
+    queueText(cur, caption, "reply");
+    outboxRunner.kick();
     caption = null;
   }
   ui.reply.value = "";
@@ -2647,6 +2730,7 @@ async function sendUpload(p) {
     p.handle = null;
     if (p.cancelled) return;
     p.failed = true;
+    p.transient = isTransient(e); // re-sent when the server is back (kept in memory only)
     p.error = errorText(e);
     p.el = null;
     if (state.current && state.current.id === p.ticketId) renderMessages();
@@ -3003,6 +3087,7 @@ function buildSettings() {
     sections.push(buildLabelsCard(labelCtx));
     sections.push(...buildIntegrations({ errorText, toast }));
     sections.push(buildSelftestCard({ errorText, toast }));
+    sections.push(buildAuditCard({ errorText })); // the audit log (audit.js)
   }
   replaceChildren(
     ui.main,

@@ -18,7 +18,7 @@ import {
   upload,
   uploadError,
 } from "./files.js";
-import { detectLocale, EMOJI, localizeServerText, makeT } from "./i18n.js";
+import { detectLocale, EMOJI, localizeMessage, localizeServerText, makeT } from "./i18n.js";
 import { createRecorder } from "./voice.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ els.app.append(lightbox.root);
 // What a message is, in one line (ticket list, the loader's preview).
 function summary(m) {
   const a = m.attachment;
-  const text = m.sender_type === "customer" ? m.message || "" : localizeServerText(locale, m.message || "");
+  const text = m.sender_type === "customer" ? m.message || "" : localizeMessage(locale, m);
   if (!a) return text;
   const caption = m.message && m.message !== a.name ? m.message : "";
   if (a.kind === "image") return `🖼 ${caption || t("photo")}`;
@@ -617,7 +617,7 @@ function handleMessage(m) {
         time.textContent = hhmm(date);
         time.dateTime = date.toISOString();
       } else {
-        let text = role === "customer" ? m.message : localizeServerText(locale, m.message);
+        let text = role === "customer" ? m.message : localizeMessage(locale, m);
         if (att && m.message === att.name) text = ""; // no caption: the name is on the card
         row = buildRow({
           role,

@@ -250,6 +250,25 @@ export function makeT(locale) {
   };
 }
 
+// System notices by code (actions/texts.py; the message JSON's `notice`): English has no
+// grammatical gender, so `args.gender` is not needed here. Russian shows the stored sentence,
+// already in the operator's gender.
+const NOTICES_EN = {
+  operator_joined: (a) => `👨‍💼 ${a.name} joined the conversation`,
+  ticket_closed: () => "✅ Ticket closed. Thank you for reaching out!",
+  ticket_reopened: () => "Ticket reopened",
+  ticket_merged: (a) => `🔗 Ticket ${a.from} merged into ${a.into}`,
+};
+
+/** A message's text in the widget's locale: a notice from its code and args; one without a
+ * code (stored before codes, or an operator's own notice) through the old patterns. */
+export function localizeMessage(locale, m) {
+  const text = (m && m.message) || "";
+  const n = m && m.notice;
+  if (locale === "en" && n && Object.hasOwn(NOTICES_EN, n.code)) return NOTICES_EN[n.code](n.args || {});
+  return localizeServerText(locale, text);
+}
+
 export function localizeServerText(locale, text) {
   if (locale !== "en") return text;
   for (const [re, fn] of SERVER_TEXTS_EN) {
