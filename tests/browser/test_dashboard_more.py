@@ -122,7 +122,7 @@ def test_operator_sends_image_pdf_and_voice(
     page = new_page(permissions=["microphone"], viewport={"width": 1280, "height": 1040})
     errors = watch_errors(page)
     login(page, server)
-    expect(row(page, tid).locator(".row-preview")).to_have_attribute("data-text", "📎 ошибка.png")
+    expect(row(page, tid).locator(".row-preview")).to_have_text("📎 ошибка.png")
     open_ticket(page, tid)
     log = conversation(page)
 
@@ -186,9 +186,7 @@ def test_operator_sends_image_pdf_and_voice(
     voice = log.locator(".msg.admin .att-audio.voice")
     expect(voice).to_contain_text("Голосовое сообщение", timeout=SLOW)
     expect(voice.locator("audio")).to_have_attribute("src", re.compile(r"^/api/admin/files/"))
-    expect(row(page, tid).locator(".row-preview")).to_have_attribute(
-        "data-text", "вы: 🎤 Голосовое сообщение"
-    )
+    expect(row(page, tid).locator(".row-preview")).to_have_text("вы: 🎤 Голосовое сообщение")
 
     # What the customer gets: an image (with the caption), a file and an audio message.
     def customer_has_all() -> bool:
