@@ -186,9 +186,7 @@ async def forgot(body: ForgotIn, request: Request, rt: RuntimeDep) -> ForgotOut:
     return ForgotOut(sent=sent, smtp=mail.enabled(rt.settings))
 
 
-@router.post(
-    "/password/reset", response_model=s.Ok, responses=ERRORS, dependencies=[AnonymousDep]
-)
+@router.post("/password/reset", response_model=s.Ok, responses=ERRORS, dependencies=[AnonymousDep])
 async def reset(body: ResetIn, request: Request, rt: RuntimeDep) -> s.Ok:
     """A new password with the link's token; ends every session of that operator."""
     guard = limits(rt).login
