@@ -95,6 +95,6 @@ def test_retention_deletes_old_closed_tickets_and_keeps_open_ones(
     out = server.cli("purge", "--days", str(RETENTION_DAYS))
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(report) == {"tickets", "messages", "visitors", "deliveries"}
+    assert set(report) == {"tickets", "messages", "visitors", "deliveries", "audit"}
     wait_until(lambda: not ticket_exists(server, n_old_open), 20, "the purge")
     assert ticket_exists(server, n_new_closed)

@@ -21,34 +21,31 @@ GENDERS = frozenset({"female", "male"})
 Notice = dict[str, Any]
 
 
-def _verb(gender: str | None, male: str, female: str) -> str | None:
-    """The past-tense verb agreeing with an operator's gender; None when it is unset (the
-    caller then uses a wording that needs no gender)."""
-    return female if gender == "female" else male if gender == "male" else None
+def _verb(gender: str | None, male: str, female: str) -> str:
+    """The past-tense verb agreeing with an operator's gender. Unset reads as the spec's own
+    wording ("Оператор Артём подключился к диалогу"), the masculine: Russian's default, and
+    what every notice said before operators had a gender."""
+    return female if gender == "female" else male
 
 
 def operator_joined(name: str, gender: str | None = None) -> str:
     verb = _verb(gender, "подключился", "подключилась")
-    if verb is None:
-        return f"👨‍💼 Оператор {name} теперь в диалоге"
     return f"👨‍💼 Оператор {name} {verb} к диалогу"
 
 
 def ticket_taken(actor: str, gender: str | None) -> str:
     verb = _verb(gender, "взял", "взяла")
-    return f"{actor}: тикет взят в работу" if verb is None else f"{actor} {verb} тикет"
+    return f"{actor} {verb} тикет"
 
 
 def ticket_assigned(actor: str, gender: str | None, target: str) -> str:
     verb = _verb(gender, "назначил", "назначила")
-    if verb is None:
-        return f"{actor}: тикет назначен, ответственный — {target}"
     return f"{actor} {verb} тикет: {target}"
 
 
 def ticket_unassigned(actor: str, gender: str | None) -> str:
     verb = _verb(gender, "снял", "сняла")
-    return f"{actor}: назначение снято" if verb is None else f"{actor} {verb} назначение"
+    return f"{actor} {verb} назначение"
 
 
 def guest_name(n: int) -> str:
@@ -70,8 +67,6 @@ PRIORITY_RU = {"low": "низкий", "normal": "обычный", "high": "вы�
 def priority_changed(actor: str, gender: str | None, priority: str) -> str:
     verb = _verb(gender, "изменил", "изменила")
     shown = PRIORITY_RU.get(priority, priority)
-    if verb is None:
-        return f"{actor}: приоритет — {shown}"
     return f"{actor} {verb} приоритет: {shown}"
 
 
@@ -81,8 +76,6 @@ def ticket_snoozed(actor: str, gender: str | None, until: str) -> str:
 
     when = datetime.fromisoformat(until).astimezone(UTC).strftime("%d.%m.%Y %H:%M UTC")
     verb = _verb(gender, "отложил", "отложила")
-    if verb is None:
-        return f"⏸ {actor}: тикет отложен до {when}"
     return f"⏸ {actor} {verb} тикет до {when}"
 
 

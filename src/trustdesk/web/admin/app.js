@@ -1543,20 +1543,23 @@ function messageEl(m, s, cont = false) {
   const base = { dataset: { id: String(m.id) } };
   const author = (...parts) => (cont ? null : h("div", { class: "msg-author" }, ...parts));
   const cls = cont ? " cont" : "";
+  if (m.sender_type === "system") {
+    // A notice, also an operators-only one (assignment, priority, snooze: kind note) is an
+    // event in the ticket's life, drawn as a pill, not as a note someone wrote.
+    const internal = m.kind === "note";
+    return h(
+      "div",
+      { ...base, class: `msg system${internal ? " internal" : ""}`, title: internal ? t("notice.internal") : null },
+      h("div", { class: "system-pill" }, noticeText(m)),
+      h("div", { class: "msg-meta" }, time),
+    );
+  }
   if (m.kind === "note") {
     return h(
       "div",
       { ...base, class: `msg note${cls}` },
       author(t("sender.note"), h("span", { class: "muted" }, ` · ${m.sender_name}`)),
       h("div", { class: "bubble" }, linkify(noticeText(m))),
-      h("div", { class: "msg-meta" }, time),
-    );
-  }
-  if (m.sender_type === "system") {
-    return h(
-      "div",
-      { ...base, class: "msg system" },
-      h("div", { class: "system-pill" }, noticeText(m)),
       h("div", { class: "msg-meta" }, time),
     );
   }

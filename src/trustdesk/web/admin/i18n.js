@@ -66,20 +66,24 @@ const STRINGS = {
     "sender.bot": "🤖 Бот",
     "sender.note": "🔒 Заметка",
     "you": "вы",
-    // System notices by code (actions/texts.py, noticeText below); `.male` / `.female`: the
-    // operator's grammatical gender, the plain key: unset (no gendered words).
-    "notice.operator_joined": "👨‍💼 Оператор {name} теперь в диалоге",
-    "notice.operator_joined.male": "👨‍💼 Оператор {name} подключился к диалогу",
+    // System notices by code (actions/texts.py, noticeText below); `.female`: an operator who
+    // set that grammatical gender, the plain key: male or unset (the spec's own wording).
+    "notice.operator_joined": "👨‍💼 Оператор {name} подключился к диалогу",
     "notice.operator_joined.female": "👨‍💼 Оператор {name} подключилась к диалогу",
-    "notice.ticket_taken": "{actor}: тикет взят в работу",
-    "notice.ticket_taken.male": "{actor} взял тикет",
+    "notice.ticket_taken": "{actor} взял тикет",
     "notice.ticket_taken.female": "{actor} взяла тикет",
-    "notice.ticket_assigned": "{actor}: тикет назначен, ответственный — {target}",
-    "notice.ticket_assigned.male": "{actor} назначил тикет: {target}",
+    "notice.ticket_assigned": "{actor} назначил тикет: {target}",
     "notice.ticket_assigned.female": "{actor} назначила тикет: {target}",
-    "notice.ticket_unassigned": "{actor}: назначение снято",
-    "notice.ticket_unassigned.male": "{actor} снял назначение",
+    "notice.ticket_unassigned": "{actor} снял назначение",
     "notice.ticket_unassigned.female": "{actor} сняла назначение",
+    "notice.priority_changed": "{actor} изменил приоритет: {priority}",
+    "notice.priority_changed.female": "{actor} изменила приоритет: {priority}",
+    "notice.ticket_snoozed": "⏸ {actor} отложил тикет до {until}",
+    "notice.ticket_snoozed.female": "⏸ {actor} отложила тикет до {until}",
+    "notice.snooze_ended.time": "⏰ Время отложенного тикета пришло: он снова в работе",
+    "notice.snooze_ended.customer": "⏰ Клиент написал: отложенный тикет снова в работе",
+    "notice.snooze_ended.operator": "Тикет больше не отложен",
+    "notice.internal": "Видно только операторам",
     "notice.ticket_closed": "✅ Тикет закрыт. Спасибо за обращение!",
     "notice.ticket_reopened": "Тикет открыт повторно",
     "notice.ticket_merged": "🔗 Тикет {from} объединён с {into}",
@@ -652,9 +656,15 @@ const STRINGS = {
     "notice.ticket_taken": "{actor} took the ticket",
     "notice.ticket_assigned": "{actor} assigned the ticket to {target}",
     "notice.ticket_unassigned": "{actor} removed the assignee",
+    "notice.internal": "Only operators see this",
     "notice.ticket_closed": "✅ Ticket closed. Thank you for reaching out!",
     "notice.ticket_reopened": "Ticket reopened",
     "notice.ticket_merged": "🔗 Ticket {from} merged into {into}",
+    "notice.priority_changed": "{actor} set the priority to {priority}",
+    "notice.ticket_snoozed": "⏸ {actor} snoozed the ticket until {until}",
+    "notice.snooze_ended.time": "⏰ Snooze is over: the ticket is back in work",
+    "notice.snooze_ended.customer": "⏰ The customer wrote: the snoozed ticket is back in work",
+    "notice.snooze_ended.operator": "The ticket is no longer snoozed",
     "empty.title": "Pick a ticket",
     "empty.text": "Customer conversations are on the left. Open one to reply: the customer sees your answer at once.",
     "ticket.back": "Back to tickets",
@@ -1222,12 +1232,24 @@ export function noticeText(m, language = lang) {
   if (!n || typeof n.code !== "string") return stored;
   const table = STRINGS[language] || STRINGS.ru;
   const args = n.args || {};
+  // A variant key first: the operator's gender, or which way a snooze ended.
   const base = `notice.${n.code}`;
-  const gendered = args.gender ? `${base}.${args.gender}` : null;
-  let s = gendered && Object.hasOwn(table, gendered) ? table[gendered] : table[base];
+  const variant = n.code === "snooze_ended" ? args.by || "time" : args.gender;
+  const key = variant && Object.hasOwn(table, `${base}.${variant}`) ? `${base}.${variant}` : base;
+  let s = table[key];
   if (typeof s !== "string") return stored;
-  for (const [k, v] of Object.entries(args)) s = s.split(`{${k}}`).join(String(v ?? ""));
+  for (const [k, v] of Object.entries(args)) s = s.split(`{${k}}`).join(noticeArg(k, v, table, language));
   return s;
+}
+
+function noticeArg(key, value, table, language) {
+  if (key === "priority" && Object.hasOwn(table, `priority.${value}`)) return table[`priority.${value}`];
+  if (key === "until" && typeof value === "string") {
+    const d = new Date(value);
+    if (!Number.isNaN(d.getTime()))
+      return d.toLocaleString(language === "en" ? "en-GB" : "ru-RU", { dateStyle: "short", timeStyle: "short" });
+  }
+  return String(value ?? "");
 }
 
 /** Short wait like "45 сек." or "2 мин." for lock-out messages. */
