@@ -259,12 +259,45 @@ async function renderCard(ctx) {
     replaceChildren(ctx.body, h("p", { class: "form-msg error" }, ctx.fail(e)));
     return;
   }
-  const parts = [passwordForm(ctx), twoFactor(ctx, acc)];
+  const parts = [genderForm(ctx), passwordForm(ctx), twoFactor(ctx, acc)];
   if (ctx.me.role === "admin") parts.push(requireToggle(ctx, acc));
   replaceChildren(ctx.body, parts);
   if (acc.require_2fa && !acc.totp_enabled) {
     ctx.body.closest(".settings-card").scrollIntoView({ block: "start" });
   }
+}
+
+/** The grammatical gender the notices about this operator use ("Мария подключилась"). */
+function genderForm(ctx) {
+  const select = h(
+    "select",
+    { id: "acc-gender", class: "select", "aria-describedby": "acc-gender-hint" },
+    ...["", "male", "female"].map((g) =>
+      h("option", { value: g, selected: (ctx.me.gender || "") === g }, t(`account.gender.${g || "unset"}`)),
+    ),
+  );
+  const msg = h("p", { class: "form-msg", role: "status" });
+  select.addEventListener("change", async () => {
+    try {
+      const r = await request("POST", "/api/admin/account/gender", { gender: select.value || null });
+      ctx.me.gender = r.operator.gender;
+      msg.textContent = t("account.gender.saved");
+      msg.className = "form-msg ok";
+    } catch (e) {
+      select.value = ctx.me.gender || "";
+      msg.textContent = ctx.fail(e);
+      msg.className = "form-msg error";
+    }
+  });
+  return h(
+    "div",
+    { class: "stack-form" },
+    h("h3", { class: "form-title" }, t("account.gender.title")),
+    h("label", { for: "acc-gender" }, t("account.gender.label")),
+    select,
+    h("p", { class: "field-hint", id: "acc-gender-hint" }, t("account.gender.hint")),
+    msg,
+  );
 }
 
 function passwordForm(ctx) {

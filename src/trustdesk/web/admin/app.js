@@ -3152,6 +3152,11 @@ function buildOperatorsCard() {
     h("option", { value: "agent" }, t("role.agent")),
     h("option", { value: "admin" }, t("role.admin")),
   );
+  const gender = h(
+    "select",
+    { id: "op-gender", class: "select" },
+    ...["", "male", "female"].map((g) => h("option", { value: g }, t(`account.gender.${g || "unset"}`))),
+  );
   const msg = h("p", { class: "form-msg", role: "status" });
   const form = h(
     "form",
@@ -3160,6 +3165,7 @@ function buildOperatorsCard() {
     h("div", null, h("label", { for: "op-email" }, t("settings.opEmail")), email),
     h("div", null, h("label", { for: "op-password" }, t("settings.opPassword")), password),
     h("div", null, h("label", { for: "op-role" }, t("settings.opRole")), role),
+    h("div", null, h("label", { for: "op-gender" }, t("account.gender.label")), gender),
     msg,
     h("button", { type: "submit", class: "btn primary" }, t("settings.opAdd")),
   );
@@ -3172,6 +3178,7 @@ function buildOperatorsCard() {
         email: email.value.trim(),
         password: password.value,
         role: role.value,
+        gender: gender.value || null,
       });
       msg.textContent = t("settings.opAdded", { name: name.value.trim() });
       msg.classList.add("ok");

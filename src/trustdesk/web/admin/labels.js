@@ -250,7 +250,9 @@ let stable = { ticketId: null, menus: new Map(), summary: null };
 
 /** The menu `kind` of the open ticket: made once per ticket, then the same element. */
 function stableFor(s, kind, make) {
-  if (stable.ticketId !== s.ticketId) stable = { ticketId: s.ticketId, menus: new Map(), summary: s };
+  // (made again for another ticket or another language: the menus hold their texts)
+  if (stable.ticketId !== s.ticketId || stable.lang !== getLang())
+    stable = { ticketId: s.ticketId, lang: getLang(), menus: new Map(), summary: s };
   stable.summary = s;
   let wrap = stable.menus.get(kind);
   if (!wrap) {
