@@ -15,6 +15,7 @@ from playwright.sync_api import Page, Route, WebSocketRoute, expect
 from tests.browser.conftest import shot
 from tests.browser.test_dashboard import conversation, login, open_ticket, wait_in_page
 from tests.support.clients import VisitorClient
+from tests.support.payloads import png
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -151,3 +152,62 @@ def test_pending_reply_reappears_after_reload_and_is_sent_once(
     wait_in_page(page, lambda: _queued(page) == 0, "the outbox to empty")
     assert _customer_count(v, text) == 1
     expect(_composer_error(page)).to_have_text("")
+
+
+def _kept_uploads(page: Page) -> int:
+    """Entries in the dashboard's IndexedDB upload store (web/admin/upload-store.js)."""
+    n: int = page.evaluate(
+        """() => new Promise((resolve, reject) => {
+            const req = indexedDB.open("trustdesk.admin", 1);
+            req.onupgradeneeded = () =>
+                req.result.createObjectStore("uploads", { keyPath: "cmid" });
+            req.onerror = () => reject(req.error);
+            req.onsuccess = () => {
+              const tx = req.result.transaction("uploads", "readonly");
+              const count = tx.objectStore("uploads").count();
+              count.onsuccess = () => { resolve(count.result); req.result.close(); };
+              count.onerror = () => reject(count.error);
+            };
+        })"""
+    )
+    return n
+
+
+def test_file_waits_for_a_stopped_server_across_a_reload(
+    server: ServerProcess, new_page: Callable[..., Page]
+) -> None:
+    """A file sent while the server is down is kept (IndexedDB), survives a reload, and
+    reaches the customer once, with its caption, when the server is back."""
+    v = VisitorClient(server.url)
+    ticket = v.send("Пришлите, пожалуйста, фото бирки")["ticketId"]
+    page = new_page(viewport={"width": 1280, "height": 800})
+    login(page, server)
+    open_ticket(page, ticket)
+
+    server.stop()
+    expect(page.locator("html")).to_have_attribute("data-live", "off")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Прикрепить файл").click()
+    chooser.value.set_files(
+        [{"name": "бирка.png", "mimeType": "image/png", "buffer": png(120, 80, (20, 120, 200))}]
+    )
+    _reply_box(page).fill("Вот бирка")
+    page.get_by_role("button", name="Отправить", exact=True).click()
+    waiting = conversation(page).locator(".msg.pending.upload")
+    expect(waiting).to_have_count(1)
+    expect(waiting.get_by_role("alert")).to_be_visible()  # failed for now, to be re-sent
+    wait_in_page(page, lambda: _kept_uploads(page) == 1, "the file to be kept")
+
+    with pytest.raises(PlaywrightError):
+        page.reload()
+    server.start()
+    page.goto(f"{server.url}/admin#/tickets/{ticket}")
+    sent = conversation(page).locator(".msg.admin:not(.pending) .att-image")
+    expect(sent).to_have_count(1)
+    expect(conversation(page).locator(".msg.pending")).to_have_count(0)
+    wait_in_page(page, lambda: _kept_uploads(page) == 0, "the store to empty")
+    files = [m for m in v.messages()["messages"] if m.get("attachment")]
+    assert [(m["attachment"]["name"], m["message"]) for m in files] == [("бирка.png", "Вот бирка")]
+    page.reload()  # nothing is sent again
+    expect(sent).to_have_count(1)
+    assert len([m for m in v.messages()["messages"] if m.get("attachment")]) == 1

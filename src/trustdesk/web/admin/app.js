@@ -7,6 +7,7 @@
 import { buildAccountCard, checkRequired2fa, forgotLink, resetToken, showReset, showTotpStep } from "./account.js";
 import { ApiError, api, request, setCsrf, setUnauthorizedHandler, upload } from "./api.js";
 import { Outbox, OutboxRunner, isTransient } from "./outbox.js";
+import { dropUpload, keepUpload, keptUploads } from "./upload-store.js";
 import {
   clear,
   dayLabel,
@@ -1249,6 +1250,7 @@ async function openTicket(id) {
     ? { id, messages: new Map(), pending: new Map(), loaded: false, error: null, lastReadSent: 0 }
     : null;
   if (state.current && outbox) for (const p of outbox.forTicket(id)) state.current.pending.set(p.cmid, p);
+  if (state.current) for (const p of uploadsWaiting.values()) if (p.ticketId === id) state.current.pending.set(p.cmid, p);
   state.mode = "reply";
   state.showInfo = false;
   if (ui.inbox) ui.inbox.classList.toggle("has-ticket", Boolean(id));
@@ -2411,10 +2413,13 @@ function startOutbox() {
   outbox = new Outbox({ owner: state.me.id }).load();
   outboxRunner = new OutboxRunner(outbox, { send: transmit, onSent: outboxSent, onFailed: outboxFailed, onChange: outboxChanged });
   outboxRunner.kick(); // what a previous page left
+  restoreUploads();
 }
 
 function stopOutbox() {
   if (outboxRunner) outboxRunner.stop();
+  for (const p of uploadsWaiting.values()) p.cancelled = true; // (kept for the next sign-in)
+  uploadsWaiting.clear();
   outbox = null;
   outboxRunner = null;
 }
@@ -2473,9 +2478,7 @@ function clearOutboxError(cmid) {
 /** The socket is back: send what waits now, and files that failed for want of a server. */
 function outboxServerBack() {
   if (outboxRunner) outboxRunner.wake();
-  const cur = state.current;
-  if (!cur) return;
-  for (const p of cur.pending.values()) if (p.upload && p.failed && p.transient) sendUpload(p);
+  for (const p of uploadsWaiting.values()) if (p.failed && p.transient) enqueueUpload(p);
 }
 
 function sendPending(p) {
@@ -2673,33 +2676,50 @@ function sendVoice(blob, name) {
 }
 
 function queueUpload(cur, { file, name, caption = null, voice = false, thumb = null }) {
-  const p = {
-    cmid: uuid(),
-    upload: true,
-    mode: "reply",
-    ticketId: cur.id,
-    file,
-    name,
-    caption,
-    voice,
-    thumb,
-    progress: 0,
-    failed: false,
-    error: null,
-    el: null,
-    queued: true,
-  };
+  const p = pendingUpload({ cmid: uuid(), ticketId: cur.id, file, name, caption, voice, thumb });
   cur.pending.set(p.cmid, p);
   renderMessages({ toBottom: true });
-  // One at a time, in the order picked: the customer sees them in that order.
-  uploadQueue = uploadQueue.then(() => (p.cancelled ? null : sendUpload(p)));
+  keepUpload(state.me.id, p); // (upload-store.js: survives a reload)
+  enqueueUpload(p);
+}
+
+function pendingUpload({ cmid, ticketId, file, name, caption, voice, thumb }) {
+  const p = { cmid, upload: true, mode: "reply", ticketId, file, name, caption, voice, thumb };
+  Object.assign(p, { progress: 0, failed: false, error: null, el: null, queued: true });
+  uploadsWaiting.set(cmid, p);
+  return p;
+}
+
+/** One at a time, in the order picked: the customer sees them in that order. */
+function enqueueUpload(p) {
+  uploadQueue = uploadQueue.then(() => (p.cancelled || !uploadsWaiting.has(p.cmid) ? null : sendUpload(p)));
 }
 
 let uploadQueue = Promise.resolve();
+// Every upload not yet stored, of any ticket (the open one's are also in its `pending`).
+const uploadsWaiting = new Map();
+
+/** After sign-in: the uploads a previous page of this operator left, sent again. */
+async function restoreUploads() {
+  const me = state.me;
+  for (const row of await keptUploads(me.id)) {
+    if (state.me !== me || uploadsWaiting.has(row.cmid)) continue;
+    const image = !row.voice && String(row.file.type || "").startsWith("image/");
+    const p = pendingUpload({ ...row, thumb: image ? URL.createObjectURL(row.file) : null });
+    const cur = state.current;
+    if (cur && cur.id === p.ticketId) {
+      cur.pending.set(p.cmid, p);
+      if (cur.loaded) renderMessages({ toBottom: true });
+    }
+    enqueueUpload(p);
+  }
+}
 
 function forgetUpload(p) {
   if (p.thumb) URL.revokeObjectURL(p.thumb);
   p.thumb = null;
+  uploadsWaiting.delete(p.cmid);
+  dropUpload(p.cmid);
   const cur = state.current;
   if (cur && cur.pending.get(p.cmid) === p) cur.pending.delete(p.cmid);
 }
@@ -2733,7 +2753,7 @@ async function sendUpload(p) {
     p.handle = null;
     if (p.cancelled) return;
     p.failed = true;
-    p.transient = isTransient(e); // re-sent when the server is back (kept in memory only)
+    p.transient = isTransient(e); // re-sent when the server is back (outboxServerBack)
     p.error = errorText(e);
     p.el = null;
     if (state.current && state.current.id === p.ticketId) renderMessages();

@@ -3,8 +3,8 @@
 // stored it, is re-sent with backoff (and at once when the server is back), and survives a
 // reload in localStorage. The server is idempotent on client_msg_id, so a re-send of a message
 // whose answer was lost stores nothing new and answers the stored message.
-// Files and voice messages are not kept here: a File cannot wait in localStorage, so an upload
-// waits in memory only (app.js re-sends it when the server is back) and a reload drops it.
+// Files and voice messages are not kept here: a File cannot wait in localStorage; they wait
+// in IndexedDB (upload-store.js), re-sent by app.js when the server is back or after a reload.
 // Pure queue logic with injected storage, clock and timers: tests/js/outbox.test.mjs.
 
 export const OUTBOX_KEY = "trustdesk.admin.outbox";
