@@ -346,3 +346,37 @@ def test_old_entries_go_with_the_retention_task(
     assert json.loads(out.stdout.strip().splitlines()[-1])["audit"] == 1
     assert query(server, "SELECT COUNT(*) FROM audit_log WHERE target = 'old-one'")[0][0] == 0
     assert _log(admin, limit=1)["entries"]  # the recent ones stay
+
+
+def test_role_changes_are_recorded_and_the_last_admin_stays(
+    server: ServerProcess, admin: OperatorClient
+) -> None:
+    email, agent_id = _agent(server, admin)
+    r = admin.post(f"/api/admin/operators/{agent_id}/role", {"role": "admin"})
+    assert r.status_code == 200, r.text
+    assert r.json()["operator"]["role"] == "admin"
+    entry = _latest(admin, "operator.role")
+    assert entry["target"] == email and entry["actor_id"] == admin.operator["id"]
+    assert entry["details"] == {
+        "changed": ["role"],
+        "old": {"role": "agent"},
+        "new": {"role": "admin"},
+    }
+    # She can now do what admins do; back to agent, she cannot.
+    agent = OperatorClient(server.url, email, PASSWORD)
+    assert agent.http.get("/api/admin/audit").status_code == 200
+    r = admin.post(f"/api/admin/operators/{agent_id}/role", {"role": "agent"})
+    assert r.status_code == 200, r.text
+    assert agent.http.get("/api/admin/audit").status_code == 403
+    # The last active admin cannot become an agent; a bad role is a 422, nothing changes.
+    for o in admin.http.get("/api/admin/operators").json()["operators"]:
+        if o["role"] == "admin" and o["active"] and o["id"] != admin.operator["id"]:
+            assert admin.post(f"/api/admin/operators/{o['id']}/role", {"role": "agent"}).is_success
+    r = admin.post(f"/api/admin/operators/{admin.operator['id']}/role", {"role": "agent"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "last_admin", r.text
+    r = admin.post(f"/api/admin/operators/{agent_id}/role", {"role": "owner"})
+    assert r.status_code == 422 and "error" in r.json()
+    assert admin.http.get("/api/admin/me").json()["operator"]["role"] == "admin"
+    # Agents cannot change roles.
+    r = agent.post(f"/api/admin/operators/{agent_id}/role", {"role": "admin"})
+    assert r.status_code == 403

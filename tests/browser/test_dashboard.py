@@ -669,6 +669,16 @@ def test_operator_management(agent: ServerProcess, new_page: Callable[..., Page]
     )
     assert ok.status_code == 200, ok.text
 
+    # Roles: Олег becomes an admin and back; the audit log has both.
+    role = oleg.get_by_role("combobox", name="Роль: Олег")
+    expect(role).to_have_value("agent")
+    role.select_option("admin")
+    expect(oleg.locator(".op-text")).to_contain_text("· администратор ·")
+    expect(oleg.get_by_role("combobox", name="Роль: Олег")).to_have_value("admin")
+    shot(page, "dashboard-operator-role")
+    oleg.get_by_role("combobox", name="Роль: Олег").select_option("agent")
+    expect(oleg.locator(".op-text")).to_contain_text("· оператор ·")
+
     oleg.get_by_role("button", name="Отключить: Олег").click()
     oleg.get_by_role("button", name="Да, отключить").click()
     expect(oleg).to_contain_text("отключён")

@@ -271,6 +271,31 @@ async def set_active(rt: Runtime, operator_id: int, active: bool) -> Operator:
     return op
 
 
+async def set_role(rt: Runtime, operator_id: int, role: str) -> Operator:
+    """Make an operator an admin or an agent. The last active admin stays one (409), so an
+    installation is never left with nobody who can manage it."""
+    if role not in ("admin", "agent"):
+        raise Invalid("role must be admin or agent", "invalid_role", field="role")
+    async with rt.store.transaction() as tx:
+        op = await tx.session.get(Operator, operator_id)
+        if op is None:
+            raise NotFound("no such operator")
+        if op.role == role:
+            return op
+        if op.role == "admin" and op.active:
+            admins = await tx.session.scalar(
+                select(func.count(Operator.id)).where(
+                    Operator.role == "admin", Operator.active.is_(True)
+                )
+            )
+            if (admins or 0) <= 1:
+                raise Conflict("the last admin cannot become an agent", "last_admin")
+        change = {"changed": ["role"], "old": {"role": op.role}, "new": {"role": role}}
+        audit.record(tx, "operator.role", op.email, change)
+        op.role = role
+    return op
+
+
 def _check_gender(gender: str | None) -> None:
     if gender is not None and gender not in texts.GENDERS:
         raise Invalid("gender must be female, male or null", "invalid_gender", field="gender")

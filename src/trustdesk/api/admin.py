@@ -220,6 +220,15 @@ async def set_gender(
     return s.OperatorOneOut(operator=_op(op))
 
 
+@router.post("/operators/{operator_id}/role", response_model=s.OperatorOneOut, responses=ERRORS)
+async def set_role(
+    operator_id: RowId, body: s.RoleIn, auth: AdminDep, rt: RuntimeDep
+) -> s.OperatorOneOut:
+    """Make an operator an admin or an agent (409 `last_admin` for the last active admin)."""
+    op = await operators.set_role(rt, operator_id, body.role)
+    return s.OperatorOneOut(operator=_op(op))
+
+
 @router.post(
     "/operators/{operator_id}/deactivate", response_model=s.OperatorOneOut, responses=ERRORS
 )

@@ -369,6 +369,10 @@ class OperatorCreateIn(In):
     gender: Gender = None
 
 
+class RoleIn(In):
+    role: Literal["admin", "agent"]
+
+
 class OperatorOneOut(BaseModel):
     operator: OperatorOut
 

@@ -3253,6 +3253,7 @@ function renderOperatorsTable() {
           ),
         );
       }
+      if (o.active !== false) actions.append(roleSelect(o));
       if (o.active !== false) {
         actions.append(
           h(
@@ -3299,6 +3300,26 @@ function renderOperatorsTable() {
       return row;
     }),
   );
+}
+
+/** Admin or agent; the server keeps the last admin one (409 last_admin). */
+function roleSelect(o) {
+  const select = h(
+    "select",
+    { class: "select small op-role", "aria-label": t("settings.opRoleOf", { name: o.name }) },
+    ...["agent", "admin"].map((r) => h("option", { value: r, selected: o.role === r }, t(`role.${r}`))),
+  );
+  select.addEventListener("change", async () => {
+    try {
+      await request("POST", `/api/admin/operators/${o.id}/role`, { role: select.value });
+      await loadOperators();
+      toast(t("settings.opRoleSaved", { name: o.name, role: t(`role.${select.value}`) }));
+    } catch (e) {
+      select.value = o.role;
+      toast(errorText(e), "warn");
+    }
+  });
+  return select;
 }
 
 function showPasswordForm(o, extra) {
