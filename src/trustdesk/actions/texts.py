@@ -93,6 +93,15 @@ SNOOZE_ENDED = {
 }
 
 
+def kb_suggested(titles: str, chosen: str, helpful: str) -> str:
+    """What the widget suggested before the customer asked (actions/kb.py)."""
+    if chosen and helpful == "no":
+        return f"📚 Клиент прочитал статью «{chosen}»: не помогло. Предлагались: {titles}"
+    if chosen:
+        return f"📚 Клиент открывал статью «{chosen}». Предлагались: {titles}"
+    return f"📚 Перед вопросом клиенту предлагались статьи: {titles}"
+
+
 # code -> the Russian sentence from the notice's args (the stored `message`).
 _RU: dict[str, Any] = {
     "operator_joined": lambda a: operator_joined(a["name"], a.get("gender")),
@@ -105,6 +114,7 @@ _RU: dict[str, Any] = {
     "priority_changed": lambda a: priority_changed(a["actor"], a.get("gender"), a["priority"]),
     "ticket_snoozed": lambda a: ticket_snoozed(a["actor"], a.get("gender"), a["until"]),
     "snooze_ended": lambda a: SNOOZE_ENDED[a.get("by") or "time"],
+    "kb_suggested": lambda a: kb_suggested(a["titles"], a.get("chosen", ""), a.get("helpful", "")),
 }
 NOTICE_CODES = frozenset(_RU)
 

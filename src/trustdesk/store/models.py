@@ -467,9 +467,7 @@ class KbEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(16))
-    article_id: Mapped[int | None] = mapped_column(
-        ForeignKey("kb_articles.id", ondelete="CASCADE")
-    )
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"))
     # A customer's erasure (or their ticket's) takes their questions with it.
     visitor_id: Mapped[str | None] = mapped_column(ForeignKey("visitors.id", ondelete="CASCADE"))
     ticket_id: Mapped[str | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
