@@ -190,6 +190,8 @@ const els = {
   toastX: $("toast-x"),
 };
 
+let kbLoaded = null; // the help center's module (kb.js), once the first question is typed
+
 function h(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -511,6 +513,7 @@ function setTicket(ticketId) {
   S.wantNew = false;
   storage.set(KEYS.ticket, ticketId);
   extras?.renderTranscriptButton();
+  kbLoaded?.then((kb) => kb.ticket(ticketId));
   if (had) {
     // A different conversation than the one we knew: start its view from scratch and let
     // the socket replay it from the beginning.
@@ -559,6 +562,7 @@ function newConversation() {
   resetView();
   S.wantNew = true;
   showLocalGreeting();
+  kbLoaded?.then((kb) => kb.reset());
   extras?.renderTranscriptButton();
   reconnectNow();
   start();
@@ -1476,9 +1480,34 @@ function stopTyping() {
   typingActive = false;
 }
 
+// The help center's suggestions while a first question is typed (kb.js, loaded on demand:
+// the first open does not carry it; kbLoaded is declared with the DOM handles above).
+function kbInput() {
+  const text = els.input.value;
+  if (S.ticketId || (!kbLoaded && text.trim().length < 3)) return;
+  kbLoaded ||= import("./kb.js").then((m) =>
+    m.createKb({
+      locale,
+      api,
+      ensureSession,
+      input: els.input,
+      footer: document.querySelector(".foot"),
+      app: els.app,
+      clearInput() {
+        els.input.value = "";
+        autosize();
+        updateSendButton();
+      },
+      focusInput: () => els.input.focus({ preventScroll: true }),
+    }),
+  );
+  kbLoaded.then((kb) => kb.input(text)).catch(() => undefined);
+}
+
 els.input.addEventListener("input", () => {
   autosize();
   updateSendButton();
+  kbInput();
   if (els.input.value.trim()) signalTyping();
   else stopTyping();
 });
@@ -1505,6 +1534,7 @@ function submit() {
   updateSendButton();
   stopTyping();
   toggleEmoji(false);
+  kbLoaded?.then((kb) => kb.sent(text));
   queueMessage(text);
   els.input.focus();
 }

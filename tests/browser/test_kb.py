@@ -1,0 +1,182 @@
+"""The help center in real headless Chromium against a real server: the public pages, the
+widget's suggestions while a first question is typed (and the article opened inside it),
+the dashboard's "База знаний". `alert` is hooked in every frame: a stored-XSS payload in an
+article must not run anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import shot
+from tests.browser.test_dashboard import login, watch_errors
+from tests.browser.test_widget import FRAME_RU, open_chat, textbox
+from tests.support.clients import OperatorClient
+from tests.support.server import ADMIN_EMAIL, ADMIN_PASSWORD, ServerProcess
+
+pytestmark = pytest.mark.browser
+
+XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>[x](javascript:alert(3))"
+HOOK = """
+window.__alerts = [];
+for (const name of ["alert", "confirm", "prompt"]) {
+  window[name] = (m) => { window.__alerts.push(name + ":" + String(m)); };
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    expect.set_options(timeout=15_000)  # a small, busy machine
+    yield
+    expect.set_options(timeout=5_000)
+
+
+@pytest.fixture(scope="module")
+def admin(server: ServerProcess) -> OperatorClient:
+    return OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+def _article(op: OperatorClient, title: str, body: str, **kw: Any) -> dict[str, Any]:
+    r = op.post(
+        "/api/admin/kb/articles",
+        {"title": title, "body": body, "published": True, "locale": "ru", **kw},
+    )
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()["article"]
+    return out
+
+
+def _hooked(new_page: Callable[..., Page], **kw: Any) -> tuple[Page, list[str]]:
+    page = new_page(**kw)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.context.add_init_script(HOOK)
+    return page, dialogs
+
+
+def _alerts(page: Page) -> list[str]:
+    """What was alerted in the page and in every frame of it."""
+    out: list[str] = []
+    for frame in page.frames:
+        got = frame.evaluate("window.__alerts || []")
+        out.extend(got)
+    return out
+
+
+PAY_BODY = (
+    "Принимаем **Visa, Mastercard и Мир**. Оплата проходит на защищённой странице банка.\n\n"
+    "1. Выберите «Картой онлайн».\n2. Введите данные карты.\n\n"
+    "[Условия оплаты](https://trust.store/pay)\n\n" + XSS
+)
+
+
+def test_help_center_pages(
+    server: ServerProcess, admin: OperatorClient, new_page: Callable[..., Page]
+) -> None:
+    pay = _article(admin, "Как оплатить заказ картой", PAY_BODY, category="Оплата")
+    _article(
+        admin, "Доставка", "Курьером по Москве за 1–2 дня, почтой по России.", category="Доставка"
+    )
+    _article(admin, "Возврат товара", "14 дней с момента получения, с чеком.", category="Возврат")
+    draft = _article(admin, "Черновик о скидках", "Скоро.", published=False)
+    page, dialogs = _hooked(new_page, viewport={"width": 1100, "height": 820})
+    errors = watch_errors(page)
+
+    page.goto(f"{server.url}/help")
+    expect(page.get_by_role("heading", name="Центр помощи")).to_be_visible()
+    expect(page.get_by_role("heading", name="Оплата")).to_be_visible()
+    expect(page.get_by_role("link", name="Как оплатить заказ картой")).to_be_visible()
+    expect(page.get_by_role("link", name="Черновик о скидках")).to_have_count(0)
+    shot(page, "help-center-index")
+
+    page.get_by_role("searchbox", name="Поиск по статьям").fill("оплата заказов")
+    page.get_by_role("button", name="Найти").click()
+    expect(page.get_by_role("heading", name="Найдено по запросу «оплата заказов»")).to_be_visible()
+    results = page.locator(".list li a")
+    expect(results.first).to_have_text("Как оплатить заказ картой")
+    shot(page, "help-center-search")
+
+    results.first.click()
+    expect(page).to_have_url(f"{server.url}/help/{pay['slug']}")
+    expect(page).to_have_title("Как оплатить заказ картой")
+    body = page.locator(".article .body")
+    expect(body.locator("strong")).to_have_text("Visa, Mastercard и Мир")
+    # The payload is text: shown literally, nothing ran, no image, no script link.
+    expect(body).to_contain_text("<img src=x onerror=alert(1)><script>alert(2)</script>")
+    assert body.locator("img, script").count() == 0
+    assert body.locator("a[href^='javascript']").count() == 0
+    expect(body.get_by_role("link", name="Условия оплаты")).to_have_attribute(
+        "rel", "noopener noreferrer"
+    )
+    # Styled with the widget's colour.
+    accent = page.evaluate(
+        "getComputedStyle(document.documentElement).getPropertyValue('--td-accent')"
+    )
+    assert accent.strip().startswith("#")
+    shot(page, "help-center-article")
+    assert httpx.get(f"{server.url}/help/{draft['slug']}").status_code == 404
+    assert _alerts(page) == [] and dialogs == [] and errors == []
+
+
+def test_widget_suggests_articles_while_typing(
+    server: ServerProcess, admin: OperatorClient, new_page: Callable[..., Page]
+) -> None:
+    if not any(
+        a["title"] == "Как оплатить заказ картой"
+        for a in admin.http.get("/api/admin/kb/articles").json()["articles"]
+    ):
+        _article(admin, "Как оплатить заказ картой", PAY_BODY, category="Оплата")
+    page, dialogs = _hooked(new_page, viewport={"width": 1280, "height": 860})
+    errors = watch_errors(page)
+    kb_requests: list[str] = []
+    page.on("request", lambda r: kb_requests.append(r.url) if "/kb" in r.url else None)
+    chat = open_chat(page, server.url)
+    # Nothing of the help center is fetched before the customer types.
+    assert not [u for u in kb_requests if "kb." in u], kb_requests
+
+    box = textbox(chat)
+    box.press_sequentially("оплата заказов", delay=20)
+    suggest = chat.locator(".kb-suggest")
+    expect(suggest).to_be_visible()
+    items = suggest.locator(".kb-suggest__item")
+    expect(items.first.locator("strong")).to_have_text("Как оплатить заказ картой")
+    assert items.count() <= 3
+    shot(page, "widget-kb-suggestions")
+
+    items.first.click()
+    view = chat.locator(".kb-article")
+    expect(view).to_be_visible()
+    expect(view.locator(".kb-article__title")).to_have_text("Как оплатить заказ картой")
+    expect(view.locator(".kb-article__body strong")).to_have_text("Visa, Mastercard и Мир")
+    expect(view.locator(".kb-article__body")).to_contain_text("<script>alert(2)</script>")
+    assert view.locator(".kb-article__body img, .kb-article__body script").count() == 0
+    expect(view.get_by_role("button", name="Это помогло")).to_be_visible()
+    shot(page, "widget-kb-article")
+
+    # Not enough: back to the composer, the question still there, and it goes to a person.
+    view.get_by_role("button", name="Нет, нужен оператор").click()
+    expect(view).to_be_hidden()
+    expect(box).to_have_value("оплата заказов")
+    box.fill("Оплата заказов картой не проходит, что делать?")
+    with page.expect_response(
+        lambda r: "/api/support/kb/feedback" in r.url and "ticketId" in (r.request.post_data or "")
+    ) as sent:
+        box.press("Enter")
+    assert sent.value.status == 200
+    log = chat.locator("#log")
+    expect(log.get_by_text("Оплата заказов картой не проходит, что делать?")).to_be_visible()
+    # The operator sees what the widget suggested: a private note in the conversation.
+    number = sent.value.request.post_data_json["ticketId"]
+    notes = [m for m in admin.open(number)["messages"] if m["kind"] == "note"]
+    assert [m["message"] for m in notes] == [
+        "📚 Клиент прочитал статью «Как оплатить заказ картой»: не помогло. "
+        "Предлагались: «Как оплатить заказ картой»"
+    ]
+    expect(log).not_to_contain_text("📚")  # the customer does not see the note
+    expect(chat.locator(".kb-suggest")).to_be_hidden()
+    assert _alerts(page) == [] and dialogs == [] and errors == []
