@@ -335,7 +335,7 @@ def test_feedback_deflection_and_the_operators_note(
     notes = [
         m
         for m in msgs
-        if m["kind"] == "note" and (m.get("notice") or {}).get("code") == "kb_suggested"
+        if m["kind"] == "note" and (m.get("notice") or {}).get("code") == "kb_not_helped"
     ]
     assert len(notes) == 1
     assert notes[0]["message"] == (

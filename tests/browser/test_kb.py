@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import shot
-from tests.browser.test_dashboard import login, watch_errors
-from tests.browser.test_widget import FRAME_RU, open_chat, textbox
+from tests.browser.test_dashboard import conversation, login, open_ticket, watch_errors
+from tests.browser.test_widget import open_chat, textbox
 from tests.support.clients import OperatorClient
 from tests.support.server import ADMIN_EMAIL, ADMIN_PASSWORD, ServerProcess
 
@@ -180,3 +180,96 @@ def test_widget_suggests_articles_while_typing(
     expect(log).not_to_contain_text("📚")  # the customer does not see the note
     expect(chat.locator(".kb-suggest")).to_be_hidden()
     assert _alerts(page) == [] and dialogs == [] and errors == []
+
+
+def test_dashboard_writes_an_article_that_the_widget_then_suggests(
+    server: ServerProcess, admin: OperatorClient, new_page: Callable[..., Page]
+) -> None:
+    page, dialogs = _hooked(new_page, viewport={"width": 1360, "height": 900})
+    errors = watch_errors(page)
+    login(page, server)
+    page.get_by_role("link", name="База знаний").click()
+    expect(page.get_by_role("heading", name="База знаний", level=1)).to_be_visible()
+    expect(page).to_have_title("База знаний — TrustDesk")
+
+    # Written in Markdown, previewed as the server renders and cleans it, saved as a draft.
+    page.get_by_label("Заголовок").fill("Сроки гарантийного ремонта")
+    page.get_by_role("textbox", name="Раздел", exact=True).fill("Гарантия")
+    page.get_by_label("Текст (Markdown)").fill(
+        "Ремонтируем по гарантии за **14 дней**.\n\n- Сохраните чек\n- Приложите фото\n\n" + XSS
+    )
+    page.get_by_role("button", name="Предпросмотр").click()
+    preview = page.locator(".kb-preview")
+    expect(preview.locator("strong")).to_have_text("14 дней")
+    expect(preview.locator("li")).to_have_count(2)
+    expect(preview).to_contain_text("<script>alert(2)</script>")
+    assert preview.locator("img, script").count() == 0
+    shot(page, "dashboard-kb-editor")
+    page.get_by_role("button", name="Сохранить").click()
+    item = page.locator(".kb-item", has_text="Сроки гарантийного ремонта")
+    expect(item.locator(".kb-state")).to_have_text("Черновик")
+    found = [
+        a
+        for a in admin.http.get("/api/admin/kb/articles").json()["articles"]
+        if a["title"] == "Сроки гарантийного ремонта"
+    ]
+    assert len(found) == 1 and found[0]["published"] is False
+    slug = found[0]["slug"]
+    assert httpx.get(f"{server.url}/help/{slug}").status_code == 404
+
+    # Published: the public page exists.
+    page.get_by_label("Опубликована (видна покупателям)").check()
+    page.get_by_role("button", name="Сохранить").click()
+    expect(item.locator(".kb-state")).to_have_text("Опубликована")
+    expect(page.get_by_role("link", name="Открыть в центре помощи ↗")).to_have_attribute(
+        "href", f"/help/{slug}"
+    )
+    public = httpx.get(f"{server.url}/help/{slug}")
+    assert public.status_code == 200 and "<strong>14 дней</strong>" in public.text
+
+    # A customer typing a question is offered it, reads it, and is helped: a deflection.
+    customer, customer_dialogs = _hooked(new_page)
+    chat = open_chat(customer, server.url)
+    textbox(chat).press_sequentially("гарантийный ремонт", delay=20)
+    suggestion = chat.locator(".kb-suggest__item", has_text="Сроки гарантийного ремонта")
+    expect(suggestion).to_be_visible()
+    suggestion.click()
+    view = chat.locator(".kb-article")
+    expect(view.locator(".kb-article__body strong")).to_have_text("14 дней")
+    with customer.expect_response(lambda r: "/api/support/kb/feedback" in r.url) as fb:
+        view.get_by_role("button", name="Это помогло").click()
+    assert fb.value.status == 200
+    expect(view.get_by_role("status")).to_have_text(
+        "Рады, что статья помогла! Если появятся вопросы — пишите."
+    )
+    assert _alerts(customer) == [] and customer_dialogs == []
+
+    # The report counts it.
+    page.get_by_role("link", name="Отчёт").click()
+    card = page.locator(".kb-report")
+    expect(
+        card.locator("tr", has_text="Сроки гарантийного ремонта").locator("td").nth(1)
+    ).to_have_text("1")
+    expect(card).to_contain_text("Вопросов решено статьями без оператора:")
+    card.scroll_into_view_if_needed()
+    shot(page.locator(".kb-report"), "dashboard-kb-report")  # type: ignore[arg-type]
+
+    # An operator links the article from the composer.
+    number = admin_ticket(server)
+    page.get_by_role("link", name="Тикеты").click()
+    open_ticket(page, number)
+    page.get_by_role("button", name="Ссылка на статью").click()
+    page.get_by_role("searchbox", name="Найти статью…").fill("гарантия")
+    page.locator(".kb-pick-item", has_text="Сроки гарантийного ремонта").click()
+    reply = page.get_by_role("textbox", name="Ответ")
+    expect(reply).to_have_value(f"Сроки гарантийного ремонта: {server.url}/help/{slug}")
+    reply.press("Enter")
+    expect(conversation(page).get_by_text(f"{server.url}/help/{slug}")).to_be_visible()
+    assert _alerts(page) == [] and dialogs == [] and errors == []
+
+
+def admin_ticket(server: ServerProcess) -> str:
+    """A customer's ticket for the operator to answer."""
+    from tests.support.clients import VisitorClient
+
+    return str(VisitorClient(server.url).send("Сколько длится ремонт по гарантии?")["ticketId"])

@@ -538,14 +538,12 @@ async def record_feedback(
                 event("suggested", aid)
         titles = [found[i].title for i in ids if i in found]
         chosen = found[article_id].title if article_id in found else ""
+        code = "kb_suggested"
+        if chosen:
+            code = "kb_not_helped" if helpful is False else "kb_opened"
+        args = {"titles": "«" + "», «".join(titles) + "»"}
         await tickets_actions.post_system_note(
-            tx,
-            t,
-            "kb_suggested",
-            None,
-            titles="«" + "», «".join(titles) + "»",
-            chosen=chosen,
-            helpful="" if helpful is None or not chosen else ("yes" if helpful else "no"),
+            tx, t, code, None, **args, **({"chosen": chosen} if chosen else {})
         )
 
 

@@ -93,15 +93,6 @@ SNOOZE_ENDED = {
 }
 
 
-def kb_suggested(titles: str, chosen: str, helpful: str) -> str:
-    """What the widget suggested before the customer asked (actions/kb.py)."""
-    if chosen and helpful == "no":
-        return f"📚 Клиент прочитал статью «{chosen}»: не помогло. Предлагались: {titles}"
-    if chosen:
-        return f"📚 Клиент открывал статью «{chosen}». Предлагались: {titles}"
-    return f"📚 Перед вопросом клиенту предлагались статьи: {titles}"
-
-
 # code -> the Russian sentence from the notice's args (the stored `message`).
 _RU: dict[str, Any] = {
     "operator_joined": lambda a: operator_joined(a["name"], a.get("gender")),
@@ -114,7 +105,14 @@ _RU: dict[str, Any] = {
     "priority_changed": lambda a: priority_changed(a["actor"], a.get("gender"), a["priority"]),
     "ticket_snoozed": lambda a: ticket_snoozed(a["actor"], a.get("gender"), a["until"]),
     "snooze_ended": lambda a: SNOOZE_ENDED[a.get("by") or "time"],
-    "kb_suggested": lambda a: kb_suggested(a["titles"], a.get("chosen", ""), a.get("helpful", "")),
+    # What the widget suggested before the customer asked (actions/kb.py).
+    "kb_suggested": lambda a: f"📚 Перед вопросом клиенту предлагались статьи: {a['titles']}",
+    "kb_opened": lambda a: (
+        f"📚 Клиент открывал статью «{a['chosen']}». Предлагались: {a['titles']}"
+    ),
+    "kb_not_helped": lambda a: (
+        f"📚 Клиент прочитал статью «{a['chosen']}»: не помогло. Предлагались: {a['titles']}"
+    ),
 }
 NOTICE_CODES = frozenset(_RU)
 

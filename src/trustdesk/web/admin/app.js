@@ -34,6 +34,7 @@ import {
 import { formatWait, getLang, has, noticeText, setLang, t } from "./i18n.js";
 import { counterState, installKeys, isTextField, showShortcuts, stepId } from "./keys.js";
 import { buildIntegrations } from "./integrations.js";
+import { buildKbPage, kbComposerTool } from "./kb.js";
 import { buildAuditCard } from "./audit.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { Live } from "./live.js";
@@ -198,6 +199,8 @@ function updateTitle() {
         ? t("widget.heading")
         : state.view === "report"
         ? t("title.report")
+        : state.view === "kb"
+        ? t("kb.heading")
         : t("title.tickets");
   document.title = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
 }
@@ -444,6 +447,12 @@ function buildShell() {
     h("span", { class: "nav-icon", "aria-hidden": "true" }, "📊"),
     h("span", { class: "nav-label" }, t("nav.report")),
   );
+  ui.navKb = h(
+    "a",
+    { href: "#/kb", class: "nav-item", dataset: { view: "kb" } },
+    h("span", { class: "nav-icon", "aria-hidden": "true" }, "📚"),
+    h("span", { class: "nav-label" }, t("nav.kb")),
+  );
   ui.navSettings = h(
     "a",
     { href: "#/settings", class: "nav-item", dataset: { view: "settings" } },
@@ -525,7 +534,7 @@ function buildShell() {
     h(
       "div",
       { class: "shell" },
-      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navReport, ui.navWidget, ui.navSettings),
+      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navReport, ui.navKb, ui.navWidget, ui.navSettings),
       ui.main,
     ),
     ui.toast,
@@ -556,7 +565,7 @@ function renderBadges() {
 }
 
 function renderNav() {
-  for (const link of [ui.navTickets, ui.navReport, ui.navWidget, ui.navSettings]) {
+  for (const link of [ui.navTickets, ui.navReport, ui.navKb, ui.navWidget, ui.navSettings]) {
     if (!link) continue;
     const active = link.dataset.view === state.view;
     link.classList.toggle("active", active);
@@ -647,6 +656,7 @@ function parseRoute() {
   if (section === "settings") return { view: "settings", ticketId: null };
   if (section === "widget" && state.me && state.me.role === "admin") return { view: "widget", ticketId: null };
   if (section === "report") return { view: "report", ticketId: null };
+  if (section === "kb") return { view: "kb", ticketId: null };
   // "#/ticket/ID" too: the server's push notifications link there.
   const id =
     (section === "tickets" || section === "ticket") && rest.length
@@ -668,6 +678,10 @@ function onRoute() {
     } else if (r.view === "settings") {
       leaveTicket();
       buildSettings();
+    } else if (r.view === "kb") {
+      leaveTicket();
+      dropInboxRefs();
+      buildKbPage(ui.main, { errorText, toast, me: state.me });
     } else if (r.view === "report") {
       leaveTicket();
       dropInboxRefs();
@@ -2170,17 +2184,18 @@ function buildComposer() {
     },
   });
   ui.recorder = recorder;
+  const kbTool = kbComposerTool(() => ui.reply); // "📚": a link to a help-center article (kb.js)
   const form = h(
     "form",
     { class: "composer", novalidate: true },
     h("div", { class: "mode-tabs", role: "tablist", "aria-label": t("composer.modes") }, tabs),
     ui.stagedList,
-    h("div", { class: "composer-box" }, ui.canned, ui.replyLabel, ui.reply),
+    h("div", { class: "composer-box" }, ui.canned, kbTool.box, ui.replyLabel, ui.reply),
     recorder.el,
     h(
       "div",
       { class: "composer-foot" },
-      h("div", { class: "composer-tools" }, ui.attachBtn, ui.micBtn),
+      h("div", { class: "composer-tools" }, ui.attachBtn, ui.micBtn, kbTool.button),
       ui.composerHint,
       ui.composerError,
       ui.counter,

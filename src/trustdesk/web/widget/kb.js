@@ -88,6 +88,13 @@ function copyInto(target, source, doc) {
   }
 }
 
+/** The server-cleaned HTML of an article, appended to `target` node by node. (Also used by
+ * the dashboard's preview, web/admin/kb.js.) */
+export function appendCleanHtml(target, html) {
+  const parsed = new DOMParser().parseFromString(String(html || ""), "text/html");
+  copyInto(target, parsed.body, target.ownerDocument);
+}
+
 /**
  * ctx: { locale, api(path, opts), ensureSession(), input (the composer's textarea),
  *        footer (where the suggestions go, above the composer), app (the widget's root),
@@ -242,8 +249,7 @@ export function createKb(ctx) {
       body.textContent = tx.failed;
       return;
     }
-    const parsed = new DOMParser().parseFromString(article.html, "text/html");
-    copyInto(body, parsed.body, doc);
+    appendCleanHtml(body, article.html);
     const full = doc.createElement("a");
     full.className = "kb-article__full";
     full.href = safeUrl("A", article.url) || "/help";
