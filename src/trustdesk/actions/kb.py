@@ -435,14 +435,18 @@ async def published_by_slug(rt: Runtime, slug: str, lang: str | None) -> dict[st
     return out
 
 
-_SEARCH = Sql(
-    "SELECT a.id, a.slug, a.title, a.body_text, a.locale, m.hits, m.score FROM"
-    " (SELECT t.article_id, count(*) AS hits, sum(t.weight) AS score FROM kb_terms t"
-    "  WHERE t.term IN :terms[text] GROUP BY t.article_id) m"
-    " JOIN kb_articles a ON a.id = m.article_id"
-    " WHERE a.published = :pub AND (a.locale = :locale OR :locale = '')"
-    " ORDER BY m.hits DESC, m.score DESC, a.id DESC LIMIT :lim"
+# The ranking reads only the terms and the index ix_kb_articles_published (published,
+# locale, and the id in it): never an article's row, whose long text comes before the
+# flags (SQLite would walk its overflow pages for every candidate). The winners' rows come
+# in a second statement.
+_RANK = Sql(
+    "SELECT t.article_id, count(*) AS hits, sum(t.weight) AS score FROM kb_terms t"
+    " WHERE t.term IN :terms[text] AND +t.article_id IN (SELECT a.id FROM kb_articles a"
+    "  WHERE a.published = :pub AND (a.locale = :locale OR :locale = ''))"
+    " GROUP BY t.article_id"
+    " ORDER BY count(*) DESC, sum(t.weight) DESC, t.article_id DESC LIMIT :lim"
 )
+_ROWS = Sql("SELECT id, slug, title, body_text, locale FROM kb_articles WHERE id IN :ids[bigint]")
 
 
 async def search(
@@ -455,11 +459,22 @@ async def search(
         return []
     params = {"terms": stems, "pub": True, "locale": locale or "", "lim": limit}
     async with rt.store.raw_read() as raw:
-        rows = await raw.all(_SEARCH, params)
-    return [
-        {"id": i, "slug": slug, "title": title, "locale": loc, "snippet": snippet(text, stems)}
-        for i, slug, title, text, loc, _, _ in rows
-    ]
+        ranked = [int(r[0]) for r in await raw.all(_RANK, params)]
+        rows = {int(r[0]): r for r in await raw.all(_ROWS, {"ids": ranked})} if ranked else {}
+    out = []
+    for aid in ranked:
+        if aid in rows:  # (deleted between the two statements)
+            _, slug, title, text, loc = rows[aid]
+            out.append(
+                {
+                    "id": aid,
+                    "slug": slug,
+                    "title": title,
+                    "locale": loc,
+                    "snippet": snippet(text, stems),
+                }
+            )
+    return out
 
 
 def preview(body: object) -> str:
