@@ -264,7 +264,16 @@ def test_dashboard_writes_an_article_that_the_widget_then_suggests(
     reply = page.get_by_role("textbox", name="Ответ")
     expect(reply).to_have_value(f"Сроки гарантийного ремонта: {server.url}/help/{slug}")
     reply.press("Enter")
-    expect(conversation(page).get_by_text(f"{server.url}/help/{slug}")).to_be_visible()
+    answer = conversation(page).locator(".msg.admin", has_text=f"{server.url}/help/{slug}")
+    expect(answer).to_be_visible()
+
+    # "Make an article from this answer": the editor opens with the answer as its text.
+    answer.get_by_role("button", name="📚 В статью").click()
+    expect(page.get_by_role("heading", name="Новая статья")).to_be_visible()
+    expect(page.get_by_label("Текст (Markdown)")).to_have_value(
+        f"Сроки гарантийного ремонта: {server.url}/help/{slug}"
+    )
+    expect(page.get_by_label("Заголовок")).to_be_focused()
     assert _alerts(page) == [] and dialogs == [] and errors == []
 
 

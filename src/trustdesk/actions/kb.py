@@ -282,10 +282,6 @@ async def _index(tx: Tx, a: KbArticle) -> None:
         tx.session.add_all(KbTerm(term=t, article_id=a.id, weight=w) for t, w in weights.items())
 
 
-def _announce(tx: Tx, a: KbArticle, deleted: bool = False) -> None:
-    tx.emit("operators", {"type": "kb_article", "id": a.id, "deleted": deleted})
-
-
 async def create_article(
     rt: Runtime,
     op: Operator,
@@ -327,7 +323,6 @@ async def create_article(
         tx.session.add(a)
         await tx.session.flush()
         await _index(tx, a)
-        _announce(tx, a)
         return article_json(a)
 
 
@@ -374,7 +369,6 @@ async def update_article(rt: Runtime, article_id: int, changes: dict[str, Any]) 
         await tx.session.flush()
         if "body" in clean or "title" in clean:
             await _index(tx, a)
-        _announce(tx, a)
         return article_json(a)
 
 
@@ -385,7 +379,6 @@ async def delete_article(rt: Runtime, article_id: int) -> None:
             raise NotFound("no such article", "article_not_found")
         await tx.session.execute(delete(KbTerm).where(KbTerm.article_id == a.id))
         await tx.session.execute(delete(KbEvent).where(KbEvent.article_id == a.id))
-        _announce(tx, a, deleted=True)
         await tx.session.delete(a)
 
 

@@ -34,7 +34,7 @@ import {
 import { formatWait, getLang, has, noticeText, setLang, t } from "./i18n.js";
 import { counterState, installKeys, isTextField, showShortcuts, stepId } from "./keys.js";
 import { buildIntegrations } from "./integrations.js";
-import { buildKbPage, kbComposerTool } from "./kb.js";
+import { buildKbPage, kbComposerTool, kbFromAnswer } from "./kb.js";
 import { buildAuditCard } from "./audit.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { Live } from "./live.js";
@@ -1586,7 +1586,7 @@ function messageEl(m, s, cont = false) {
       { ...base, class: `msg admin${mine ? " mine" : ""}${cls}${att}` },
       author(m.sender_name, mine ? h("span", { class: "muted" }, ` (${t("you")})`) : null, " 👤"),
       body(),
-      h("div", { class: "msg-meta" }, time, receiptFor()),
+      h("div", { class: "msg-meta" }, time, receiptFor(), state.me.role === "admin" && !m.attachment ? kbFromAnswer(m) : null),
     );
   }
   if (m.sender_type === "bot") {

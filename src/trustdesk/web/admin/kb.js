@@ -13,6 +13,39 @@ const MAX_TITLE = 200;
 const MAX_BODY = 50000;
 const MAX_CATEGORY = 60;
 const tk = (key, vars) => t(`kb.${key}`, vars);
+const DRAFT_KEY = "trustdesk.kbDraft"; // an operator's answer on its way to the editor
+
+/** "📚 В статью" on an operator's answer (admins): the editor opens with it as the body. */
+export function kbFromAnswer(m) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "link-btn kb-from-answer",
+      title: tk("fromAnswerHint"),
+      onclick: () => {
+        try {
+          sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ body: String(m.message || "").slice(0, MAX_BODY) }));
+        } catch {
+          return;
+        }
+        location.hash = "#/kb";
+      },
+    },
+    tk("fromAnswer"),
+  );
+}
+
+function takeDraft() {
+  try {
+    const raw = sessionStorage.getItem(DRAFT_KEY);
+    sessionStorage.removeItem(DRAFT_KEY);
+    const d = raw ? JSON.parse(raw) : null;
+    return d && typeof d.body === "string" ? d : null;
+  } catch {
+    return null;
+  }
+}
 
 /** What the form sends: the fields that changed (all of them for a new article). */
 export function articleChanges(before, form) {
@@ -263,6 +296,11 @@ export function buildKbPage(main, { errorText, toast, me }) {
   }
 
   fill(null);
+  const draft = admin ? takeDraft() : null;
+  if (draft) {
+    body.value = draft.body;
+    title.focus();
+  }
   load();
 }
 

@@ -190,7 +190,7 @@ const els = {
   toastX: $("toast-x"),
 };
 
-let kbLoaded = null; // the help center's module (kb.js), once the first question is typed
+let kbLoaded = null; // kb.js
 
 function h(tag, className, text) {
   const node = document.createElement(tag);
@@ -1480,28 +1480,12 @@ function stopTyping() {
   typingActive = false;
 }
 
-// The help center's suggestions while a first question is typed (kb.js, loaded on demand:
-// the first open does not carry it; kbLoaded is declared with the DOM handles above).
+// Help-center suggestions for a first question (kb.js, loaded on demand).
 function kbInput() {
   const text = els.input.value;
   if (S.ticketId || (!kbLoaded && text.trim().length < 3)) return;
-  kbLoaded ||= import("./kb.js").then((m) =>
-    m.createKb({
-      locale,
-      api,
-      ensureSession,
-      input: els.input,
-      footer: document.querySelector(".foot"),
-      app: els.app,
-      clearInput() {
-        els.input.value = "";
-        autosize();
-        updateSendButton();
-      },
-      focusInput: () => els.input.focus({ preventScroll: true }),
-    }),
-  );
-  kbLoaded.then((kb) => kb.input(text)).catch(() => undefined);
+  kbLoaded ||= import("./kb.js").then((m) => m.createKb({ locale, api, ensureSession, els }));
+  kbLoaded.then((kb) => kb.input(text)).catch(() => 0);
 }
 
 els.input.addEventListener("input", () => {

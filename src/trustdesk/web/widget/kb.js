@@ -96,12 +96,23 @@ export function appendCleanHtml(target, html) {
 }
 
 /**
- * ctx: { locale, api(path, opts), ensureSession(), input (the composer's textarea),
- *        footer (where the suggestions go, above the composer), app (the widget's root),
- *        clearInput(), focusInput() }
+ * ctx: { locale, api(path, opts), ensureSession(), els (chat.js's DOM handles: input, form,
+ *        app) }. The suggestions go above the composer, the article in the chat's place.
  */
-export function createKb(ctx) {
+export function createKb({ locale, api, ensureSession, els }) {
   const doc = document;
+  const ctx = {
+    locale,
+    api,
+    ensureSession,
+    footer: els.form.parentNode,
+    app: els.app,
+    clearInput() {
+      els.input.value = "";
+      els.input.dispatchEvent(new Event("input", { bubbles: true })); // (resize, send button)
+    },
+    focusInput: () => els.input.focus({ preventScroll: true }),
+  };
   const tx = TEXTS[ctx.locale] || TEXTS.ru;
   const css = doc.createElement("link");
   css.rel = "stylesheet";
