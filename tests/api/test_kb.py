@@ -377,3 +377,38 @@ def test_operator_search(server: ServerProcess, operator: OperatorClient) -> Non
     r = operator.http.get("/api/admin/kb/search", params={"q": f"гарантии {tag}"})
     assert r.status_code == 200
     assert r.json()["articles"][0]["url"] == f"/help/{a['slug']}"
+
+
+def _png() -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", (8, 6), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_article_images(server: ServerProcess, operator: OperatorClient) -> None:
+    r = operator.http.post(
+        "/api/admin/kb/upload", content=_png(), headers={"Content-Type": "image/png"}
+    )
+    assert r.status_code == 200, r.text
+    url = r.json()["url"]
+    assert re.fullmatch(r"/help/media/[0-9a-f]{64}\.png", url)
+    assert r.json()["markdown"] == f"![]({url})"
+    img = httpx.get(server.url + url)
+    assert img.status_code == 200 and img.headers["content-type"] == "image/png"
+    assert img.content.startswith(b"\x89PNG") and "immutable" in img.headers["cache-control"]
+    a = _create(operator, f"Фото упаковки {_tag()}", f"Вот так:\n\n![упаковка]({url})")
+    assert f'<img src="{url}" alt="упаковка">' in httpx.get(f"{server.url}/help/{a['slug']}").text
+    # Not an image, nothing, a PDF: refused; unknown names: 404; agents and visitors: no.
+    bad = operator.http.post("/api/admin/kb/upload", content=b"<svg onload=alert(1)>")
+    assert _error(bad, 415)["code"] == "unsupported_type"
+    _error(operator.http.post("/api/admin/kb/upload", content=b""), 422)
+    pdf = operator.http.post("/api/admin/kb/upload", content=b"%PDF-1.4\n%%EOF")
+    assert _error(pdf, 422)["code"] == "not_an_image"
+    assert httpx.get(f"{server.url}/help/media/{'0' * 64}.png").status_code == 404
+    assert httpx.get(f"{server.url}/help/media/..%2F..%2Ftrustdesk.db").status_code == 404
+    v = VisitorClient(server.url)
+    assert v.http.post("/api/admin/kb/upload", content=_png()).status_code == 401

@@ -19,11 +19,15 @@ showed customers before they asked a person.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import html
+import os
 import re
 from collections import Counter
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import nh3
@@ -472,6 +476,54 @@ async def search(
 
 def preview(body: object) -> str:
     return render(_text(body, "body", 0, MAX_BODY))[0]
+
+
+# ---------------------------------------------------------------- images (admins)
+
+MAX_MEDIA = 5 * 1024 * 1024
+_MEDIA_NAME = re.compile(r"^([0-9a-f]{64})\.(png|jpg|gif|webp)$")
+_MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+
+
+def _media_dir(rt: Runtime) -> Path:
+    # Not the attachments' file store: its sweeper deletes what no message refers to.
+    return rt.settings.data_dir / "kb-media"
+
+
+async def save_media(rt: Runtime, data: bytes) -> str:
+    """An image for articles (PNG, JPEG, GIF, WebP by content; re-encoded without its
+    metadata like a customer's): stored under its sha256, public at /help/media/<name>."""
+    from trustdesk.actions import attachments, imaging
+
+    if not data:
+        raise Invalid("the image is empty", "empty_file")
+    if len(data) > MAX_MEDIA:
+        raise Invalid(f"at most {MAX_MEDIA // (1024 * 1024)} MiB", "file_too_large")
+    ftype = attachments.sniff(data)
+    if ftype.kind != "image":
+        raise Invalid("an article takes images only (PNG, JPEG, GIF, WebP)", "not_an_image")
+    clean, _, _ = await imaging.clean_image(data, ftype.ext, rt.settings)
+    name = f"{hashlib.sha256(clean).hexdigest()}.{ftype.ext}"
+    folder = _media_dir(rt)
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        if not path.exists():
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_bytes(clean)
+            os.replace(tmp, path)
+
+    await asyncio.to_thread(write)
+    return MEDIA_PREFIX + name
+
+
+async def read_media(rt: Runtime, name: str) -> tuple[bytes, str]:
+    m = _MEDIA_NAME.match(name) if isinstance(name, str) else None
+    path = _media_dir(rt) / name if m else None
+    if path is None or not path.is_file():
+        raise NotFound("no such image", "not_found")
+    return await asyncio.to_thread(path.read_bytes), _MEDIA_TYPES[m.group(2)] if m else ""
 
 
 # ---------------------------------------------------------------- the widget's record

@@ -186,6 +186,23 @@ async def help_css() -> Response:
     return Response((WEB / "help.css").read_bytes(), media_type="text/css", headers=_HEADERS)
 
 
+@router.get("/help/media/{name}")
+async def help_media(name: str, request: Request) -> Response:
+    """An article's image (actions/kb.py save_media): named by its content, so cached."""
+    try:
+        data, mime = await kb.read_media(request.app.state.runtime, name[:80])
+    except NotFound:
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    return Response(
+        data,
+        media_type=mime,
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
 @router.get("/help/{slug}")
 async def help_article(
     slug: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from trustdesk.actions import kb
@@ -203,6 +203,24 @@ async def delete_article(article_id: RowId, auth: AdminDep, rt: RuntimeDep) -> s
 async def preview(body: PreviewIn, auth: OperatorDep, rt: RuntimeDep) -> PreviewOut:
     """The Markdown as the help center will show it (rendered and cleaned here)."""
     return PreviewOut(html=kb.preview(body.body))
+
+
+class MediaOut(BaseModel):
+    url: str
+    markdown: str
+
+
+@admin_router.post(
+    "/upload",
+    response_model=MediaOut,
+    responses=ERRORS,
+    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
+)
+async def upload_image(request: Request, auth: AdminDep, rt: RuntimeDep) -> MediaOut:
+    """An image for articles (request body = its bytes; PNG, JPEG, GIF or WebP, at most
+    5 MiB, re-encoded without metadata). Returns its /help/media/ URL and the Markdown."""
+    url = await kb.save_media(rt, await request.body())
+    return MediaOut(url=url, markdown=f"![]({url})")
 
 
 @admin_router.get("/search", response_model=SearchOut, responses=ERRORS)
