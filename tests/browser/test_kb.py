@@ -5,11 +5,14 @@ article must not run anywhere."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from io import BytesIO
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import shot
@@ -49,6 +52,12 @@ def _article(op: OperatorClient, title: str, body: str, **kw: Any) -> dict[str, 
     assert r.status_code == 201, r.text
     out: dict[str, Any] = r.json()["article"]
     return out
+
+
+def _png() -> bytes:
+    out = BytesIO()
+    Image.new("RGB", (40, 24), (47, 107, 255)).save(out, "PNG")
+    return out.getvalue()
 
 
 def _hooked(new_page: Callable[..., Page], **kw: Any) -> tuple[Page, list[str]]:
@@ -226,6 +235,18 @@ def test_dashboard_writes_an_article_that_the_widget_then_suggests(
     )
     public = httpx.get(f"{server.url}/help/{slug}")
     assert public.status_code == 200 and "<strong>14 дней</strong>" in public.text
+
+    # An image goes in as Markdown pointing at the help center's own files.
+    page.locator(".kb-form input[type=file]").set_input_files(
+        {"name": "box.png", "mimeType": "image/png", "buffer": _png()}
+    )
+    body = page.get_by_label("Текст (Markdown)")
+    expect(body).to_have_value(re.compile(r"!\[\]\(/help/media/[0-9a-f]{64}\.png\)\n$"))
+    page.get_by_role("button", name="Сохранить").click()
+    expect(page.get_by_text("Статья сохранена и опубликована")).to_be_visible()
+    page_html = httpx.get(f"{server.url}/help/{slug}").text
+    image = re.search(r'<img src="(/help/media/[0-9a-f]{64}\.png)"', page_html)
+    assert image and httpx.get(server.url + image.group(1)).status_code == 200
 
     # A customer typing a question is offered it, reads it, and is helped: a deflection.
     customer, customer_dialogs = _hooked(new_page)

@@ -4,7 +4,7 @@
 // read them. The report's card (reportKbCard) shows what they answered without an operator.
 // The composer's "insert a link" is kbLinkPicker below.
 
-import { ApiError, request } from "./api.js";
+import { ApiError, getCsrf, request } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 import { t } from "./i18n.js";
 import { appendCleanHtml } from "/widget/kb.js";
@@ -101,6 +101,15 @@ export function buildKbPage(main, { errorText, toast, me }) {
   const previewBtn = h("button", { type: "button", class: "btn soft", onclick: togglePreview }, tk("preview"));
   const saveBtn = h("button", { type: "submit", class: "btn primary" }, tk("save"));
   const deleteBtn = h("button", { type: "button", class: "btn danger-soft", hidden: true, onclick: remove }, tk("delete"));
+  const imageInput = h("input", { type: "file", accept: "image/png,image/jpeg,image/gif,image/webp", class: "sr-only", tabindex: "-1", "aria-hidden": "true" });
+  const imageBtn = admin
+    ? h("button", { type: "button", class: "btn soft", onclick: () => imageInput.click() }, tk("image"))
+    : null;
+  imageInput.addEventListener("change", () => {
+    const file = imageInput.files && imageInput.files[0];
+    imageInput.value = "";
+    if (file) addImage(file);
+  });
   for (const el of [title, category, locale, body, published]) el.disabled = !admin;
   const form = h(
     "form",
@@ -118,7 +127,7 @@ export function buildKbPage(main, { errorText, toast, me }) {
     preview,
     h("label", { class: "kb-check" }, published, " ", tk("published")),
     error,
-    h("div", { class: "kb-actions" }, previewBtn, admin ? saveBtn : null, deleteBtn, link),
+    h("div", { class: "kb-actions" }, previewBtn, imageBtn, imageInput, admin ? saveBtn : null, deleteBtn, link),
   );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -240,6 +249,27 @@ export function buildKbPage(main, { errorText, toast, me }) {
       if (!preview.childNodes.length) preview.append(h("p", { class: "muted" }, tk("previewEmpty")));
       preview.hidden = false;
       previewBtn.textContent = tk("hidePreview");
+    } catch (e) {
+      showError(e);
+    }
+  }
+
+  async function addImage(file) {
+    showError(null);
+    try {
+      const res = await fetch("/api/admin/kb/upload", {
+        method: "POST",
+        headers: { "X-CSRF-Token": getCsrf() || "", "Content-Type": "application/octet-stream" },
+        body: file,
+        credentials: "same-origin",
+      });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) throw new ApiError(res.status, data.error?.code || null, data.error?.message || res.statusText);
+      const start = body.selectionStart ?? body.value.length;
+      const before = body.value.slice(0, start);
+      const gap = before && !before.endsWith("\n\n") ? (before.endsWith("\n") ? "\n" : "\n\n") : "";
+      body.setRangeText(`${gap}${data.markdown}\n`, start, body.selectionEnd ?? start, "end");
+      body.focus();
     } catch (e) {
       showError(e);
     }
