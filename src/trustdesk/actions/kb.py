@@ -35,6 +35,8 @@ import Stemmer  # type: ignore[import-not-found]
 from markdown_it import MarkdownIt
 from sqlalchemy import delete, func, select
 
+from trustdesk.actions import attachments, customers, imaging
+from trustdesk.actions import tickets as tickets_actions
 from trustdesk.actions.errors import Conflict, Invalid, NotFound
 from trustdesk.actions.runtime import Runtime
 from trustdesk.store.db import Tx
@@ -493,8 +495,6 @@ def _media_dir(rt: Runtime) -> Path:
 async def save_media(rt: Runtime, data: bytes) -> str:
     """An image for articles (PNG, JPEG, GIF, WebP by content; re-encoded without its
     metadata like a customer's): stored under its sha256, public at /help/media/<name>."""
-    from trustdesk.actions import attachments, imaging
-
     if not data:
         raise Invalid("the image is empty", "empty_file")
     if len(data) > MAX_MEDIA:
@@ -542,8 +542,6 @@ async def record_feedback(
     """What the customer saw and chose. `helpful` True: the article answered them (a
     deflection); False: it did not. With `ticket` (the question was sent after all): the
     conversation gets a private note naming the suggestions, for the operator."""
-    from trustdesk.actions import tickets as tickets_actions  # (tickets imports much)
-
     # Lower-cased here: SQLite's lower() folds ASCII only, and the report groups by it.
     query = _SPACES.sub(" ", query.replace("\x00", "")).strip()[:MAX_QUERY].lower()
     shown = list(dict.fromkeys(shown))[:SEARCH_LIMIT]
@@ -551,8 +549,6 @@ async def record_feedback(
         t = None
         if ticket is not None:
             t = await tickets_actions.load_ticket(tx, ticket)
-            from trustdesk.actions import customers
-
             if t is None or not await customers.owns(tx.session, visitor, t):
                 raise NotFound("no such ticket", "ticket_not_found")
         ids = list(dict.fromkeys([*shown, *([article_id] if article_id else [])]))
