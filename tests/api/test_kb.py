@@ -412,3 +412,18 @@ def test_article_images(server: ServerProcess, operator: OperatorClient) -> None
     assert httpx.get(f"{server.url}/help/media/..%2F..%2Ftrustdesk.db").status_code == 404
     v = VisitorClient(server.url)
     assert v.http.post("/api/admin/kb/upload", content=_png()).status_code == 401
+
+
+def test_a_customers_erasure_takes_their_questions(
+    server: ServerProcess, operator: OperatorClient
+) -> None:
+    tag = _tag()
+    q = f"Примерка перед покупкой {tag}"
+    v = VisitorClient(server.url)
+    assert (
+        v.http.post("/api/support/kb/feedback", json={"query": q, "shown": []}).status_code == 200
+    )
+    assert {x["query"] for x in _stats(operator)["no_results"]} >= {q.lower()}
+    r = operator.http.delete(f"/api/admin/visitors/{v.visitor_id}")
+    assert r.status_code == 200, r.text
+    assert q.lower() not in {x["query"] for x in _stats(operator)["no_results"]}
