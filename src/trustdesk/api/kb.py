@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from trustdesk.actions import kb
 from trustdesk.actions.errors import Invalid
@@ -111,10 +111,10 @@ class FeedbackIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     query: str = Field("", max_length=kb.MAX_QUERY * 2)
-    shown: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+    shown: list[Annotated[StrictInt, Field(ge=1, le=2**62)]] = Field(
         default_factory=list, max_length=kb.SEARCH_LIMIT
     )
-    article_id: int | None = Field(None, ge=1, le=2**62)
+    article_id: StrictInt | None = Field(None, ge=1, le=2**62)
     helpful: StrictBool | None = None
     ticketId: str | None = Field(None, min_length=1, max_length=40)  # noqa: N815 - the API's name
 
@@ -213,7 +213,7 @@ class MediaOut(BaseModel):
 @admin_router.post(
     "/upload",
     response_model=MediaOut,
-    responses=ERRORS,
+    responses={**ERRORS, 415: {"model": s.ErrorOut}},
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
 )
 async def upload_image(request: Request, auth: AdminDep, rt: RuntimeDep) -> MediaOut:
