@@ -24,7 +24,9 @@ from trustdesk.api import (
     console,
     context,
     files,
+    help,
     integrations,
+    kb,
     labels,
     selftest,
     widget,
@@ -242,6 +244,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(context.demo_router)  # the demo storefront's order hook
     app.include_router(labels.router)  # labels and merging (api/labels.py)
     app.include_router(audit.router)  # the admins' audit log (api/audit.py)
+    app.include_router(kb.admin_router)  # the help center (api/kb.py, api/help.py)
+    app.include_router(kb.visitor_router)
+    app.include_router(help.router)
     app.include_router(account.router)
     app.include_router(console.router)
     app.include_router(console.public_router)

@@ -116,6 +116,8 @@ ATTACKS: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = [
     ("POST", "/api/support/transcript", {"ticketId": "{T}", "email": "m@evil.example"}, None),
     ("POST", "/api/support/upload", None, {"ticketId": "{T}", "name": "x.png"}),
     ("GET", "/api/support/files/{F}", None, None),
+    # What the help center suggested, said of someone else's ticket (actions/kb.py).
+    ("POST", "/api/support/kb/feedback", {"query": "доставка", "ticketId": "{T}"}, None),
 ]
 # Endpoints that take no ticket or file (checked by the tests below in other ways).
 NO_TARGET = {
@@ -125,6 +127,9 @@ NO_TARGET = {
     ("GET", "/api/support/tickets"),
     ("POST", "/api/support/contact"),
     ("POST", "/api/support/identify"),
+    # The help center: published articles, public at /help anyway.
+    ("GET", "/api/support/kb/search"),
+    ("GET", "/api/support/kb/articles/{article_id}"),
 }
 
 

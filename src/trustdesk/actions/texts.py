@@ -98,6 +98,14 @@ _RU: dict[str, Any] = {
     "priority_changed": lambda a: priority_changed(a["actor"], a.get("gender"), a["priority"]),
     "ticket_snoozed": lambda a: ticket_snoozed(a["actor"], a.get("gender"), a["until"]),
     "snooze_ended": lambda a: SNOOZE_ENDED[a.get("by") or "time"],
+    # What the widget suggested before the customer asked (actions/kb.py).
+    "kb_suggested": lambda a: f"📚 Перед вопросом клиенту предлагались статьи: {a['titles']}",
+    "kb_opened": lambda a: (
+        f"📚 Клиент открывал статью «{a['chosen']}». Предлагались: {a['titles']}"
+    ),
+    "kb_not_helped": lambda a: (
+        f"📚 Клиент прочитал статью «{a['chosen']}»: не помогло. Предлагались: {a['titles']}"
+    ),
 }
 NOTICE_CODES = frozenset(_RU)
 

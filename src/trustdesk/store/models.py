@@ -412,3 +412,70 @@ class AuditEntry(Base):
     address: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_audit_log_action", "action", "id"),)
+
+
+# ---------------------------------------------------------------- help center (0011)
+
+
+class KbArticle(Base):
+    """A help-center article (actions/kb.py): Markdown as written, with its cleaned HTML
+    and plain text made when it is saved (pages and snippets never re-render)."""
+
+    __tablename__ = "kb_articles"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    locale: Mapped[str] = mapped_column(String(2))  # "ru" | "en"
+    slug: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    body: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    author_name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("locale", "slug", name="uq_kb_articles_locale_slug"),
+        Index("ix_kb_articles_published", "published", "locale"),
+    )
+
+
+class KbTerm(Base):
+    """The search index: one row per (stem, article), with the stem's weight in it (title
+    words count more). Same table, same SQL, same ranking on SQLite and PostgreSQL."""
+
+    __tablename__ = "kb_terms"
+
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    weight: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_kb_terms_article", "article_id"),)
+
+
+class KbEvent(Base):
+    """What the widget showed a customer and what they chose: "helped" (deflection),
+    "not_helped", "suggested" (a question sent with suggestions shown), "no_results"."""
+
+    __tablename__ = "kb_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"))
+    # A customer's erasure (or their ticket's) takes their questions with it.
+    visitor_id: Mapped[str | None] = mapped_column(ForeignKey("visitors.id", ondelete="CASCADE"))
+    ticket_id: Mapped[str | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    query: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (
+        Index("ix_kb_events_kind_at", "kind", "at"),
+        Index("ix_kb_events_article", "article_id"),
+        Index("ix_kb_events_visitor", "visitor_id"),
+        Index("ix_kb_events_ticket", "ticket_id"),
+    )

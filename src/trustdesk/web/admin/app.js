@@ -35,6 +35,7 @@ import {
 import { formatWait, getLang, has, noticeText, setLang, t } from "./i18n.js";
 import { counterState, installKeys, isTextField, showShortcuts, stepId } from "./keys.js";
 import { buildIntegrations } from "./integrations.js";
+import { buildKbPage, kbComposerTool, kbFromAnswer } from "./kb.js";
 import { buildAuditCard } from "./audit.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { Live } from "./live.js";
@@ -199,6 +200,8 @@ function updateTitle() {
         ? t("widget.heading")
         : state.view === "report"
         ? t("title.report")
+        : state.view === "kb"
+        ? t("kb.heading")
         : t("title.tickets");
   document.title = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
 }
@@ -445,6 +448,12 @@ function buildShell() {
     h("span", { class: "nav-icon", "aria-hidden": "true" }, "📊"),
     h("span", { class: "nav-label" }, t("nav.report")),
   );
+  ui.navKb = h(
+    "a",
+    { href: "#/kb", class: "nav-item", dataset: { view: "kb" } },
+    h("span", { class: "nav-icon", "aria-hidden": "true" }, "📚"),
+    h("span", { class: "nav-label" }, t("nav.kb")),
+  );
   ui.navSettings = h(
     "a",
     { href: "#/settings", class: "nav-item", dataset: { view: "settings" } },
@@ -526,7 +535,7 @@ function buildShell() {
     h(
       "div",
       { class: "shell" },
-      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navReport, ui.navWidget, ui.navSettings),
+      h("nav", { class: "rail", "aria-label": t("nav.main") }, ui.navTickets, ui.navReport, ui.navKb, ui.navWidget, ui.navSettings),
       ui.main,
     ),
     ui.toast,
@@ -557,7 +566,7 @@ function renderBadges() {
 }
 
 function renderNav() {
-  for (const link of [ui.navTickets, ui.navReport, ui.navWidget, ui.navSettings]) {
+  for (const link of [ui.navTickets, ui.navReport, ui.navKb, ui.navWidget, ui.navSettings]) {
     if (!link) continue;
     const active = link.dataset.view === state.view;
     link.classList.toggle("active", active);
@@ -648,6 +657,7 @@ function parseRoute() {
   if (section === "settings") return { view: "settings", ticketId: null };
   if (section === "widget" && state.me && state.me.role === "admin") return { view: "widget", ticketId: null };
   if (section === "report") return { view: "report", ticketId: null };
+  if (section === "kb") return { view: "kb", ticketId: null };
   // "#/ticket/ID" too: the server's push notifications link there.
   const id =
     (section === "tickets" || section === "ticket") && rest.length
@@ -669,6 +679,10 @@ function onRoute() {
     } else if (r.view === "settings") {
       leaveTicket();
       buildSettings();
+    } else if (r.view === "kb") {
+      leaveTicket();
+      dropInboxRefs();
+      buildKbPage(ui.main, { errorText, toast, me: state.me });
     } else if (r.view === "report") {
       leaveTicket();
       dropInboxRefs();
@@ -1577,7 +1591,7 @@ function messageEl(m, s, cont = false) {
       { ...base, class: `msg admin${mine ? " mine" : ""}${cls}${att}` },
       author(m.sender_name, mine ? h("span", { class: "muted" }, ` (${t("you")})`) : null, " 👤"),
       body(),
-      h("div", { class: "msg-meta" }, time, receiptFor()),
+      h("div", { class: "msg-meta" }, time, receiptFor(), state.me.role === "admin" && !m.attachment ? kbFromAnswer(m) : null),
     );
   }
   if (m.sender_type === "bot") {
@@ -2175,17 +2189,18 @@ function buildComposer() {
     },
   });
   ui.recorder = recorder;
+  const kbTool = kbComposerTool(() => ui.reply); // "📚": a link to a help-center article (kb.js)
   const form = h(
     "form",
     { class: "composer", novalidate: true },
     h("div", { class: "mode-tabs", role: "tablist", "aria-label": t("composer.modes") }, tabs),
     ui.stagedList,
-    h("div", { class: "composer-box" }, ui.canned, ui.replyLabel, ui.reply),
+    h("div", { class: "composer-box" }, ui.canned, kbTool.box, ui.replyLabel, ui.reply),
     recorder.el,
     h(
       "div",
       { class: "composer-foot" },
-      h("div", { class: "composer-tools" }, ui.attachBtn, ui.micBtn),
+      h("div", { class: "composer-tools" }, ui.attachBtn, ui.micBtn, kbTool.button),
       ui.composerHint,
       ui.composerError,
       ui.counter,

@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 import { getLang, t } from "./i18n.js";
+import { reportKbCard } from "./kb.js";
 import { reportLabelsCard } from "./labels.js";
 
 const PERIODS = [7, 30, 90];
@@ -284,7 +285,7 @@ export function buildReport(main, opts) {
           ]
         : h("p", { class: "muted" }, t("report.noRatings")),
     );
-    replaceChildren(body, kpis, h("div", { class: "report-grid" }, chartCard, ratingCard, reportLabelsCard(r.labels)));
+    replaceChildren(body, kpis, h("div", { class: "report-grid" }, chartCard, ratingCard, reportLabelsCard(r.labels), reportKbCard(days)));
     // Drawn at the size it is shown at, so its text stays readable on a phone too.
     let drawnAt = 0;
     const draw = () => {

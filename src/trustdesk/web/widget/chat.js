@@ -190,6 +190,8 @@ const els = {
   toastX: $("toast-x"),
 };
 
+let kbLoaded = null; // kb.js
+
 function h(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -511,6 +513,7 @@ function setTicket(ticketId) {
   S.wantNew = false;
   storage.set(KEYS.ticket, ticketId);
   extras?.renderTranscriptButton();
+  kbLoaded?.then((kb) => kb.ticket(ticketId));
   if (had) {
     // A different conversation than the one we knew: start its view from scratch and let
     // the socket replay it from the beginning.
@@ -559,6 +562,7 @@ function newConversation() {
   resetView();
   S.wantNew = true;
   showLocalGreeting();
+  kbLoaded?.then((kb) => kb.reset());
   extras?.renderTranscriptButton();
   reconnectNow();
   start();
@@ -1476,9 +1480,18 @@ function stopTyping() {
   typingActive = false;
 }
 
+// Help-center suggestions for a first question (kb.js, loaded on demand).
+function kbInput() {
+  const text = els.input.value;
+  if (S.ticketId || (!kbLoaded && text.trim().length < 3)) return;
+  kbLoaded ||= import("./kb.js").then((m) => m.createKb({ locale, api, ensureSession, els }));
+  kbLoaded.then((kb) => kb.input(text)).catch(() => 0);
+}
+
 els.input.addEventListener("input", () => {
   autosize();
   updateSendButton();
+  kbInput();
   if (els.input.value.trim()) signalTyping();
   else stopTyping();
 });
@@ -1505,6 +1518,7 @@ function submit() {
   updateSendButton();
   stopTyping();
   toggleEmoji(false);
+  kbLoaded?.then((kb) => kb.sent(text));
   queueMessage(text);
   els.input.focus();
 }
