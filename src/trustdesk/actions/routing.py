@@ -428,7 +428,10 @@ async def set_team(
                     moved = picked is not None or t.assignee_id is not None
                     t.assignee_id = picked.id if picked else None
             who = {"actor": actor.display_name, "gender": actor.gender}
-            await post_system_note(tx, t, "team_changed", actor.id, **who, team=name)
+            if name is None:
+                await post_system_note(tx, t, "team_cleared", actor.id, **who)
+            else:
+                await post_system_note(tx, t, "team_changed", actor.id, **who, team=name)
             if picked is not None:
                 await post_system_note(
                     tx, t, "ticket_auto_assigned", None, target=picked.display_name
@@ -522,14 +525,13 @@ async def _reassign_one(rt: Runtime, number: str, from_id: int) -> int:
         if t.team_id is not None and rt.live.routing.auto_assign:
             picked = await pick_operator(rt, tx, t.team_id, exclude=from_id)
         t.assignee_id = picked.id if picked else None
-        await post_system_note(
-            tx,
-            t,
-            "ticket_reassigned",
-            None,
-            previous=before.display_name if before else "",
-            target=picked.display_name if picked else None,
-        )
+        previous = before.display_name if before else ""
+        if picked is None:
+            await post_system_note(tx, t, "ticket_released", None, previous=previous)
+        else:
+            await post_system_note(
+                tx, t, "ticket_reassigned", None, previous=previous, target=picked.display_name
+            )
         await _emit_ticket(tx, t)
         return 1
 

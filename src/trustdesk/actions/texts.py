@@ -93,17 +93,14 @@ SNOOZE_ENDED = {
 }
 
 
-def team_changed(actor: str, gender: str | None, team: str | None) -> str:
+def team_changed(actor: str, gender: str | None, team: str) -> str:
     verb = _verb(gender, "перевёл", "перевела")
-    if team is None:
-        return f"{actor}: тикет без отдела" if verb is None else f"{actor} {verb} тикет: без отдела"
     return f"{actor}: отдел — {team}" if verb is None else f"{actor} {verb} тикет в отдел {team}"
 
 
-def ticket_reassigned(previous: str, target: str | None) -> str:
-    if target is None:
-        return f"{previous} не в сети: тикет снова без ответственного"
-    return f"{previous} не в сети: тикет передан оператору {target}"
+def team_cleared(actor: str, gender: str | None) -> str:
+    verb = _verb(gender, "убрал", "убрала")
+    return f"{actor}: тикет без отдела" if verb is None else f"{actor} {verb} отдел у тикета"
 
 
 # code -> the Russian sentence from the notice's args (the stored `message`).
@@ -119,9 +116,13 @@ _RU: dict[str, Any] = {
     "ticket_snoozed": lambda a: ticket_snoozed(a["actor"], a.get("gender"), a["until"]),
     "snooze_ended": lambda a: SNOOZE_ENDED[a.get("by") or "time"],
     "team_routed": lambda a: f"Отдел по правилу маршрутизации: {a['team']}",
-    "team_changed": lambda a: team_changed(a["actor"], a.get("gender"), a.get("team")),
+    "team_changed": lambda a: team_changed(a["actor"], a.get("gender"), a["team"]),
+    "team_cleared": lambda a: team_cleared(a["actor"], a.get("gender")),
     "ticket_auto_assigned": lambda a: f"Тикет назначен автоматически: {a['target']}",
-    "ticket_reassigned": lambda a: ticket_reassigned(a["previous"], a.get("target")),
+    "ticket_reassigned": lambda a: (
+        f"{a['previous']} не в сети: тикет передан оператору {a['target']}"
+    ),
+    "ticket_released": lambda a: f"{a['previous']} не в сети: тикет снова без ответственного",
 }
 NOTICE_CODES = frozenset(_RU)
 
