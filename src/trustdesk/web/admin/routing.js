@@ -362,7 +362,7 @@ function teamsBlock(operators) {
   const form = h(
     "form",
     { class: "team-form", novalidate: true },
-    h("label", { for: "team-new-name", class: "sr-only" }, t("routing.teamName")),
+    h("label", { for: "team-new-name", class: "sr-only" }, t("routing.newTeam")),
     name,
     h("button", { type: "submit", class: "btn primary" }, t("routing.addTeam")),
   );
@@ -388,7 +388,7 @@ async function refreshTeams() {
 function teamRow(team, operators) {
   const ctx = settingsCtx;
   const members = new Set(team.members.map((m) => m.id));
-  const name = h("input", { class: "input team-name-input", maxlength: 40, value: team.name, "aria-label": t("routing.teamName") });
+  const name = h("input", { class: "input team-name-input", maxlength: 40, value: team.name, "aria-label": t("routing.teamNameOf", { name: team.name }) });
   const rename = async () => {
     if (name.value.trim() === team.name || !name.value.trim()) return;
     try {
