@@ -157,6 +157,7 @@ export function headerMarker(s) {
 // The card is kept while the same ticket is open (app.js redraws the side panel on every
 // change): its selects keep their focus and the snooze panel stays open.
 let card = null;
+listeners.add(() => card && card.renderTeams());
 
 /** "Работа с тикетом": team, priority, snooze. ctx: {errorText, toast, onTicket(summary)}. */
 export function ticketRoutingCard(s, ctx) {
@@ -262,11 +263,11 @@ function makeCard(ticketId, ctx) {
     replaceChildren(team, h("option", { value: "" }, t("routing.noTeam")), list.map((x) => h("option", { value: String(x.id) }, x.name)));
     team.value = s.team ? String(s.team.id) : "";
   };
-  listeners.add(() => card && card.el === el && renderTeams());
   if (!known.loaded) loadTeams().catch(() => {});
   return {
     ticketId,
     el,
+    renderTeams,
     update(s) {
       state.s = s;
       if (document.activeElement !== team) renderTeams();
