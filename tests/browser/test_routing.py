@@ -60,6 +60,7 @@ def test_teams_rules_first_reply_priority_and_snooze(
     _add_team(page, "Возвраты")
     members = card.get_by_role("group", name="Участники отдела Оплата")
     members.get_by_label(ADMIN_NAME).check()
+    expect(page.locator(".toast")).to_contain_text("Сохранено")  # stored
     expect(
         card.get_by_role("group", name="Участники отдела Оплата").get_by_label(ADMIN_NAME)
     ).to_be_checked()

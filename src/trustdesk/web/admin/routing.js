@@ -415,8 +415,12 @@ function teamRow(team, operators) {
       if (box.checked) next.add(o.id);
       else next.delete(o.id);
       try {
-        await routingApi.updateTeam(team.id, { members: [...next] });
-        await refreshTeams();
+        // (no redraw: what is being typed elsewhere on the card stays)
+        const r = await routingApi.updateTeam(team.id, { members: [...next] });
+        members.clear();
+        for (const m of r.team.members) members.add(m.id);
+        team.members = r.team.members;
+        ctx.toast(t("routing.saved"), "ok");
       } catch (e) {
         box.checked = !box.checked;
         ctx.toast(ctx.errorText(e), "warn");
