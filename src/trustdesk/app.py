@@ -29,6 +29,7 @@ from trustdesk.api import (
     kb,
     labels,
     selftest,
+    teams,
     widget,
     ws,
 )
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = asyncio.create_task(_expire_presence(rt))
         file_sweeper = asyncio.create_task(attachments.sweep_periodically(rt))
         snooze_waker = asyncio.create_task(routing.run_periodic(rt))
+        reassigner = asyncio.create_task(routing.run_routing_periodic(rt))
         settings_follower = asyncio.create_task(live.follow(rt))
         ws.raise_descriptor_limit()  # and warn when it is low
         _freeze_startup_objects()
@@ -204,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await stop_integrations()
-            for task in (sweeper, file_sweeper, settings_follower, snooze_waker):
+            for task in (sweeper, file_sweeper, settings_follower, snooze_waker, reassigner):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -243,6 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(context.router)  # customer name, shop orders (api/context.py)
     app.include_router(context.demo_router)  # the demo storefront's order hook
     app.include_router(labels.router)  # labels and merging (api/labels.py)
+    app.include_router(teams.router)  # teams and routing rules (api/teams.py)
     app.include_router(audit.router)  # the admins' audit log (api/audit.py)
     app.include_router(kb.admin_router)  # the help center (api/kb.py, api/help.py)
     app.include_router(kb.visitor_router)

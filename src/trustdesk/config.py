@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
     # How often each process wakes the snoozed tickets whose time has come (actions/routing.py).
     snooze_interval_seconds: float = Field(default=30.0, gt=0)
+    # How often each process looks for offline operators' tickets to hand over (same file).
+    routing_interval_seconds: float = Field(default=15.0, gt=0)
     # The admins' audit log (actions/audit.py): entries kept this many days (0 = for ever).
     audit_days: int = Field(default=365, ge=0)
     # Webhooks: the hosts (host or host:port, comma separated; "*" = any) they may call.

@@ -86,6 +86,16 @@ SNOOZE_ENDED = {
 }
 
 
+def team_changed(actor: str, gender: str | None, team: str) -> str:
+    verb = _verb(gender, "перевёл", "перевела")
+    return f"{actor} {verb} тикет в отдел {team}"
+
+
+def team_cleared(actor: str, gender: str | None) -> str:
+    verb = _verb(gender, "убрал", "убрала")
+    return f"{actor} {verb} отдел у тикета"
+
+
 # code -> the Russian sentence from the notice's args (the stored `message`).
 _RU: dict[str, Any] = {
     "operator_joined": lambda a: operator_joined(a["name"], a.get("gender")),
@@ -106,6 +116,14 @@ _RU: dict[str, Any] = {
     "kb_not_helped": lambda a: (
         f"📚 Клиент прочитал статью «{a['chosen']}»: не помогло. Предлагались: {a['titles']}"
     ),
+    "team_routed": lambda a: f"Отдел по правилу маршрутизации: {a['team']}",
+    "team_changed": lambda a: team_changed(a["actor"], a.get("gender"), a["team"]),
+    "team_cleared": lambda a: team_cleared(a["actor"], a.get("gender")),
+    "ticket_auto_assigned": lambda a: f"Тикет назначен автоматически: {a['target']}",
+    "ticket_reassigned": lambda a: (
+        f"{a['previous']} не в сети: тикет передан оператору {a['target']}"
+    ),
+    "ticket_released": lambda a: f"{a['previous']} не в сети: тикет снова без ответственного",
 }
 NOTICE_CODES = frozenset(_RU)
 

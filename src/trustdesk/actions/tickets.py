@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustdesk.actions import customers, labels, texts
+from trustdesk.actions import customers, labels, routing, teams, texts
 from trustdesk.actions.errors import Invalid, NotFound, RateLimited
 from trustdesk.actions.messages import (
     Duplicate,
@@ -211,9 +211,10 @@ _SUMMARY_SELECT = (
     " o.id, o.display_name,"
     " m.id, m.sender_type, m.sender_name, m.message, m.created_at, m.kind, m.client_msg_id,"
     " m.operator_id, a.id, a.name, a.mime, a.kind, a.size, a.width, a.height,"
-    " t.priority, t.snoozed_until"
+    " t.priority, t.snoozed_until, tm.id, tm.name"
     " FROM tickets t JOIN visitors v ON v.id = t.visitor_id"
     " LEFT JOIN operators o ON o.id = t.assignee_id"
+    " LEFT JOIN teams tm ON tm.id = t.team_id"
     " LEFT JOIN support_messages m ON m.id = t.last_public_message_id"
     " LEFT JOIN attachments a ON a.message_id = m.id"
 )
@@ -236,6 +237,7 @@ _LIST_FILTERS = {
         " WHERE tl.ticket_id = t.id AND l.name_key LIKE :label_like))"
     ),
     "label": labels.LIST_FILTER,
+    "team": teams.LIST_FILTER,
 }
 _LIST_ORDER = " ORDER BY t.updated_at DESC, t.number DESC LIMIT :limit"
 _lists: dict[tuple[str, ...], Sql] = {}
@@ -337,6 +339,7 @@ async def _summaries(
             "labels": on_ticket.get(r[0], []),
             "priority": r[30],
             "snoozed_until": iso(to_dt(r[31])) if r[31] is not None else None,
+            "team": {"id": r[32], "name": r[33]} if r[32] is not None else None,
         }
         for r in rows
     ]
@@ -360,6 +363,7 @@ async def ticket_summaries(
     limit: int = 200,
     label: int | None = None,
     priority: str | None = None,
+    team: int | None = None,
 ) -> list[dict[str, Any]]:
     """The operator's list: each ticket with its unread count for that operator. `status`
     "open" leaves snoozed tickets out; "snoozed" lists only them."""
@@ -381,6 +385,9 @@ async def ticket_summaries(
     if priority is not None:
         filters.append("priority")
         params["priority"] = priority
+    if team is not None:
+        filters.append("team")
+        params["team"] = team
     async with rt.store.raw_read() as raw:
         rows = await raw.all(_list_statement(tuple(filters)), params)
         return (await _summaries(rt, raw, rows, [operator_id]))[operator_id]
@@ -502,6 +509,7 @@ async def send_customer_message(
     client_msg_id: str | None = None,
     new_ticket: bool = False,
     address: str | None = None,
+    hints: routing.Hints | None = None,
 ) -> Sent:
     """The customer writes. Idempotent on client_msg_id.
 
@@ -511,7 +519,7 @@ async def send_customer_message(
     """
     try:
         return await _send_customer_message(
-            rt, visitor, text, number, client_msg_id, new_ticket, address
+            rt, visitor, text, number, client_msg_id, new_ticket, address, hints
         )
     except Duplicate as dup:
         async with rt.store.transaction(write=False) as tx:
@@ -567,10 +575,20 @@ async def _check_ticket_caps(rt: Runtime, tx: Tx, visitor: Visitor, address: str
         )
 
 
-async def start_ticket(rt: Runtime, tx: Tx, visitor: Visitor, address: str | None = None) -> Ticket:
+async def start_ticket(
+    rt: Runtime,
+    tx: Tx,
+    visitor: Visitor,
+    address: str | None = None,
+    *,
+    first_text: str | None = None,
+    hints: routing.Hints | None = None,
+) -> Ticket:
     """A new ticket of the visitor's, starting with the shop's greeting (the bot's) when
     one is set. The one place a customer's ticket is created (a message or a file), so the
-    caps on new tickets are checked here (RateLimited: 429 / an error frame)."""
+    caps on new tickets are checked here (RateLimited: 429 / an error frame), and its team
+    and operator chosen (actions/routing.py route_new_ticket: by the page, the widget's
+    data-team and `first_text`, the customer's first message)."""
     await _check_ticket_caps(rt, tx, visitor, address)
     now = utcnow()
     t = Ticket(
@@ -583,9 +601,11 @@ async def start_ticket(rt: Runtime, tx: Tx, visitor: Visitor, address: str | Non
     )
     tx.session.add(t)
     await tx.session.flush()
+    routed = await routing.route_new_ticket(rt, tx, t, visitor, first_text, hints)
     greeting = rt.live.current.greeting
     if greeting:
         await post_message(tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=greeting)
+    await routing.post_routed_notes(tx, t, routed)
     return t
 
 
@@ -602,6 +622,7 @@ async def _send_customer_message(
     client_msg_id: str | None,
     new_ticket: bool,
     address: str | None = None,
+    hints: routing.Hints | None = None,
 ) -> Sent:
     text = clean_text(text, rt.settings.max_message_chars)
     client_msg_id = clean_client_id(client_msg_id)
@@ -643,7 +664,7 @@ async def _send_customer_message(
             if existing is not None:
                 return _resent(t, existing)
         if t is None:
-            t = await start_ticket(rt, tx, visitor, address)
+            t = await start_ticket(rt, tx, visitor, address, first_text=text, hints=hints)
         elif t.status == "closed":
             await _reopen(tx, t)
         msg = await post_message(

@@ -93,6 +93,7 @@ async def list_tickets(
     q: Annotated[str | None, Query(max_length=100)] = None,
     label: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     priority: Annotated[str | None, Query(pattern="^(low|normal|high|urgent)$")] = None,
+    team: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> s.TicketsOut:
     """Tickets, latest activity first, each with this operator's unread count. `label`:
     only those carrying that label (api/labels.py); `q` matches label names too."""
@@ -104,6 +105,7 @@ async def list_tickets(
         q=q or None,
         label=label,
         priority=priority,
+        team=team,
     )
     return s.TicketsOut(tickets=[s.TicketSummary(**r) for r in rows])
 

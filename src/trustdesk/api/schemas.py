@@ -94,6 +94,9 @@ class SendMessageIn(In):
     new_ticket: bool = Field(
         default=False, strict=True, description="start a new ticket even if one is open"
     )
+    # Routing hints for a ticket this message starts (actions/routing.py, actions/teams.py).
+    page_url: str | None = Field(default=None, max_length=2048)
+    team: str | None = Field(default=None, max_length=64, description="the embed's data-team")
 
 
 class SendMessageOut(BaseModel):
@@ -263,6 +266,11 @@ class Assignee(BaseModel):
     name: str
 
 
+class TeamRef(BaseModel):
+    id: int
+    name: str
+
+
 class VisitorInfo(BaseModel):
     online: bool
     page_url: str | None
@@ -291,6 +299,7 @@ class TicketSummary(BaseModel):
     customer_last_read_id: int
     priority: str = "normal"  # low | normal | high | urgent
     snoozed_until: str | None = None  # snoozed: out of the open list until then
+    team: TeamRef | None = None  # the team ("Отдел") handling it (api/teams.py)
     my_last_read_id: int
     labels: list[LabelOut] = []
 
@@ -346,6 +355,10 @@ class SnoozeIn(In):
 
 class RoutingSettingsBody(BaseModel):
     assign_on_first_reply: bool
+    auto_assign: bool
+    max_open_per_operator: int
+    reassign_offline: bool
+    offline_grace_seconds: int
 
 
 class RoutingSettingsOut(BaseModel):
@@ -500,3 +513,79 @@ class AuditEntryOut(BaseModel):
 class AuditOut(BaseModel):
     entries: list[AuditEntryOut]
     next: int | None  # pass as `before` for the next (older) page
+
+
+# ---------------------------------------------------------------- teams and rules (api/teams.py)
+
+
+class TeamMemberOut(BaseModel):
+    id: int
+    name: str
+
+
+class TeamFull(BaseModel):
+    id: int
+    name: str
+    members: list[TeamMemberOut]
+    open_tickets: int
+
+
+class TeamsOut(BaseModel):
+    teams: list[TeamFull]
+
+
+class TeamOneOut(BaseModel):
+    team: TeamFull
+
+
+class TeamIn(In):
+    # Raw bounds; actions/teams.py trims and applies the exact rule (1-40 characters).
+    name: str = Field(min_length=1, max_length=100)
+    members: list[int] = Field(default=[], max_length=1000)
+
+
+class TeamPatchIn(In):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    members: list[int] | None = Field(default=None, max_length=1000)
+
+
+class TicketTeamIn(In):
+    ticketId: str = TicketNumber  # noqa: N815
+    team_id: int | None = Field(ge=1, le=2**62, description="null: no team")
+
+
+class RuleOut(BaseModel):
+    id: int
+    position: int = Field(description="1: tried first")
+    kind: Literal["url", "widget", "keywords"]
+    pattern: str
+    team: TeamRef
+
+
+class RulesOut(BaseModel):
+    rules: list[RuleOut]
+
+
+class RuleOneOut(BaseModel):
+    rule: RuleOut
+
+
+class RuleIn(In):
+    kind: str = Field(max_length=16, description="url | widget | keywords")
+    pattern: str = Field(min_length=1, max_length=500)
+    team_id: int = Field(ge=1, le=2**62)
+    position: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class RulePatchIn(In):
+    kind: str | None = Field(default=None, max_length=16)
+    pattern: str | None = Field(default=None, min_length=1, max_length=500)
+    team_id: int | None = Field(default=None, ge=1, le=2**62)
+
+
+class RuleOrderIn(In):
+    ids: list[int] = Field(max_length=1000, description="every rule's id, first tried first")
+
+
+class TeamMembersIn(In):
+    members: list[int] = Field(max_length=1000)

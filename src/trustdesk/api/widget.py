@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
-from trustdesk.actions import customers, email, tickets, visitors
+from trustdesk.actions import customers, email, routing, tickets, visitors
 from trustdesk.actions.errors import Unauthorized
 from trustdesk.api import schemas as s
 from trustdesk.api.deps import RuntimeDep, VisitorDep, client_ip
@@ -42,8 +42,9 @@ async def send_message(
     lim.visitor_send.check(visitor.id, "too many messages, slow down")
     ip = client_ip(request)
     lim.ip_send.check(ip, "too many messages from this address")
+    hints = routing.clean_hints(body.page_url, body.team)
     t, msg, *_ = await tickets.send_customer_message(
-        rt, visitor, body.message, body.ticketId, body.client_msg_id, body.new_ticket, ip
+        rt, visitor, body.message, body.ticketId, body.client_msg_id, body.new_ticket, ip, hints
     )
     return s.SendMessageOut(ticketId=t.number, message=s.Message(**msg))
 

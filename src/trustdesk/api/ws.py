@@ -33,7 +33,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from trustdesk.actions import accounts, metrics, operators, tickets, visitors
+from trustdesk.actions import accounts, metrics, operators, routing, tickets, visitors
 from trustdesk.actions.errors import ActionError, Invalid
 from trustdesk.actions.runtime import Runtime
 from trustdesk.api.deps import SESSION_COOKIE
@@ -640,6 +640,9 @@ class VisitorConn:
                 cid if isinstance(cid, str) else None,
                 new_ticket=frame.get("new_ticket") is True,
                 address=ip,
+                hints=routing.clean_hints(
+                    frame.get("page_url") or self.page_url, frame.get("team")
+                ),
             )
         except ActionError as exc:
             extra: dict[str, Any] = {"client_msg_id": cid if isinstance(cid, str) else None}

@@ -45,6 +45,12 @@ class Send(Frame):
     message: str
     client_msg_id: str = Field(min_length=1, max_length=64)
     new_ticket: bool = Field(default=False, description="start a new ticket even if one is open")
+    page_url: str | None = Field(
+        default=None, description="the shop page now (routing rules, when a ticket starts)"
+    )
+    team: str | None = Field(
+        default=None, description="the embed tag's data-team (routing rules, when a ticket starts)"
+    )
 
 
 class Typing(Frame):

@@ -158,11 +158,17 @@ class Ticket(Base):
     # Snoozed: out of the open list until then; the periodic pass (actions/routing.py
     # wake_snoozed) clears it at the time with a note, as does a customer's message.
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The team ("Отдел") handling it (0012, actions/teams.py). No foreign key: adding one
+    # would rebuild the tickets table on SQLite; deleting a team clears it in code.
+    team_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_tickets_visitor", "visitor_id", "status"),
         Index("ix_tickets_updated", "updated_at"),
         Index("ix_tickets_snoozed", "snoozed_until"),
+        Index("ix_tickets_team", "team_id"),
+        # Each operator's open tickets: the per-operator limit of auto-assignment.
+        Index("ix_tickets_assignee", "assignee_id", "status"),
     )
 
 
@@ -479,3 +485,44 @@ class KbEvent(Base):
         Index("ix_kb_events_visitor", "visitor_id"),
         Index("ix_kb_events_ticket", "ticket_id"),
     )
+# ---------------------------------------------------------------- teams and routing (0012)
+
+
+class Team(Base):
+    """A team ("Отдел": "Оплата", "Доставка"): operators who share a queue of tickets."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(40))
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)  # as Label.name_key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    operator_id: Mapped[int] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Round-robin inside the team: the next ticket goes to the available member who was
+    # given one longest ago (None: never).
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_team_members_operator", "operator_id"),)
+
+
+class RoutingRule(Base):
+    """Chooses a new ticket's team: the first rule (by position) that matches wins."""
+
+    __tablename__ = "routing_rules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # url | widget | keywords
+    pattern: Mapped[str] = mapped_column(String(500))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

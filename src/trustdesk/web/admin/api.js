@@ -87,12 +87,13 @@ export const api = {
   login: (email, password) =>
     request("POST", "/api/admin/login", { email, password }, { quiet401: true }),
   logout: () => request("POST", "/api/admin/logout", {}, { quiet401: true }),
-  tickets: ({ status, filter, q, label }) => {
+  tickets: ({ status, filter, q, label, team }) => {
     const p = new URLSearchParams();
     p.set("status", status || "open");
     if (filter) p.set("filter", filter);
     if (q) p.set("q", q);
     if (label) p.set("label", label); // labels.js
+    if (team) p.set("team", team); // routing.js
     return request("GET", `/api/admin/support/tickets?${p}`);
   },
   ticket: (id) => request("GET", `/api/admin/support/ticket/${enc(id)}`),

@@ -38,6 +38,7 @@ import { buildIntegrations } from "./integrations.js";
 import { buildKbPage, kbComposerTool, kbFromAnswer } from "./kb.js";
 import { buildAuditCard } from "./audit.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
+import { buildRoutingCard, headerMarker, rowMarkers, teamFilter, teamMatches, teamParam, ticketRoutingCard } from "./routing.js";
 import { Live } from "./live.js";
 import { enablePush, pushActive, pushSupported } from "./push.js";
 import { buildReport } from "./report.js";
@@ -45,7 +46,7 @@ import { buildSelftestCard } from "./selftest.js";
 import { chime, isMuted, setMuted, unlockAudio } from "./sound.js";
 import { buildWidgetPage, leaveWidgetPage, onSettingsChanged, renderSiteNotices } from "./widget-settings.js";
 
-const FILTERS = ["open", "mine", "unassigned", "closed"];
+const FILTERS = ["open", "mine", "unassigned", "snoozed", "closed"];
 const TYPING_TTL_MS = 6000;
 const TYPING_SEND_EVERY_MS = 2500;
 const TYPING_IDLE_MS = 4000;
@@ -700,6 +701,7 @@ function onRoute() {
 
 function filterParams(filter) {
   if (filter === "closed") return { status: "closed" };
+  if (filter === "snoozed") return { status: "snoozed" }; // routing.js
   if (filter === "mine") return { status: "open", filter: "mine" };
   if (filter === "unassigned") return { status: "open", filter: "unassigned" };
   return { status: "open" };
@@ -707,7 +709,10 @@ function filterParams(filter) {
 
 function matchesFilter(s) {
   if (state.searchIds && !state.searchIds.has(s.ticketId)) return false;
-  if (!labelMatches(s)) return false;
+  if (!labelMatches(s) || !teamMatches(s)) return false;
+  // A snoozed ticket is open but only in "Отложенные" until its time (routing.js).
+  if (state.filter === "snoozed") return s.status === "open" && Boolean(s.snoozed_until);
+  if (s.snoozed_until && state.filter !== "closed") return false;
   switch (state.filter) {
     case "closed":
       return s.status === "closed";
@@ -746,7 +751,7 @@ async function fetchList() {
   const seq = ++state.listSeq;
   const params = filterParams(state.filter);
   try {
-    const r = await api.tickets({ ...params, q: state.q.trim(), label: labelParam() });
+    const r = await api.tickets({ ...params, q: state.q.trim(), label: labelParam(), team: teamParam() });
     if (seq !== state.listSeq) return;
     for (const s of r.tickets || []) upsertTicket(s);
     state.searchIds = state.q.trim() ? new Set((r.tickets || []).map((s) => s.ticketId)) : null;
@@ -1090,6 +1095,10 @@ function buildInbox() {
         renderList();
         fetchList();
       }),
+      teamFilter(() => {
+        renderList();
+        fetchList();
+      }),
     ),
     h("div", { class: "filters", role: "group", "aria-label": t("list.filters") }, ui.filterBtns),
     h("div", { class: "list-scroll" }, ui.list),
@@ -1218,6 +1227,7 @@ function renderList() {
                 s.assignee ? `👤 ${s.assignee.name}` : t("list.unassigned"),
               ),
               labelChips(s.labels),
+              rowMarkers(s),
               unread
                 ? h(
                     "span",
@@ -1537,7 +1547,7 @@ function renderConvHeader() {
       "div",
       { class: "conv-title" },
       h("h2", null, name, h("span", { class: "conv-id" }, s.ticketId)),
-      h("div", { class: "conv-sub" }, sub, s.assignee ? h("span", { class: "muted" }, `👤 ${s.assignee.name}`) : null),
+      h("div", { class: "conv-sub" }, sub, s.assignee ? h("span", { class: "muted" }, `👤 ${s.assignee.name}`) : null, headerMarker(s)),
     ),
     actions,
     ticketLabels(s, labelCtx),
@@ -1817,6 +1827,7 @@ function renderInfo() {
       h("label", { for: "assign-select", class: "field-label" }, t("info.assignee")),
       ui.assignSelect,
     ),
+    ticketRoutingCard(s, labelCtx),
     ordersCard(),
     ratingCard(s),
     relatedCard(),
@@ -3123,6 +3134,7 @@ function buildSettings() {
   if (state.me.role === "admin") {
     sections.push(buildOperatorsCard());
     sections.push(buildLabelsCard(labelCtx));
+    sections.push(buildRoutingCard(labelCtx)); // teams and routing (routing.js)
     sections.push(...buildIntegrations({ errorText, toast }));
     sections.push(buildSelftestCard({ errorText, toast }));
     sections.push(buildAuditCard({ errorText })); // the audit log (audit.js)

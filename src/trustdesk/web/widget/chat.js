@@ -740,12 +740,23 @@ function flush() {
   else if (conn.mode === "polling") flushHttp();
 }
 
+// Where a ticket this message may start comes from: the embed's data-team and the page
+// (the server's routing rules choose its team). Only while there is no ticket yet.
+const TEAM = (params.get("team") || "").trim().slice(0, 64);
+
+function addRouting(target) {
+  if (S.ticketId) return;
+  if (TEAM) target.team = TEAM;
+  if (S.pageUrl) target.page_url = S.pageUrl;
+}
+
 function flushWs() {
   const now = Date.now();
   for (const item of S.outbox) {
     if (item.sentAt && now - item.sentAt < ACK_TIMEOUT_MS) continue;
     const frame = { type: "send", message: item.message, client_msg_id: item.client_msg_id };
     if (item.new_ticket && !S.ticketId) frame.new_ticket = true;
+    addRouting(frame);
     if (!wsSend(frame)) return;
     item.sentAt = now;
   }
@@ -762,6 +773,7 @@ async function flushHttp() {
       const body = { message: item.message, client_msg_id: item.client_msg_id };
       if (item.new_ticket && !S.ticketId) body.new_ticket = true;
       else if (S.ticketId) body.ticketId = S.ticketId;
+      addRouting(body);
       const res = await api("/api/support/send-message", { method: "POST", body });
       if (res.status === 429) {
         await sleep(retryAfter(res));

@@ -1,7 +1,8 @@
 /*! TrustDesk widget loader. Embed with:
  *   <script src="https://support.example.com/widget.js" data-locale="ru" async></script>
  * Optional data attributes: data-locale="ru|en", data-title="Shop name" (the panel's header),
- * data-color="#2563eb" (accent), data-position="right|left".
+ * data-color="#2563eb" (accent), data-position="right|left", data-team="payments" (a new
+ * ticket from this page goes to the team a routing rule names for it).
  *
  * Draws the launcher (in a shadow root, so the shop's CSS cannot touch it) and, on first open,
  * the chat panel: an iframe served by TrustDesk. Nothing is stored and no request is made
@@ -39,6 +40,7 @@
   var COLOR = HEX.test(data.color || "") ? data.color : HEX.test(SERVER.color || "") ? SERVER.color : "";
   var LEFT = (data.position || SERVER.position) === "left";
   var TITLE = String(data.title || SERVER.title || "").trim().slice(0, 60);
+  var TEAM = String(data.team || "").trim().slice(0, 64);
   var SEEN_KEY = "trustdesk:opened"; // set only after the customer opened the chat once
   var user = readUser(data); // the shop's signed customer, or null
   var userSent = false;
@@ -388,6 +390,7 @@
     params.set("open", isOpen ? "1" : "0");
     if (COLOR) params.set("color", COLOR);
     if (TITLE) params.set("title", TITLE);
+    if (TEAM) params.set("team", TEAM);
     frame.src = ORIGIN + "/widget/frame.html#" + params.toString();
     panel.appendChild(frame);
   }
