@@ -431,7 +431,7 @@ def test_typing_note_receipts_and_visitor_info(
         note_box = page.get_by_role("textbox", name="Заметка")
         note_box.fill("Проверить остатки L на складе перед обменом")
         page.get_by_role("button", name="Сохранить заметку").click()
-        # (the first reply's "Артём взял тикет" is a note too)
+        # (a note of its own: the first reply's "Артём взял тикет" is an event pill)
         note = log.locator(".msg.note").filter(has_text="Проверить остатки")
         expect(note).to_contain_text("🔒 Заметка")
         expect(note).to_contain_text("Проверить остатки L на складе перед обменом")
