@@ -14,6 +14,7 @@ from fastapi import FastAPI, WebSocket
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trustdesk import channels
 from trustdesk.actions import attachments, email, imaging, push, routing
 from trustdesk.actions.runtime import Runtime
 from trustdesk.actions.settings import LiveSettings
@@ -85,6 +86,7 @@ async def _expire_presence(rt: Runtime) -> None:
 NOTIFIERS: list[Callable[[Runtime, list[dict[str, Any]]], Awaitable[None]]] = [
     push.notify_new_messages,
     email.notify_customers,
+    channels.notify,  # replies on email / Telegram tickets go back there (channels/)
 ]
 
 
@@ -190,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         store.on_messages = on_messages
         stop_integrations = integrations.start_background(rt)  # webhooks, retention
+        stop_channels = channels.start(rt)  # the email inbox's consumer (one process leases it)
         await hub.start()
         await live.load(store)
         sweeper = asyncio.create_task(_expire_presence(rt))
@@ -201,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await stop_channels()
             await stop_integrations()
             for task in (sweeper, file_sweeper, settings_follower, snooze_waker):
                 task.cancel()

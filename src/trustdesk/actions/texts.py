@@ -105,6 +105,10 @@ _RU: dict[str, Any] = {
     "priority_changed": lambda a: priority_changed(a["actor"], a.get("gender"), a["priority"]),
     "ticket_snoozed": lambda a: ticket_snoozed(a["actor"], a.get("gender"), a["until"]),
     "snooze_ended": lambda a: SNOOZE_ENDED[a.get("by") or "time"],
+    # channels/: an auto-reply or bounce on a ticket (noted, never answered); a reply that
+    # could not be delivered through the ticket's channel.
+    "channel_automatic": lambda a: f"↩ Автоответ или недоставка ({a['channel']}): {a['subject']}",
+    "channel_send_failed": lambda a: f"⚠ Ответ не доставлен ({a['channel']}): {a['error']}",
 }
 NOTICE_CODES = frozenset(_RU)
 

@@ -211,7 +211,7 @@ _SUMMARY_SELECT = (
     " o.id, o.display_name,"
     " m.id, m.sender_type, m.sender_name, m.message, m.created_at, m.kind, m.client_msg_id,"
     " m.operator_id, a.id, a.name, a.mime, a.kind, a.size, a.width, a.height,"
-    " t.priority, t.snoozed_until"
+    " t.priority, t.snoozed_until, t.channel"
     " FROM tickets t JOIN visitors v ON v.id = t.visitor_id"
     " LEFT JOIN operators o ON o.id = t.assignee_id"
     " LEFT JOIN support_messages m ON m.id = t.last_public_message_id"
@@ -337,6 +337,7 @@ async def _summaries(
             "labels": on_ticket.get(r[0], []),
             "priority": r[30],
             "snoozed_until": iso(to_dt(r[31])) if r[31] is not None else None,
+            "channel": r[32],
         }
         for r in rows
     ]
@@ -567,10 +568,13 @@ async def _check_ticket_caps(rt: Runtime, tx: Tx, visitor: Visitor, address: str
         )
 
 
-async def start_ticket(rt: Runtime, tx: Tx, visitor: Visitor, address: str | None = None) -> Ticket:
+async def start_ticket(
+    rt: Runtime, tx: Tx, visitor: Visitor, address: str | None = None, channel: str = "web"
+) -> Ticket:
     """A new ticket of the visitor's, starting with the shop's greeting (the bot's) when
     one is set. The one place a customer's ticket is created (a message or a file), so the
-    caps on new tickets are checked here (RateLimited: 429 / an error frame)."""
+    caps on new tickets are checked here (RateLimited: 429 / an error frame). `channel`:
+    where the customer writes from (channels/); only the widget's tickets get the greeting."""
     await _check_ticket_caps(rt, tx, visitor, address)
     now = utcnow()
     t = Ticket(
@@ -580,11 +584,12 @@ async def start_ticket(rt: Runtime, tx: Tx, visitor: Visitor, address: str | Non
         status="open",
         created_at=now,
         updated_at=now,
+        channel=channel,
     )
     tx.session.add(t)
     await tx.session.flush()
     greeting = rt.live.current.greeting
-    if greeting:
+    if greeting and channel == "web":
         await post_message(tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=greeting)
     return t
 

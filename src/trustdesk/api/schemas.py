@@ -291,6 +291,7 @@ class TicketSummary(BaseModel):
     customer_last_read_id: int
     priority: str = "normal"  # low | normal | high | urgent
     snoozed_until: str | None = None  # snoozed: out of the open list until then
+    channel: str = "web"  # web | email | telegram (channels/)
     my_last_read_id: int
     labels: list[LabelOut] = []
 
