@@ -263,9 +263,7 @@ def test_auto_replies_bounces_and_own_mail_are_not_tickets(
     assert len(mailbox.messages) == sent_after_reply
 
 
-def test_attachments_go_through_the_upload_checks(
-    imap: Dovecot, operator: OperatorClient
-) -> None:
+def test_attachments_go_through_the_upload_checks(imap: Dovecot, operator: OperatorClient) -> None:
     who = unique_sender("gleb")
     raw, _ = mail(
         who,
@@ -337,3 +335,38 @@ def test_outages_and_restarts_store_nothing_twice_and_lose_nothing(
         keys = [m["client_msg_id"] for m in msgs if m["client_msg_id"]]
         assert len(keys) == len(set(keys))
     assert len(all_tickets_of(op, who)) == 1
+
+
+def test_one_process_reads_the_mailbox(
+    imap: Dovecot, server: ServerProcess, operator: OperatorClient
+) -> None:
+    """A second server process on the same database: the lease lets one of them read the
+    mailbox, so each mail is read (and stored) by one process, once."""
+    other = ServerProcess(server.data_dir / "second")
+    other.env = {
+        **server.env,
+        "TRUSTDESK_PUBLIC_URL": f"http://127.0.0.1:{other.port}",
+        "TRUSTDESK_ALLOWED_ORIGINS": f"http://localhost:{other.port}",
+    }
+    logs = [server.log_path, other.log_path]
+    other.start()
+    marks = [p.stat().st_size for p in logs]
+    try:
+        senders = [unique_sender(f"multi{i}") for i in range(4)]
+        for who in senders:
+            imap.append(mail(who, "Вопрос", f"Письмо от {who}")[0])
+        for who in senders:
+            number = ticket_of(operator, who)["ticketId"]
+            assert customer_texts(operator, number) == [f"Вопрос\n\nПисьмо от {who}"]
+    finally:
+        other.stop()
+
+    def read(path: Any, mark: int) -> int:
+        """Mails this process read since the mark (stored, duplicate or otherwise)."""
+        with open(path, "rb") as f:
+            f.seek(mark)
+            new = f.read().decode(errors="replace")
+        return sum(1 for line in new.splitlines() if "email inbox: message" in line)
+
+    counts = sorted(read(p, m) for p, m in zip(logs, marks, strict=True))
+    assert counts == [0, 4]
