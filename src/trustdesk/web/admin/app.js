@@ -35,6 +35,7 @@ import { formatWait, getLang, has, noticeText, setLang, t } from "./i18n.js";
 import { counterState, installKeys, isTextField, showShortcuts, stepId } from "./keys.js";
 import { buildIntegrations } from "./integrations.js";
 import { buildAuditCard } from "./audit.js";
+import { channelChip } from "./channels.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { Live } from "./live.js";
 import { enablePush, pushActive, pushSupported } from "./push.js";
@@ -1197,6 +1198,7 @@ function renderList() {
               "span",
               { class: "row-tags" },
               h("span", { class: `pill status-${s.status}` }, t(`status.${s.status}`)),
+              channelChip(s),
               h(
                 "span",
                 { class: `row-assignee${s.assignee ? "" : " none"}` },
