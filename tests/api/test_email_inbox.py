@@ -370,3 +370,30 @@ def test_one_process_reads_the_mailbox(
 
     counts = sorted(read(p, m) for p, m in zip(logs, marks, strict=True))
     assert counts == [0, 4]
+
+
+def test_a_reply_that_cannot_be_sent_is_noted_for_the_operators(
+    imap: Dovecot, operator: OperatorClient, mailbox: Mailbox
+) -> None:
+    who = unique_sender("egor")
+    imap.append(mail(who, "Гарантия", "Сколько гарантия на часы?")[0])
+    number = ticket_of(operator, who)["ticketId"]
+    mailbox.refusing = True  # the SMTP server fails every mail
+    try:
+        operator.reply(number, "Год.")
+
+        def noted() -> bool:
+            history = operator.open(number)["messages"]
+            return any(
+                (m.get("notice") or {}).get("code") == "channel_send_failed" for m in history
+            )
+
+        wait_until(noted, 20, "the failed send noted on the ticket")
+    finally:
+        mailbox.refusing = False
+    note = next(
+        m
+        for m in operator.open(number)["messages"]
+        if (m.get("notice") or {}).get("code") == "channel_send_failed"
+    )
+    assert note["kind"] == "note" and note["message"].startswith("⚠ Ответ не доставлен (email)")

@@ -17,11 +17,14 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.refusing = False  # answer every mail with a temporary failure (451)
         self.arrived = threading.Condition()
         box = self
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                if box.refusing:
+                    return "451 4.3.0 mail system unavailable, try later"
                 with box.arrived:
                     box.messages.append(email.message_from_bytes(envelope.content))
                     box.arrived.notify_all()
