@@ -31,6 +31,9 @@ from trustdesk.api import (
     widget,
     ws,
 )
+from trustdesk.api import (
+    channels as channel_routes,
+)
 from trustdesk.api.assets import Compress
 from trustdesk.api.errors import BodyLimit, install_error_handlers
 from trustdesk.api.pages import csp_for, mount_pages
@@ -84,9 +87,11 @@ async def _expire_presence(rt: Runtime) -> None:
 
 # Side effects of every committed message (after commit, in the background).
 NOTIFIERS: list[Callable[[Runtime, list[dict[str, Any]]], Awaitable[None]]] = [
+    # Replies on email / Telegram tickets go back there (channels/); first, so that it
+    # queues them in commit order before any other notifier waits on the network.
+    channels.notify,
     push.notify_new_messages,
     email.notify_customers,
-    channels.notify,  # replies on email / Telegram tickets go back there (channels/)
 ]
 
 
@@ -241,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(widget.router)
     app.include_router(files.router)
     app.include_router(widget.inbound_router)
+    app.include_router(channel_routes.router)  # Telegram's webhook (channels/telegram.py)
     app.include_router(admin.router)
     app.include_router(context.router)  # customer name, shop orders (api/context.py)
     app.include_router(context.demo_router)  # the demo storefront's order hook

@@ -33,6 +33,7 @@ class InFile:
 
     name: str | None
     data: bytes
+    voice: bool = False  # a voice note: a voice message if the checks find audio
 
 
 @dataclass
@@ -58,6 +59,9 @@ class Inbound:
     refs: list[str] = field(default_factory=list)
     ticket_number: str | None = None
     automatic: bool = False
+    # Chats (Telegram) have no threads: a message goes to the contact's open ticket.
+    continue_open: bool = False
+    refused: list[str] = field(default_factory=list)  # files not even fetched (too large)
 
 
 @dataclass

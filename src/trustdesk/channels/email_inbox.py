@@ -440,8 +440,8 @@ async def compose(
 async def send(rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]) -> None:
     """Send one operator message; its Message-ID is stored so the customer's reply threads.
     A failure is logged and noted on the ticket for the operators."""
-    if not mail.enabled(rt.settings) or not visitor.email:
-        return
+    if not mail.enabled(rt.settings) or not visitor.email or message["sender_type"] != "admin":
+        return  # (a closing notice is not worth a mail)
     try:
         msg = await compose(rt, ticket, visitor, message)
         await asyncio.to_thread(_send_sync, rt.settings, msg)

@@ -135,11 +135,13 @@ async def receive(rt: Runtime, msg: Inbound) -> Received:
             return Received("duplicate")
     text = bounded_text(msg.text, rt.settings.max_message_chars)
     prepared: list[tuple[bytes, Any, str, int | None, int | None]] = []
-    refused: list[str] = []
+    refused: list[str] = list(msg.refused)
+    voice: list[bool] = []
     if not msg.automatic:
         for f in msg.files[:MAX_FILES]:
             try:
                 prepared.append(await attachments._prepare(rt, f.data, f.name))
+                voice.append(f.voice)
             except ActionError as exc:
                 refused.append(f"{f.name or 'file'} ({exc.code})")
         refused += [f.name or "file" for f in msg.files[MAX_FILES:]]
@@ -150,7 +152,7 @@ async def receive(rt: Runtime, msg: Inbound) -> Received:
     async with AsyncExitStack() as stack:
         staged = [await stack.enter_async_context(attachments._staged(rt, p[0])) for p in prepared]
         async with rt.store.transaction() as tx:
-            return await _store(rt, tx, msg, text, prepared, staged)
+            return await _store(rt, tx, msg, text, prepared, staged, voice)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -161,6 +163,7 @@ async def _store(
     text: str,
     prepared: list[tuple[bytes, Any, str, int | None, int | None]],
     staged: list[tuple[str, Any]],
+    voice: list[bool],
 ) -> Received:
     raw = await tx.raw()
     params = {
@@ -185,6 +188,13 @@ async def _store(
         return Received("noted", t.number, [note["id"]])
     visitor = await contact_visitor(tx, msg)
     t = await _thread(tx, msg, visitor)
+    if t is None and msg.continue_open:
+        t = await tx.session.scalar(
+            select(Ticket)
+            .where(Ticket.visitor_id == visitor.id, Ticket.status == "open")
+            .order_by(Ticket.updated_at.desc())
+            .limit(1)
+        )
     if t is None:
         try:
             t = await tickets.start_ticket(rt, tx, visitor, None, channel=msg.channel)
@@ -216,8 +226,8 @@ async def _store(
             read_by="customer",
         )
         ids.append(sent["id"])
-    for i, ((data, ftype, clean_name, width, height), (digest, stage)) in enumerate(
-        zip(prepared, staged, strict=True)
+    for i, ((data, ftype, clean_name, width, height), (digest, stage), is_voice) in enumerate(
+        zip(prepared, staged, voice, strict=True)
     ):
         sent = await post_message(
             tx,
@@ -225,7 +235,7 @@ async def _store(
             sender_type="customer",
             sender_name=name,
             text=clean_name,
-            kind="file",
+            kind="voice" if is_voice and ftype.kind == "audio" else "file",
             client_msg_id=client_id(msg.channel, f"{msg.external_id}#{i}"),
             attachment=attachments._attachment(
                 ftype, clean_name, data, digest, visitor.id, width, height
