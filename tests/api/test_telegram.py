@@ -97,7 +97,7 @@ def customer_messages(operator: OperatorClient, number: str, count: int) -> list
 
 
 def test_chat_with_files_both_ways_by_long_polling(
-    bot_api: BotApi, operator: OperatorClient
+    bot_api: BotApi, operator: OperatorClient, server: ServerProcess
 ) -> None:
     chat = next(_chats)
     name = f"Мария {chat}"
@@ -153,6 +153,9 @@ def test_chat_with_files_both_ways_by_long_polling(
     assert sent[1]["file"]["name"] == "карта.png"
     assert Image.open(io.BytesIO(sent[1]["file"]["data"])).size == (32, 24)
     assert sent[2]["text"].startswith("✅ Тикет закрыт")
+    # The token is in every Bot API URL: it is never in the server's log.
+    assert "/bot<token>/" in server.log_path.read_text()
+    assert TOKEN.split(":")[1] not in server.log_path.read_text()
     # Writing again after the close starts a new ticket.
     bot_api.customer_writes(chat, name, text="И ещё вопрос")
     wait_until(

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +43,24 @@ WEBHOOK_PATH = "/api/channels/telegram/webhook"
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105  # nosec B105 - a header name
 
 _bots: dict[int, Bot] = {}
+_TOKEN_IN_URL = re.compile(r"/(file/)?bot[0-9]+(:|%3A)[A-Za-z0-9_-]+")
+
+
+class _RedactToken(logging.Filter):
+    """The bot token is in every Bot API URL, and httpx logs URLs: never in our logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "/bot" in text:
+            record.msg, record.args = _TOKEN_IN_URL.sub(r"/\1bot<token>", text), ()
+        return True
+
+
+def _redact_logs() -> None:
+    for name in ("httpx", "telegram"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactToken) for f in logger.filters):
+            logger.addFilter(_RedactToken())
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -52,6 +71,7 @@ def webhook_secret(settings: Settings) -> str:
 
 
 def make_bot(settings: Settings) -> Bot:
+    _redact_logs()
     api = settings.telegram_api_url.rstrip("/")
     wait = settings.telegram_poll_seconds + 15
     return Bot(
