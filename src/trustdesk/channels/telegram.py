@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 NAME = "telegram"
 WEBHOOK_PATH = "/api/channels/telegram/webhook"
-SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105  # nosec B105 - a header name
+# (a header name, not a secret)
+SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105
 
 _bots: dict[int, Bot] = {}
 _TOKEN_IN_URL = re.compile(r"/(file/)?bot[0-9]+(:|%3A)[A-Za-z0-9_-]+")
