@@ -13,7 +13,9 @@ from trustdesk.api.deps import RuntimeDep
 from trustdesk.channels import telegram
 
 router = APIRouter(tags=["inbound"])
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": s.ErrorOut} for code in (401, 404)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": s.ErrorOut} for code in (400, 401, 404, 413, 422)
+}
 
 
 @router.post(telegram.WEBHOOK_PATH, response_model=s.Ok, responses=ERRORS)
