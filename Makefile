@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15 nodejs
+APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15 nodejs dovecot-imapd
 
 .PHONY: run test test-fast test-long lint bench deps system-deps clean
 

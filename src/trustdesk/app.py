@@ -14,6 +14,7 @@ from fastapi import FastAPI, WebSocket
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trustdesk import channels
 from trustdesk.actions import attachments, email, imaging, push, routing
 from trustdesk.actions.runtime import Runtime
 from trustdesk.actions.settings import LiveSettings
@@ -32,6 +33,9 @@ from trustdesk.api import (
     teams,
     widget,
     ws,
+)
+from trustdesk.api import (
+    channels as channel_routes,
 )
 from trustdesk.api.assets import Compress
 from trustdesk.api.errors import BodyLimit, install_error_handlers
@@ -86,6 +90,9 @@ async def _expire_presence(rt: Runtime) -> None:
 
 # Side effects of every committed message (after commit, in the background).
 NOTIFIERS: list[Callable[[Runtime, list[dict[str, Any]]], Awaitable[None]]] = [
+    # Replies on email / Telegram tickets go back there (channels/); first, so that it
+    # queues them in commit order before any other notifier waits on the network.
+    channels.notify,
     push.notify_new_messages,
     email.notify_customers,
 ]
@@ -193,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         store.on_messages = on_messages
         stop_integrations = integrations.start_background(rt)  # webhooks, retention
+        stop_channels = channels.start(rt)  # the email inbox's consumer (one process leases it)
         await hub.start()
         await live.load(store)
         sweeper = asyncio.create_task(_expire_presence(rt))
@@ -205,6 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await stop_channels()
             await stop_integrations()
             for task in (sweeper, file_sweeper, settings_follower, snooze_waker, reassigner):
                 task.cancel()
@@ -241,6 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(widget.router)
     app.include_router(files.router)
     app.include_router(widget.inbound_router)
+    app.include_router(channel_routes.router)  # Telegram's webhook (channels/telegram.py)
     app.include_router(admin.router)
     app.include_router(context.router)  # customer name, shop orders (api/context.py)
     app.include_router(context.demo_router)  # the demo storefront's order hook

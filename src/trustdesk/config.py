@@ -117,6 +117,27 @@ class Settings(BaseSettings):
     # Replies go to reply+<ticket>.<signature>@<this domain>; the inbound endpoint needs the secret.
     email_reply_domain: str = "localhost"
     inbound_secret: str | None = None
+    # The email inbox channel (channels/email_inbox.py): an IMAP mailbox whose new threads
+    # become tickets; operators' replies go out through the SMTP settings above. Empty host
+    # = off. `imap_tls`: "ssl" (port 993) or "none" (a server on this machine only).
+    imap_host: str = ""
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_user: str = ""
+    imap_password: str = ""
+    imap_tls: Literal["ssl", "none"] = "ssl"
+    imap_folder: str = Field(default="INBOX", min_length=1, max_length=200)
+    # IDLE is renewed this often; without IDLE (or after an error) the mailbox is polled.
+    imap_poll_seconds: float = Field(default=60.0, gt=0)
+    imap_idle: bool = True
+    imap_max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # The Telegram channel (channels/telegram.py): the bot's token from @BotFather (empty =
+    # off). Long polling by default; with `telegram_webhook` the bot's webhook is set to
+    # <public_url>/api/channels/telegram/webhook (HTTPS needed) with a secret header, and
+    # polling takes over when it cannot be set. `telegram_api_url`: the Bot API's address.
+    telegram_bot_token: str = ""
+    telegram_webhook: bool = False
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_poll_seconds: int = Field(default=25, ge=1, le=50)
     # Web Push: the contact put in VAPID claims; local endpoints only for tests.
     push_contact: str = "mailto:support@localhost"
     push_allow_local_endpoints: bool = False

@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-import email
 import itertools
-import threading
 import time
 from collections.abc import Iterator
-from email.message import Message as EmailMessage
-from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.support.clients import OperatorClient, VisitorClient
 from tests.support.server import ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, ServerProcess
-from tests.support.services import Postgres, free_port
+from tests.support.services import Postgres
+from tests.support.smtp import Mailbox
 from trustdesk.actions.customers import identity_signature
 
 SHOP_SECRET = "shop-secret-for-tests"
 INBOUND_SECRET = "inbound-secret-for-tests"
 _n = itertools.count()
-
-
-class Mailbox:
-    """A real local SMTP server (aiosmtpd) that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.arrived = threading.Condition()
-        box = self
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-                with box.arrived:
-                    box.messages.append(email.message_from_bytes(envelope.content))
-                    box.arrived.notify_all()
-                return "250 OK"
-
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-
-    def wait_for(self, count: int, timeout: float = 15) -> list[EmailMessage]:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.messages) >= count, timeout), (
-                f"expected {count} emails, got {len(self.messages)}"
-            )
-            return list(self.messages)
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,7 @@ def test_ticket_life_arrives_signed_and_notes_stay_private(
         created = next(b for b in bodies if b["event"] == "ticket.created")
         assert created["data"]["ticket"]["ticketId"] == number
         assert created["data"]["ticket"]["status"] == "open"
+        assert created["data"]["ticket"]["channel"] == "web"  # channels: docs/channels.md
         closed = next(b for b in bodies if b["event"] == "ticket.closed")
         assert closed["data"]["ticket"]["status"] == "closed"
         texts = [b["data"]["message"]["message"] for b in bodies if b["event"] == "message.created"]

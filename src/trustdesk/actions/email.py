@@ -74,6 +74,8 @@ async def notify_customers(rt: Runtime, messages: list[dict[str, Any]]) -> None:
         if row is None:
             continue
         t, v = row
+        if t.channel != "web":  # its own channel answers it (channels/)
+            continue
         if not v.email or await rt.presence.is_online("visitor", v.id):
             continue
         body = (

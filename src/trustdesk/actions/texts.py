@@ -124,6 +124,10 @@ _RU: dict[str, Any] = {
         f"{a['previous']} не в сети: тикет передан оператору {a['target']}"
     ),
     "ticket_released": lambda a: f"{a['previous']} не в сети: тикет снова без ответственного",
+    # channels/: an auto-reply or bounce on a ticket (noted, never answered); a reply that
+    # could not be delivered through the ticket's channel.
+    "channel_automatic": lambda a: f"↩ Автоответ или недоставка ({a['channel']}): {a['subject']}",
+    "channel_send_failed": lambda a: f"⚠ Ответ не доставлен ({a['channel']}): {a['error']}",
 }
 NOTICE_CODES = frozenset(_RU)
 

@@ -211,7 +211,7 @@ _SUMMARY_SELECT = (
     " o.id, o.display_name,"
     " m.id, m.sender_type, m.sender_name, m.message, m.created_at, m.kind, m.client_msg_id,"
     " m.operator_id, a.id, a.name, a.mime, a.kind, a.size, a.width, a.height,"
-    " t.priority, t.snoozed_until, tm.id, tm.name"
+    " t.priority, t.snoozed_until, tm.id, tm.name, t.channel"
     " FROM tickets t JOIN visitors v ON v.id = t.visitor_id"
     " LEFT JOIN operators o ON o.id = t.assignee_id"
     " LEFT JOIN teams tm ON tm.id = t.team_id"
@@ -340,6 +340,7 @@ async def _summaries(
             "priority": r[30],
             "snoozed_until": iso(to_dt(r[31])) if r[31] is not None else None,
             "team": {"id": r[32], "name": r[33]} if r[32] is not None else None,
+            "channel": r[34],
         }
         for r in rows
     ]
@@ -583,12 +584,14 @@ async def start_ticket(
     *,
     first_text: str | None = None,
     hints: routing.Hints | None = None,
+    channel: str = "web",
 ) -> Ticket:
     """A new ticket of the visitor's, starting with the shop's greeting (the bot's) when
     one is set. The one place a customer's ticket is created (a message or a file), so the
     caps on new tickets are checked here (RateLimited: 429 / an error frame), and its team
     and operator chosen (actions/routing.py route_new_ticket: by the page, the widget's
-    data-team and `first_text`, the customer's first message)."""
+    data-team and `first_text`, the customer's first message). `channel`: where the
+    customer writes from (channels/); only the widget's tickets get the greeting."""
     await _check_ticket_caps(rt, tx, visitor, address)
     now = utcnow()
     t = Ticket(
@@ -598,12 +601,13 @@ async def start_ticket(
         status="open",
         created_at=now,
         updated_at=now,
+        channel=channel,
     )
     tx.session.add(t)
     await tx.session.flush()
     routed = await routing.route_new_ticket(rt, tx, t, visitor, first_text, hints)
     greeting = rt.live.current.greeting
-    if greeting:
+    if greeting and channel == "web":
         await post_message(tx, t, sender_type="bot", sender_name=texts.BOT_NAME, text=greeting)
     await routing.post_routed_notes(tx, t, routed)
     return t

@@ -266,6 +266,7 @@ def _ticket_json(t: Ticket, status: str) -> dict[str, Any]:
         "status": status,
         "visitor_id": t.visitor_id,
         "created_at": iso(t.created_at),
+        "channel": t.channel,
     }
 
 

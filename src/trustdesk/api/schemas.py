@@ -300,6 +300,7 @@ class TicketSummary(BaseModel):
     priority: str = "normal"  # low | normal | high | urgent
     snoozed_until: str | None = None  # snoozed: out of the open list until then
     team: TeamRef | None = None  # the team ("Отдел") handling it (api/teams.py)
+    channel: str = "web"  # web | email | telegram (channels/)
     my_last_read_id: int
     labels: list[LabelOut] = []
 

@@ -161,6 +161,8 @@ class Ticket(Base):
     # The team ("Отдел") handling it (0012, actions/teams.py). No foreign key: adding one
     # would rebuild the tickets table on SQLite; deleting a team clears it in code.
     team_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Where the customer writes from: "web" (the widget), "email", "telegram" (channels/).
+    channel: Mapped[str] = mapped_column(String(16), default="web", server_default="web")
 
     __table_args__ = (
         Index("ix_tickets_visitor", "visitor_id", "status"),
@@ -526,3 +528,57 @@ class RoutingRule(Base):
     pattern: Mapped[str] = mapped_column(String(500))
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+# ---------------------------------------------------------------- channels (0013)
+
+
+class ChannelContact(Base):
+    """A customer's address in a channel (an email address, a Telegram chat) -> the visitor
+    row their tickets hang off. That visitor's token is random and never handed out: nobody
+    can open these tickets in the widget by typing the address (channels/inbound.py)."""
+
+    __tablename__ = "channel_contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(254))  # lower-cased email / chat id
+    visitor_id: Mapped[str] = mapped_column(ForeignKey("visitors.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("channel", "address", name="uq_channel_contacts_address"),
+        Index("ix_channel_contacts_visitor", "visitor_id"),
+    )
+
+
+class ChannelMessage(Base):
+    """A message as the channel knows it (an email's Message-ID), in or out: the dedupe key
+    of what came in (stored once, whatever the restarts) and the thread key of replies."""
+
+    __tablename__ = "channel_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(255))
+    ticket_id: Mapped[str | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # support_messages.id
+    direction: Mapped[str] = mapped_column(String(8))  # in / out / ignored
+    subject: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_channel_messages_external"),
+        Index("ix_channel_messages_ticket", "ticket_id"),
+    )
+
+
+class ChannelState(Base):
+    """One row per channel consumer: which process holds it (a lease, so one process polls)
+    and its cursor (IMAP UIDVALIDITY and last UID, as JSON)."""
+
+    __tablename__ = "channel_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cursor: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -37,6 +37,7 @@ import { counterState, installKeys, isTextField, showShortcuts, stepId } from ".
 import { buildIntegrations } from "./integrations.js";
 import { buildKbPage, kbComposerTool, kbFromAnswer } from "./kb.js";
 import { buildAuditCard } from "./audit.js";
+import { channelChip } from "./channels.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { buildRoutingCard, headerMarker, rowMarkers, teamFilter, teamMatches, teamParam, ticketRoutingCard } from "./routing.js";
 import { Live } from "./live.js";
@@ -1221,6 +1222,7 @@ function renderList() {
               "span",
               { class: "row-tags" },
               h("span", { class: `pill status-${s.status}` }, t(`status.${s.status}`)),
+              channelChip(s),
               h(
                 "span",
                 { class: `row-assignee${s.assignee ? "" : " none"}` },
