@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -539,15 +539,19 @@ class TeamOneOut(BaseModel):
     team: TeamFull
 
 
+# A row id in a list (operators, rules): bounded as path ids are (api/admin.py RowId).
+ListedId = Annotated[int, Field(ge=1, le=2**62)]
+
+
 class TeamIn(In):
     # Raw bounds; actions/teams.py trims and applies the exact rule (1-40 characters).
     name: str = Field(min_length=1, max_length=100)
-    members: list[int] = Field(default=[], max_length=1000)
+    members: list[ListedId] = Field(default=[], max_length=1000)
 
 
 class TeamPatchIn(In):
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    members: list[int] | None = Field(default=None, max_length=1000)
+    members: list[ListedId] | None = Field(default=None, max_length=1000)
 
 
 class TicketTeamIn(In):
@@ -585,8 +589,8 @@ class RulePatchIn(In):
 
 
 class RuleOrderIn(In):
-    ids: list[int] = Field(max_length=1000, description="every rule's id, first tried first")
+    ids: list[ListedId] = Field(max_length=1000, description="every rule's id, first tried first")
 
 
 class TeamMembersIn(In):
-    members: list[int] = Field(max_length=1000)
+    members: list[ListedId] = Field(max_length=1000)

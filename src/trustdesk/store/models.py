@@ -487,6 +487,8 @@ class KbEvent(Base):
         Index("ix_kb_events_visitor", "visitor_id"),
         Index("ix_kb_events_ticket", "ticket_id"),
     )
+
+
 # ---------------------------------------------------------------- teams and routing (0012)
 
 
@@ -528,6 +530,8 @@ class RoutingRule(Base):
     pattern: Mapped[str] = mapped_column(String(500))
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # ---------------------------------------------------------------- channels (0013)
 
 
