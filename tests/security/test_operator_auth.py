@@ -85,7 +85,15 @@ class World:
                     .replace("{file_id}", self.file_id)
                     .replace("{canned_id}", str(self.canned_id))
                 )
-                for name in ("token_id", "webhook_id", "delivery_id", "label_id", "article_id"):
+                for name in (
+                    "token_id",
+                    "webhook_id",
+                    "delivery_id",
+                    "label_id",
+                    "article_id",
+                    "team_id",
+                    "rule_id",
+                ):
                     url = url.replace("{" + name + "}", "1")
                 assert "{" not in url, f"fill the path parameter of {path}"
                 kw: dict[str, Any] = {}
