@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid02
-from pywebpush import WebPushException, webpush
 from sqlalchemy import delete, select
 
 from trustdesk.actions.errors import Invalid
@@ -131,6 +130,10 @@ async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> No
         },
         ensure_ascii=False,
     )
+    # (imported on the first push: pywebpush pulls requests and aiohttp, 240 modules and
+    # ~19 MB of RSS that an installation without push subscriptions never needs)
+    from pywebpush import WebPushException, webpush
+
     vapid = _vapid(rt.settings)
     claims = {"sub": rt.settings.push_contact}
     dead: list[str] = []

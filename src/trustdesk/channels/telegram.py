@@ -21,12 +21,9 @@ import hashlib
 import hmac
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from telegram import Bot, Update
-from telegram.error import TelegramError
-from telegram.request import HTTPXRequest
 
 from trustdesk.actions import attachments, tickets
 from trustdesk.actions.runtime import Runtime
@@ -35,6 +32,9 @@ from trustdesk.channels.inbound import receive
 from trustdesk.config import Settings
 from trustdesk.store.db import storage_unavailable
 from trustdesk.store.models import ChannelContact, ChannelMessage, Ticket, Visitor, utcnow
+
+if TYPE_CHECKING:  # python-telegram-bot is imported only where a bot is configured:
+    from telegram import Bot, Update  # its 216 modules cost ~20 MB of RSS (docs/benchmarks.md)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ def webhook_secret(settings: Settings) -> str:
 
 
 def make_bot(settings: Settings) -> Bot:
+    from telegram import Bot
+    from telegram.request import HTTPXRequest
+
     _redact_logs()
     api = settings.telegram_api_url.rstrip("/")
     wait = settings.telegram_poll_seconds + 15
@@ -147,6 +150,8 @@ async def to_inbound(rt: Runtime, bot: Bot, update: Update) -> Inbound | None:
 async def handle_update(rt: Runtime, data: dict[str, Any]) -> str:
     """One update (a webhook's body, or one from getUpdates): stored once. Returns what
     receive() did, or "skipped"."""
+    from telegram import Update
+
     bot = await bot_for(rt)
     update = Update.de_json(data, bot)
     if update is None:
@@ -184,6 +189,8 @@ class Poller:
         await close_bot(self.rt)
 
     async def run(self) -> None:
+        from telegram.error import TelegramError
+
         backoff = 1.0
         while True:
             try:
@@ -206,6 +213,8 @@ class Poller:
             backoff = min(backoff * 2, 30.0)
 
     async def session(self) -> None:
+        from telegram.error import TelegramError
+
         s = self.rt.settings
         bot = await bot_for(self.rt)
         if s.telegram_webhook:
@@ -240,6 +249,8 @@ class Poller:
 
 
 async def send(rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]) -> None:
+    from telegram.error import TelegramError
+
     async with rt.store.read() as session:
         chat = await session.scalar(
             select(ChannelContact.address).where(
