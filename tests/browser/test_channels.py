@@ -96,6 +96,11 @@ def test_email_ticket_in_the_list_and_answered(
     open_ticket(page, number)
     expect(conversation(page)).to_contain_text("Заказ 1057 должен был прийти вчера")
     expect(conversation(page)).not_to_contain_text("+7 900 123-45-67")  # the signature
+    # The side panel says where the customer writes from, not an unknown page and browser.
+    facts = page.locator(".customer-card .facts")
+    expect(facts).to_contain_text("Канал✉ Почта")
+    expect(facts).not_to_contain_text("Страница")
+    expect(facts).not_to_contain_text("Браузер")
     shot(page, "dashboard-email-ticket")
 
     before = len(mailbox.messages)

@@ -27,11 +27,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from trustdesk.actions import metrics
 from trustdesk.actions.errors import RateLimited
+
+if TYPE_CHECKING:  # (redis is imported where it is configured: realtime/presence.py)
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 from sqlalchemy import delete, insert, text
 
 from trustdesk.actions import email, push
@@ -292,6 +291,8 @@ async def check_redis(settings: Settings, lang: Lang) -> Result:
         return True, _t(lang, "redis_off")
     parts = urlsplit(settings.redis_url)
     server = f"Redis {parts.hostname or 'localhost'}:{parts.port or 6379}"  # no password
+    from redis.asyncio import Redis
+
     client = Redis.from_url(
         settings.redis_url, socket_timeout=CHECK_SECONDS, socket_connect_timeout=CHECK_SECONDS
     )

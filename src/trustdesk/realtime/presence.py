@@ -35,11 +35,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +296,11 @@ class RedisPresence(Presence):
         self._timeout = timeout
         self._keep = keep_seconds
         self._p = prefix + "presence:"
+        # (imported here: 53 modules, ~11 MB, that a one-process installation never needs)
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         self._redis = Redis.from_url(
             url,
             decode_responses=True,

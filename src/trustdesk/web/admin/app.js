@@ -37,7 +37,7 @@ import { counterState, installKeys, isTextField, showShortcuts, stepId } from ".
 import { buildIntegrations } from "./integrations.js";
 import { buildKbPage, kbComposerTool, kbFromAnswer } from "./kb.js";
 import { buildAuditCard } from "./audit.js";
-import { channelChip } from "./channels.js";
+import { channelChip, channelKey } from "./channels.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { buildRoutingCard, headerMarker, rowMarkers, teamFilter, teamMatches, teamParam, ticketRoutingCard } from "./routing.js";
 import { Live } from "./live.js";
@@ -1806,7 +1806,9 @@ function renderInfo() {
           ? [t("info.email"), h("a", { href: `mailto:${s.customer_email}` }, s.customer_email)]
           : null,
         s.customer_id ? [t("info.customerId"), s.customer_id] : null,
-        [
+        // An email or Telegram customer has no page and no browser: where they write from.
+        channelKey(s.channel) ? [t("info.channel"), t(channelKey(s.channel))] : null,
+        channelKey(s.channel) ? null : [
           t("info.page"),
           pageUrl
             ? href
@@ -1814,7 +1816,9 @@ function renderInfo() {
               : h("span", { class: "page-url" }, pageUrl)
             : h("span", { class: "muted" }, t("info.unknown")),
         ],
-        [t("info.browser"), ua ? h("span", { title: ua }, describeBrowser(ua)) : h("span", { class: "muted" }, t("info.unknown"))],
+        channelKey(s.channel)
+          ? null
+          : [t("info.browser"), ua ? h("span", { title: ua }, describeBrowser(ua)) : h("span", { class: "muted" }, t("info.unknown"))],
       ]),
     ),
     h(
