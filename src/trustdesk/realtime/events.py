@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from trustdesk.api.schemas import Message, TicketSummary
+from trustdesk.wire import Message, TicketSummary
 
 
 class Frame(BaseModel):
@@ -360,7 +360,7 @@ is only ever sent to operators.
 
 
 def _type_name(annotation: Any) -> str:
-    text = str(annotation).replace("typing.", "").replace("trustdesk.api.schemas.", "")
+    text = str(annotation).replace("typing.", "").replace("trustdesk.wire.", "")
     text = text.replace("trustdesk.realtime.events.", "").replace("NoneType", "null")
     text = text.replace("<class '", "").replace("'>", "")
     return text.replace(" | ", " or ")
