@@ -1774,6 +1774,7 @@ function renderInfo() {
   });
   ui.teamList = h("ul", { class: "team-list" });
 
+  const keep = ui.infoPane.contains(document.activeElement) ? document.activeElement : null;
   replaceChildren(
     ui.infoPane,
     h(
@@ -1840,6 +1841,9 @@ function renderInfo() {
     h("section", { class: "info-card" }, h("h3", null, t("info.team")), ui.teamList),
     dataCard(s),
   );
+  // (the kept cards, routing.js and labels, are moved into the new pane: moving a node
+  // blurs it, so the element that had the focus gets it back)
+  if (keep && keep.isConnected && document.activeElement !== keep) keep.focus({ preventScroll: true });
   renderAssign();
   renderTeamList();
 }
