@@ -82,8 +82,11 @@ export function buildAuditCard(ctx) {
   );
   const actorSel = h("select", { id: "audit-actor", name: "actor" }, h("option", { value: "" }, t("audit.allActors")));
 
+  // A filter change always loads (it was dropped while an earlier page was in flight: the
+  // table then showed the old filter's rows); only the latest request's answer is shown.
   async function load(reset) {
-    if (state.loading) return;
+    if (state.loading && !reset) return;
+    const seq = (state.seq = (state.seq || 0) + 1);
     state.loading = true;
     more.disabled = true;
     if (reset) status.textContent = t("audit.loading");
@@ -94,16 +97,19 @@ export function buildAuditCard(ctx) {
         actor: actorSel.value ? Number(actorSel.value) : null,
       });
       const r = await request("GET", `/api/admin/audit?${q}`);
+      if (seq !== state.seq) return;
       if (reset) replaceChildren(body);
       for (const e of r.entries) body.append(row(e));
       state.next = r.next;
       more.hidden = r.next === null;
       status.textContent = body.children.length ? "" : t("audit.none");
     } catch (e) {
-      status.textContent = ctx.errorText(e);
+      if (seq === state.seq) status.textContent = ctx.errorText(e);
     } finally {
-      state.loading = false;
-      more.disabled = false;
+      if (seq === state.seq) {
+        state.loading = false;
+        more.disabled = false;
+      }
     }
   }
 
