@@ -46,8 +46,10 @@ import { buildReport } from "./report.js";
 import { buildSelftestCard } from "./selftest.js";
 import { chime, isMuted, setMuted, unlockAudio } from "./sound.js";
 import { buildWidgetPage, leaveWidgetPage, onSettingsChanged, renderSiteNotices } from "./widget-settings.js";
+import { buildAlertsCard, escalateMinutes, loadAlerts, pushWarning, soundWanted, startTitleBlink, waitingForMe } from "./alerts.js";
+import { byWait, isWaiting, startWaitingClock, waitingChip } from "./waiting.js";
 
-const FILTERS = ["open", "mine", "unassigned", "snoozed", "closed"];
+const FILTERS = ["open", "waiting", "mine", "unassigned", "snoozed", "closed"];
 const TYPING_TTL_MS = 6000;
 const TYPING_SEND_EVERY_MS = 2500;
 const TYPING_IDLE_MS = 4000;
@@ -205,7 +207,8 @@ function updateTitle() {
         : state.view === "kb"
         ? t("kb.heading")
         : t("title.tickets");
-  document.title = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
+  state.baseTitle = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
+  document.title = state.baseTitle; // (alerts.js blinks it while customers wait)
 }
 
 // ---------------------------------------------------------------- boot & login
@@ -372,6 +375,12 @@ function signedIn(r) {
   setCsrf(r.csrf_token);
   state.operators.set(r.operator.id, { ...r.operator, online: true });
   startOutbox();
+  loadAlerts().then(() => renderList());
+  startWaitingClock();
+  startTitleBlink(
+    () => (state.me && state.baseTitle) || document.title,
+    () => (state.me ? waitingForMe(state.tickets.values(), state.me.id) : 0),
+  );
   buildShell();
   onRoute();
   loadInitial();
@@ -627,6 +636,7 @@ async function onEnablePush() {
     if (r.ok) {
       state.push = "on";
       ui.pushBtn.hidden = true;
+      ui.pushWarn?.refresh();
       toast(t("header.pushOn"), "ok");
     } else if (r.reason === "denied") {
       toast(t("header.pushDenied"), "warn");
@@ -703,6 +713,7 @@ function onRoute() {
 function filterParams(filter) {
   if (filter === "closed") return { status: "closed" };
   if (filter === "snoozed") return { status: "snoozed" }; // routing.js
+  if (filter === "waiting") return { status: "waiting" }; // waiting.js
   if (filter === "mine") return { status: "open", filter: "mine" };
   if (filter === "unassigned") return { status: "open", filter: "unassigned" };
   return { status: "open" };
@@ -713,6 +724,7 @@ function matchesFilter(s) {
   if (!labelMatches(s) || !teamMatches(s)) return false;
   // A snoozed ticket is open but only in "Отложенные" until its time (routing.js).
   if (state.filter === "snoozed") return s.status === "open" && Boolean(s.snoozed_until);
+  if (state.filter === "waiting") return isWaiting(s);
   if (s.snoozed_until && state.filter !== "closed") return false;
   switch (state.filter) {
     case "closed":
@@ -935,7 +947,7 @@ function announce(m) {
   if (m.id <= state.announcedUpTo) return;
   state.announcedUpTo = m.id;
   const focused = isViewing(m.ticket_id) && document.hasFocus();
-  if (!focused) chime();
+  if (!focused && soundWanted()) chime(); // (the operator's opt-in: alerts.js)
 }
 
 function onTicket(ticket) {
@@ -1102,6 +1114,7 @@ function buildInbox() {
       }),
     ),
     h("div", { class: "filters", role: "group", "aria-label": t("list.filters") }, ui.filterBtns),
+    (ui.pushWarn = pushWarning()), // push not working on this device (alerts.js)
     h("div", { class: "list-scroll" }, ui.list),
   );
   ui.convPane = h("section", { class: "conv-pane" });
@@ -1131,6 +1144,7 @@ function setFilter(f) {
 
 function sortedTickets() {
   const items = [...state.tickets.values()].filter(matchesFilter);
+  if (state.filter === "waiting") return items.sort(byWait); // longest wait first
   items.sort((a, b) => {
     const d = ts(b.updated_at) - ts(a.updated_at);
     if (d) return d;
@@ -1230,6 +1244,7 @@ function renderList() {
               ),
               labelChips(s.labels),
               rowMarkers(s),
+              waitingChip(s, { inView: state.filter === "waiting", minutes: escalateMinutes() }),
               unread
                 ? h(
                     "span",
@@ -3122,6 +3137,7 @@ function buildSettings() {
 
   const sections = [
     buildAccountCard({ me: state.me, errorText, toast }),
+    buildAlertsCard({ errorText, toast }), // missed chat alerts (alerts.js)
     h(
       "section",
       { class: "settings-card", "aria-labelledby": "canned-heading" },
