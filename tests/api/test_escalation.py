@@ -306,9 +306,35 @@ def test_opt_ins_are_checked(server: ServerProcess, operator: OperatorClient) ->
     assert r.status_code == 200 and r.json()["sound"] is False
     r = operator.post("/api/admin/account/push-test", json={"endpoint": "https://x.example/1"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "push_not_subscribed"
-    # A stale or unknown /start code is never a customer's ticket... unless unknown:
-    # an unknown payload is the shop's own deep link, a customer's message as before.
     operator.http.put("/api/admin/account/alerts", json={"sound": True})
+
+
+def test_start_codes_expired_and_unknown(
+    server: ServerProcess, operator: OperatorClient, bot_api: BotApi
+) -> None:
+    link = operator.post("/api/admin/account/alerts/telegram-link").json()
+    query(server, "UPDATE operator_alerts SET link_code_expires_at = $1", "2000-01-01 00:00:00")
+    chat = next(_chats)
+    before = len(bot_api.sent)
+    bot_api.customer_writes(chat, "Кто-то", text=link["command"])
+    sent = bot_api.wait_sent(before + 1)
+    assert next(m for m in sent[before:] if m["chat_id"] == str(chat))["text"].startswith(
+        "Код не подошёл"
+    )
+    # The same code again is unknown now: the shop's own deep link, a customer's message.
+    other = next(_chats)
+    bot_api.customer_writes(other, f"Покупатель {other}", text="/start promo_winter_2026")
+
+    def ticket() -> list[dict[str, Any]]:
+        return [
+            t for t in operator.tickets(status="all") if t["customer_name"] == f"Покупатель {other}"
+        ]
+
+    wait_until(lambda: bool(ticket()), 20, "the customer's ticket")
+    # (updates are handled in order: the expired code's chat never got a ticket)
+    assert not [t for t in operator.tickets(status="all") if t["customer_name"] == "Кто-то"]
+    prefs = operator.http.get("/api/admin/account/alerts").json()
+    assert prefs["telegram_linked"] is False
 
 
 def test_push_test_reaches_this_device(operator: OperatorClient, push_service: PushService) -> None:

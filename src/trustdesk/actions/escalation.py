@@ -145,7 +145,11 @@ async def start_telegram_link(rt: Runtime, op: Operator) -> dict[str, Any]:
         raise Conflict("no Telegram bot is configured", "telegram_disabled")
     from trustdesk.channels import telegram
 
-    bot = await telegram.bot_for(rt)
+    try:
+        bot = await telegram.bot_for(rt)  # (getMe: the bot's @username for the link)
+    except Exception as exc:
+        log.warning("telegram bot unreachable for a link: %s", exc)
+        raise Conflict("the Telegram bot cannot be reached now", "telegram_unreachable") from exc
     code = secrets.token_urlsafe(18)  # 24 characters of [A-Za-z0-9_-]
     expires = utcnow() + timedelta(minutes=LINK_MINUTES)
     async with rt.store.transaction() as tx:

@@ -170,7 +170,9 @@ class Ticket(Base):
     waiting_message_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
-        Index("ix_tickets_waiting", "waiting_since"),
+        # The waiting list and the escalation pass: not snoozed, by the wait's start (an
+        # equality then the range and the order, whatever the planner knows of the data).
+        Index("ix_tickets_waiting", "snoozed_until", "waiting_since"),
         Index("ix_tickets_visitor", "visitor_id", "status"),
         Index("ix_tickets_updated", "updated_at"),
         Index("ix_tickets_snoozed", "snoozed_until"),

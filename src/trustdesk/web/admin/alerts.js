@@ -14,7 +14,7 @@ const LINK_POLL_MS = 3000;
 const BLINK_MS = 1200;
 
 let prefs = null; // GET /api/admin/account/alerts, once loaded
-const listeners = new Set();
+const listeners = new Map(); // element -> re-render on new opt-ins (dropped once detached)
 const arrived = new Set(); // test-push nonces the service worker reported
 
 export const alertsApi = {
@@ -27,7 +27,10 @@ export const alertsApi = {
 
 function changed(next) {
   prefs = next;
-  for (const fn of listeners) fn(prefs);
+  for (const [el, fn] of [...listeners]) {
+    if (el.isConnected) fn(prefs);
+    else listeners.delete(el);
+  }
 }
 
 /** Load the opt-ins (the dashboard does at sign-in); failures leave the defaults. */
@@ -203,7 +206,7 @@ export function pushWarning() {
     repair.disabled = false;
     refresh();
   });
-  listeners.add(() => el.isConnected && refresh());
+  listeners.set(el, refresh);
   refresh();
   el.refresh = refresh;
   return el;
@@ -223,12 +226,11 @@ export function buildAlertsCard(ctx) {
   );
   const help = card.querySelector(".alerts-help");
   const render = (p) => {
-    if (!body.isConnected && card.isConnected) return;
     const n = p.escalate_after_minutes;
     help.textContent = n > 0 ? t("alerts.help", { n, n2: 2 * n, n3: 3 * n }) : t("alerts.helpOff");
     replaceChildren(body, optIns(ctx, p), telegramBlock(ctx, p), pushBlock());
   };
-  listeners.add((p) => card.isConnected && render(p));
+  listeners.set(card, render);
   loadAlerts().then((p) => {
     if (p) render(p);
     else replaceChildren(body, h("p", { class: "form-msg error" }, t("error.generic")));

@@ -24,14 +24,14 @@ def upgrade() -> None:
     with op.batch_alter_table("tickets") as batch:
         batch.add_column(sa.Column("waiting_since", When(), nullable=True))
         batch.add_column(sa.Column("waiting_message_id", sa.BigInteger(), nullable=True))
-    op.create_index("ix_tickets_waiting", "tickets", ["waiting_since"])
+    op.create_index("ix_tickets_waiting", "tickets", ["snoozed_until", "waiting_since"])
     # Open tickets whose last public message is the customer's are waiting already.
     op.execute(
         "UPDATE tickets SET waiting_message_id = last_public_message_id,"
         " waiting_since = (SELECT m.created_at FROM support_messages m"
         " WHERE m.id = tickets.last_public_message_id)"
-        " WHERE status = 'open' AND last_public_message_id IN"
-        " (SELECT id FROM support_messages WHERE sender_type = 'customer')"
+        " WHERE status = 'open' AND EXISTS (SELECT 1 FROM support_messages m"
+        " WHERE m.id = tickets.last_public_message_id AND m.sender_type = 'customer')"
     )
     op.create_table(
         "ticket_waits",
