@@ -15,12 +15,13 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trustdesk import channels
-from trustdesk.actions import attachments, email, imaging, push, routing
+from trustdesk.actions import attachments, email, escalation, imaging, push, routing
 from trustdesk.actions.runtime import Runtime
 from trustdesk.actions.settings import LiveSettings
 from trustdesk.api import (
     account,
     admin,
+    alerts,
     audit,
     console,
     context,
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         file_sweeper = asyncio.create_task(attachments.sweep_periodically(rt))
         snooze_waker = asyncio.create_task(routing.run_periodic(rt))
         reassigner = asyncio.create_task(routing.run_routing_periodic(rt))
+        escalator = asyncio.create_task(escalation.run_periodic(rt))
         settings_follower = asyncio.create_task(live.follow(rt))
         ws.raise_descriptor_limit()  # and warn when it is low
         _freeze_startup_objects()
@@ -215,7 +217,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await stop_channels()
             await stop_integrations()
-            for task in (sweeper, file_sweeper, settings_follower, snooze_waker, reassigner):
+            tasks = (sweeper, file_sweeper, settings_follower, snooze_waker, reassigner, escalator)
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -261,6 +264,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kb.visitor_router)
     app.include_router(help.router)
     app.include_router(account.router)
+    app.include_router(alerts.router)
     app.include_router(console.router)
     app.include_router(console.public_router)
     app.include_router(selftest.router)  # the installation check (api/selftest.py)

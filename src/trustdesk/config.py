@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     snooze_interval_seconds: float = Field(default=30.0, gt=0)
     # How often each process looks for offline operators' tickets to hand over (same file).
     routing_interval_seconds: float = Field(default=15.0, gt=0)
+    # Escalation of unanswered chats (actions/escalation.py): how often each process looks,
+    # and the length of the setting's "minute" (tests make it a second).
+    escalate_interval_seconds: float = Field(default=15.0, gt=0)
+    escalate_unit_seconds: float = Field(default=60.0, gt=0)
     # The admins' audit log (actions/audit.py): entries kept this many days (0 = for ever).
     audit_days: int = Field(default=365, ge=0)
     # Webhooks: the hosts (host or host:port, comma separated; "*" = any) they may call.

@@ -89,5 +89,8 @@ class TicketSummary(BaseModel):
     snoozed_until: str | None = None  # snoozed: out of the open list until then
     team: TeamRef | None = None  # the team ("Отдел") handling it (api/teams.py)
     channel: str = "web"  # web | email | telegram (channels/)
+    # Waiting for an operator's answer since (the customer's first unanswered message;
+    # actions/escalation.py); None: answered, or not the customer's turn.
+    waiting_since: str | None = None
     my_last_read_id: int
     labels: list[LabelOut] = []

@@ -63,6 +63,7 @@ def test_first_reply_assigns_unless_turned_off(
             "max_open_per_operator": 10,
             "reassign_offline": False,
             "offline_grace_seconds": 300,
+            "escalate_after_minutes": 5,
         }
     }
     widget_before = operator.http.get("/api/admin/settings/widget").json()

@@ -261,6 +261,9 @@ async def report(rt: Runtime, days: int) -> dict[str, Any]:
             ).all()
         )
         label_counts = await labels.counts_since(session, since)
+    from trustdesk.actions import escalation
+
+    waits = await escalation.report_counts(rt, since)
     per_day = Counter(t.created_at.astimezone(tz).date().isoformat() for t in tickets)
     day_list = []
     for i in range(days, -1, -1):
@@ -287,4 +290,8 @@ async def report(rt: Runtime, days: int) -> dict[str, Any]:
         "ratings": len(ratings),
         "rating_counts": {str(k): ratings.count(k) for k in range(1, 6)},
         "labels": label_counts,
+        # Waits that reached N unanswered, and those answered after it (actions/escalation.py)
+        "missed": waits["missed"],
+        "answered_late": waits["answered_late"],
+        "escalate_after_minutes": rt.live.routing.escalate_after_minutes,
     }

@@ -96,6 +96,7 @@ async def merge_tickets(rt: Runtime, op: Operator, src_number: str, dst_number: 
         if src.status != "closed":
             src.status = "closed"
             src.closed_at = utcnow()
+        src.waiting_since = src.waiting_message_id = None  # (actions/escalation.py)
         await _notice(tx, src, src.number, dst.number, op)
         name = None
         if dst.assignee_id:

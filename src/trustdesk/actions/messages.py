@@ -31,10 +31,23 @@ _INSERT_MESSAGE = Sql(
 )
 # A public message (customer, operator or bot, not a note) moves the ticket up the list and
 # becomes its preview; a system notice or a note only extends the chain (last_message_id).
-_TOUCH_TICKET = Sql(
-    "UPDATE tickets SET updated_at = :now, last_message_id = :mid, last_public_message_id = :mid"
-    " WHERE id = :tid"
+# A customer's public message starts the ticket's wait for an answer (if not waiting yet);
+# an operator's public reply ends it (actions/escalation.py); a bot's leaves it.
+_WAITING = (
+    ", waiting_since = CASE WHEN CAST(:st AS text) = 'customer'"
+    " THEN COALESCE(waiting_since, :now)"
+    " WHEN CAST(:st AS text) = 'admin' THEN NULL ELSE waiting_since END,"
+    " waiting_message_id = CASE WHEN CAST(:st AS text) = 'customer'"
+    " THEN COALESCE(waiting_message_id, :mid)"
+    " WHEN CAST(:st AS text) = 'admin' THEN NULL ELSE waiting_message_id END"
 )
+_TOUCH_HEAD = (
+    "UPDATE tickets SET updated_at = :now, last_message_id = :mid, last_public_message_id = :mid"
+)
+_WAITING_HEAD = "UPDATE tickets SET last_public_message_id = :mid"
+_BY_ID = " WHERE id = :tid"
+_TOUCH_TICKET = Sql(_TOUCH_HEAD + _WAITING + _BY_ID)
+_TOUCH_WAITING = Sql(_WAITING_HEAD + _WAITING + _BY_ID)
 _TOUCH_LAST = Sql("UPDATE tickets SET last_message_id = :mid WHERE id = :tid")
 # Moves a read cursor forward, never back: changes one row if it moved (or was created).
 _MOVE_CURSOR = Sql(
@@ -82,7 +95,15 @@ _PG_TAIL = (
     " WHERE read_cursors.last_read_id < excluded.last_read_id)"
     " SELECT (SELECT id FROM m), (SELECT prev FROM touch), (SELECT id FROM old)"
 )
-_PG_PUBLIC = ", last_public_message_id = m.id, updated_at = :created_at"
+_PG_PUBLIC = (
+    ", last_public_message_id = m.id, updated_at = :created_at,"
+    " waiting_since = CASE WHEN CAST(:sender_type AS text) = 'customer'"
+    " THEN COALESCE(x.waiting_since, :created_at)"
+    " WHEN CAST(:sender_type AS text) = 'admin' THEN NULL ELSE x.waiting_since END,"
+    " waiting_message_id = CASE WHEN CAST(:sender_type AS text) = 'customer'"
+    " THEN COALESCE(x.waiting_message_id, m.id)"
+    " WHEN CAST(:sender_type AS text) = 'admin' THEN NULL ELSE x.waiting_message_id END"
+)
 _PG_POST = Sql(_PG_HEAD + _PG_PUBLIC + _PG_TAIL)
 _PG_POST_QUIET = Sql(_PG_HEAD + _PG_TAIL)
 
@@ -281,7 +302,10 @@ async def post_message(
         msg_id = int(inserted)
         if not pg:
             touch = _TOUCH_TICKET if public else _TOUCH_LAST
-            await raw.run(touch, {"tid": ticket.id, "now": now, "mid": msg_id})
+            params = {"tid": ticket.id, "now": now, "mid": msg_id}
+            if public:
+                params["st"] = sender_type
+            await raw.run(touch, params)
         if public:
             set_committed_value(ticket, "updated_at", now)
             set_committed_value(ticket, "last_public_message_id", msg_id)
@@ -313,6 +337,9 @@ async def post_message(
         if public:
             ticket.updated_at = now
             ticket.last_public_message_id = msg.id
+            await tx.session.flush()
+            params = {"tid": ticket.id, "now": now, "mid": msg.id, "st": sender_type}
+            await (await tx.raw()).run(_TOUCH_WAITING, params)
         ticket.last_message_id = msg_id = msg.id
         payload = message_json(msg, ticket.number)
     if read_by is not None and not cursor_moved:

@@ -135,6 +135,12 @@ async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> No
         },
         ensure_ascii=False,
     )
+    await send_payload(rt, targets, payload)
+
+
+async def send_payload(rt: Runtime, targets: list[PushSubscription], payload: str) -> int:
+    """Send one payload to these subscriptions; returns how many the push service took.
+    Subscriptions the push service says are gone (404, 410) are dropped."""
     # (imported on the first push: pywebpush pulls requests and aiohttp, 240 modules and
     # ~19 MB of RSS that an installation without push subscriptions never needs)
     from pywebpush import WebPushException, webpush
@@ -143,7 +149,7 @@ async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> No
     claims = {"sub": rt.settings.push_contact}
     dead: list[str] = []
 
-    def send(sub: PushSubscription) -> None:
+    def send(sub: PushSubscription) -> bool:
         try:
             webpush(
                 {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
@@ -153,6 +159,7 @@ async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> No
                 timeout=5,
                 ttl=3600,
             )
+            return True
         except WebPushException as exc:
             status = exc.response.status_code if exc.response is not None else None
             if status in (404, 410):
@@ -161,11 +168,24 @@ async def notify_new_messages(rt: Runtime, messages: list[dict[str, Any]]) -> No
                 log.warning("push to %s failed: %s", urlsplit(sub.endpoint).hostname, exc)
         except Exception as exc:  # network errors must never break the chat
             log.warning("push to %s failed: %s", urlsplit(sub.endpoint).hostname, exc)
+        return False
 
-    await asyncio.gather(*(asyncio.to_thread(send, t) for t in targets))
+    sent = await asyncio.gather(*(asyncio.to_thread(send, t) for t in targets))
     if dead:
         async with rt.store.transaction() as tx:
             await tx.session.execute(
                 delete(PushSubscription).where(PushSubscription.endpoint.in_(dead))
             )
         _subscriptions.forget(rt)
+    return sum(sent)
+
+
+async def operator_subscriptions(
+    rt: Runtime, operator_id: int, endpoint: str | None = None
+) -> list[PushSubscription]:
+    """One operator's subscriptions (all their devices, or the one with `endpoint`)."""
+    query = select(PushSubscription).where(PushSubscription.operator_id == operator_id)
+    if endpoint is not None:
+        query = query.where(PushSubscription.endpoint == endpoint)
+    async with rt.store.read() as session:
+        return list((await session.scalars(query)).all())

@@ -57,6 +57,9 @@ class RoutingSettings:
     # available member of each ticket's team (or back to unassigned).
     reassign_offline: bool = False
     offline_grace_seconds: int = 300
+    # A customer's message unanswered this many minutes escalates (actions/escalation.py):
+    # push after N, email after 2N, Telegram after 3N, to whoever opted in. 0: off.
+    escalate_after_minutes: int = 5
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +92,7 @@ _CHECKS = {
     "max_open_per_operator": _int("max_open_per_operator", 1, 1000),
     "reassign_offline": _bool("reassign_offline"),
     "offline_grace_seconds": _int("offline_grace_seconds", 0, 86400),
+    "escalate_after_minutes": _int("escalate_after_minutes", 0, 240),
 }
 
 

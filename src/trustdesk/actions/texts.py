@@ -135,3 +135,15 @@ NOTICE_CODES = frozenset(_RU)
 def notice(code: str, **args: Any) -> tuple[str, Notice]:
     """A notice: its Russian sentence (stored as the message) and its code with args."""
     return _RU[code](args), {"code": code, "args": args}
+
+
+# ---------------------------------------------------------------- escalation (operators)
+
+TELEGRAM_LINKED = "Готово: сюда будут приходить уведомления о пропущенных чатах TrustDesk."
+TELEGRAM_LINK_EXPIRED = "Код не подошёл или устарел: нажмите «Подключить Telegram» ещё раз."
+PUSH_TEST = "Проверка push: уведомления на этом устройстве работают."
+
+
+def escalation_line(number: str, minutes: int) -> str:
+    """The push title, email subject and Telegram line of an escalation step."""
+    return f"Клиент ждёт ответа {minutes} мин · {number}"

@@ -211,7 +211,7 @@ _SUMMARY_SELECT = (
     " o.id, o.display_name,"
     " m.id, m.sender_type, m.sender_name, m.message, m.created_at, m.kind, m.client_msg_id,"
     " m.operator_id, a.id, a.name, a.mime, a.kind, a.size, a.width, a.height,"
-    " t.priority, t.snoozed_until, tm.id, tm.name, t.channel"
+    " t.priority, t.snoozed_until, tm.id, tm.name, t.channel, t.waiting_since"
     " FROM tickets t JOIN visitors v ON v.id = t.visitor_id"
     " LEFT JOIN operators o ON o.id = t.assignee_id"
     " LEFT JOIN teams tm ON tm.id = t.team_id"
@@ -224,6 +224,10 @@ _LIST_FILTERS = {
     # (a snoozed ticket is open but out of the open list until its time: actions/routing.py)
     "open": " AND t.status = 'open' AND t.snoozed_until IS NULL",
     "snoozed": " AND t.status = 'open' AND t.snoozed_until IS NOT NULL",
+    # Waiting for an operator's answer (actions/escalation.py), longest first.
+    "waiting": (
+        " AND t.waiting_since IS NOT NULL AND t.status = 'open' AND t.snoozed_until IS NULL"
+    ),
     "closed": " AND t.status = 'closed'",
     "priority": " AND t.priority = :priority",
     "mine": " AND t.assignee_id = :op",
@@ -240,6 +244,7 @@ _LIST_FILTERS = {
     "team": teams.LIST_FILTER,
 }
 _LIST_ORDER = " ORDER BY t.updated_at DESC, t.number DESC LIMIT :limit"
+_WAITING_ORDER = " ORDER BY t.waiting_since, t.number LIMIT :limit"  # (ix_tickets_waiting)
 _lists: dict[tuple[str, ...], Sql] = {}
 # Each cursor with, for an operator's, the customer's messages after it (their unread).
 _CURSORS = Sql(
@@ -260,7 +265,8 @@ def _list_statement(filters: tuple[str, ...]) -> Sql:
     stmt = _lists.get(filters)
     if stmt is None:
         where = "".join(_LIST_FILTERS[f] for f in filters)  # constant fragments only
-        stmt = _lists[filters] = Sql(_SUMMARY_SELECT + " WHERE 1 = 1" + where + _LIST_ORDER)
+        order = _WAITING_ORDER if "waiting" in filters else _LIST_ORDER
+        stmt = _lists[filters] = Sql(_SUMMARY_SELECT + " WHERE 1 = 1" + where + order)
     return stmt
 
 
@@ -341,6 +347,7 @@ async def _summaries(
             "snoozed_until": iso(to_dt(r[31])) if r[31] is not None else None,
             "team": {"id": r[32], "name": r[33]} if r[32] is not None else None,
             "channel": r[34],
+            "waiting_since": iso(to_dt(r[35])) if r[35] is not None else None,
         }
         for r in rows
     ]
@@ -367,9 +374,10 @@ async def ticket_summaries(
     team: int | None = None,
 ) -> list[dict[str, Any]]:
     """The operator's list: each ticket with its unread count for that operator. `status`
-    "open" leaves snoozed tickets out; "snoozed" lists only them."""
+    "open" leaves snoozed tickets out; "snoozed" lists only them; "waiting": the open ones
+    waiting for an operator's answer, longest first (actions/escalation.py)."""
     filters: list[str] = []
-    if status in ("open", "closed", "snoozed"):
+    if status in ("open", "closed", "snoozed", "waiting"):
         filters.append(status)
     if filter_ in ("mine", "unassigned"):
         filters.append(filter_)
@@ -903,6 +911,7 @@ async def close_ticket(
             t.status = "closed"
             t.closed_at = utcnow()
             t.snoozed_until = None
+            t.waiting_since = t.waiting_message_id = None  # (actions/escalation.py)
             text, notice = texts.notice("ticket_closed")
             msg = await post_message(
                 tx,

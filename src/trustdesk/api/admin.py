@@ -88,14 +88,15 @@ async def me(auth: OperatorDep) -> s.LoginOut:
 async def list_tickets(
     auth: OperatorDep,
     rt: RuntimeDep,
-    status: Annotated[str, Query(pattern="^(open|closed|snoozed|all)$")] = "open",
+    status: Annotated[str, Query(pattern="^(open|closed|snoozed|waiting|all)$")] = "open",
     filter: Annotated[str | None, Query(pattern="^(all|mine|unassigned)$")] = None,  # noqa: A002
     q: Annotated[str | None, Query(max_length=100)] = None,
     label: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     priority: Annotated[str | None, Query(pattern="^(low|normal|high|urgent)$")] = None,
     team: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> s.TicketsOut:
-    """Tickets, latest activity first, each with this operator's unread count. `label`:
+    """Tickets, latest activity first (`status=waiting`: those waiting for an operator's
+    answer, longest wait first), each with this operator's unread count. `label`:
     only those carrying that label (api/labels.py); `q` matches label names too."""
     rows = await tickets.ticket_summaries(
         rt,

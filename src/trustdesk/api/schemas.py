@@ -201,6 +201,11 @@ class ReportOut(BaseModel):
     ratings: int
     rating_counts: dict[str, int]
     labels: list[LabelCount] = []
+    # Customer messages that waited N minutes unanswered, and of them answered after N
+    # (actions/escalation.py); escalate_after_minutes 0: escalation off, nothing counted.
+    missed: int = 0
+    answered_late: int = 0
+    escalate_after_minutes: int = 0
 
 
 class Ok(BaseModel):
@@ -290,6 +295,7 @@ class RoutingSettingsBody(BaseModel):
     max_open_per_operator: int
     reassign_offline: bool
     offline_grace_seconds: int
+    escalate_after_minutes: int  # 0: off (actions/escalation.py)
 
 
 class RoutingSettingsOut(BaseModel):

@@ -115,6 +115,11 @@ async def to_inbound(rt: Runtime, bot: Bot, update: Update) -> Inbound | None:
     m = update.message
     if m is None or m.from_user is None or m.from_user.is_bot or m.chat.type != "private":
         return None
+    if m.text and m.text.startswith("/start "):  # an operator linking their chat?
+        from trustdesk.actions import escalation
+
+        if await escalation.telegram_start(rt, m.chat.id, m.text):
+            return None
     limit = rt.settings.max_upload_bytes
     files: list[InFile] = []
     refused: list[str] = []
@@ -246,6 +251,12 @@ class Poller:
 
 
 # ---------------------------------------------------------------- outbound
+
+
+async def send_text(rt: Runtime, chat_id: int, text: str) -> None:
+    """A plain message from the shop's bot to a chat (an operator's: actions/escalation.py)."""
+    bot = await bot_for(rt)
+    await bot.send_message(chat_id, text[:4096])
 
 
 async def send(rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]) -> None:

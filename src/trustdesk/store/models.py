@@ -163,8 +163,16 @@ class Ticket(Base):
     team_id: Mapped[int | None] = mapped_column(BigInteger)
     # Where the customer writes from: "web" (the widget), "email", "telegram" (channels/).
     channel: Mapped[str] = mapped_column(String(16), default="web", server_default="web")
+    # Waiting for an answer (0014, actions/escalation.py): since the customer's first public
+    # message after the last operator reply, and that message; cleared by an operator's
+    # public reply and by closing (set and cleared by actions/messages.py post_message).
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    waiting_message_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
+        # The waiting list and the escalation pass: not snoozed, by the wait's start (an
+        # equality then the range and the order, whatever the planner knows of the data).
+        Index("ix_tickets_waiting", "snoozed_until", "waiting_since"),
         Index("ix_tickets_visitor", "visitor_id", "status"),
         Index("ix_tickets_updated", "updated_at"),
         Index("ix_tickets_snoozed", "snoozed_until"),
@@ -585,4 +593,69 @@ class ChannelState(Base):
     holder: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cursor: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ---------------------------------------------------------------- escalation (0014)
+
+
+class TicketWait(Base):
+    """A customer's message that reached N minutes unanswered ("missed"), written by the
+    escalation pass (actions/escalation.py): the report's missed / answered-late counts and
+    the ladder's progress (`level`: 1 push, 2 email, 3 Telegram done)."""
+
+    __tablename__ = "ticket_waits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(BigInteger)  # the first unanswered message
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    missed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    level: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "message_id", name="uq_ticket_waits_message"),
+        Index("ix_ticket_waits_started", "started_at"),
+    )
+
+
+class EscalationSend(Base):
+    """One step of the ladder for one operator: claimed by inserting the row (unique key),
+    so several processes and restarts send it once; a claim whose process died is taken
+    again after `claimed_until`."""
+
+    __tablename__ = "escalation_sends"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    wait_id: Mapped[int] = mapped_column(ForeignKey("ticket_waits.id", ondelete="CASCADE"))
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(16))  # push / email / telegram
+    status: Mapped[str] = mapped_column(String(16), default="claimed")  # claimed/sent/failed
+    claimed_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        UniqueConstraint("wait_id", "operator_id", "step", name="uq_escalation_sends_step"),
+        Index("ix_escalation_sends_operator", "operator_id"),
+    )
+
+
+class OperatorAlerts(Base):
+    """An operator's opt-ins for "Уведомления о пропущенных" and their linked Telegram chat
+    (no row: the defaults of actions/escalation.py)."""
+
+    __tablename__ = "operator_alerts"
+
+    operator_id: Mapped[int] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True
+    )
+    sound: Mapped[bool] = mapped_column(Boolean, default=True)
+    push: Mapped[bool] = mapped_column(Boolean, default=True)
+    email: Mapped[bool] = mapped_column(Boolean, default=False)
+    telegram: Mapped[bool] = mapped_column(Boolean, default=False)
+    telegram_chat_id: Mapped[str | None] = mapped_column(String(32))
+    # "Подключить Telegram": SHA-256 of the one-time /start code, valid until expires.
+    link_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    link_code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

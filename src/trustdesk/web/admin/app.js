@@ -6,6 +6,8 @@
 //
 // This file is the entry: sign-in and boot. Each feature has its own module (see README).
 
+import { loadAlerts, startTitleBlink, waitingForMe } from "./alerts.js";
+import { startWaitingClock } from "./waiting.js";
 import { checkRequired2fa, forgotLink, resetToken, showReset, showTotpStep } from "./account.js";
 import { api, setCsrf, setUnauthorizedHandler } from "./api.js";
 import { hasFiles, onDocumentPaste } from "./composer-files.js";
@@ -186,6 +188,12 @@ function signedIn(r) {
   setCsrf(r.csrf_token);
   state.operators.set(r.operator.id, { ...r.operator, online: true });
   startOutbox();
+  loadAlerts().then(() => renderList());
+  startWaitingClock();
+  startTitleBlink(
+    () => (state.me && state.baseTitle) || document.title,
+    () => (state.me ? waitingForMe(state.tickets.values(), state.me.id) : 0),
+  );
   buildShell();
   onRoute();
   loadInitial();

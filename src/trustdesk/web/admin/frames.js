@@ -1,5 +1,6 @@
 // Live frames from /ws/operator: one handler per frame type (the dispatch table), typing, presence.
 
+import { soundWanted } from "./alerts.js";
 import { signOut } from "./app.js";
 import { dropSocketSends, outboxAcked, outboxServerBack, renderComposerState, settleSocketSend } from "./composer.js";
 import {
@@ -150,7 +151,7 @@ function announce(m) {
   if (m.id <= state.announcedUpTo) return;
   state.announcedUpTo = m.id;
   const focused = isViewing(m.ticket_id) && document.hasFocus();
-  if (!focused) chime();
+  if (!focused && soundWanted()) chime(); // (the operator's opt-in: alerts.js)
 }
 
 export function onTicket(ticket) {

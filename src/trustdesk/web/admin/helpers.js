@@ -109,5 +109,6 @@ export function updateTitle() {
         : state.view === "kb"
         ? t("kb.heading")
         : t("title.tickets");
-  document.title = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
+  state.baseTitle = `${n > 0 ? `(${n}) ` : ""}${name} — TrustDesk`;
+  document.title = state.baseTitle; // (alerts.js blinks it while customers wait)
 }

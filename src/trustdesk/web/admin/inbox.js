@@ -1,5 +1,7 @@
 // The inbox: loading and filtering the ticket list, and drawing it (unread, typing, previews).
 
+import { escalateMinutes, pushWarning } from "./alerts.js";
+import { byWait, isWaiting, waitingChip } from "./waiting.js";
 import { api } from "./api.js";
 import { channelChip } from "./channels.js";
 import { setupDropZone } from "./composer-files.js";
@@ -20,6 +22,7 @@ import { FILTERS, state, ui } from "./state.js";
 function filterParams(filter) {
   if (filter === "closed") return { status: "closed" };
   if (filter === "snoozed") return { status: "snoozed" }; // routing.js
+  if (filter === "waiting") return { status: "waiting" }; // waiting.js
   if (filter === "mine") return { status: "open", filter: "mine" };
   if (filter === "unassigned") return { status: "open", filter: "unassigned" };
   return { status: "open" };
@@ -30,6 +33,7 @@ function matchesFilter(s) {
   if (!labelMatches(s) || !teamMatches(s)) return false;
   // A snoozed ticket is open but only in "Отложенные" until its time (routing.js).
   if (state.filter === "snoozed") return s.status === "open" && Boolean(s.snoozed_until);
+  if (state.filter === "waiting") return isWaiting(s);
   if (s.snoozed_until && state.filter !== "closed") return false;
   switch (state.filter) {
     case "closed":
@@ -184,6 +188,7 @@ export function buildInbox() {
       }),
     ),
     h("div", { class: "filters", role: "group", "aria-label": t("list.filters") }, ui.filterBtns),
+    (ui.pushWarn = pushWarning()), // push not working on this device (alerts.js)
     h("div", { class: "list-scroll" }, ui.list),
   );
   ui.convPane = h("section", { class: "conv-pane" });
@@ -213,6 +218,7 @@ function setFilter(f) {
 
 export function sortedTickets() {
   const items = [...state.tickets.values()].filter(matchesFilter);
+  if (state.filter === "waiting") return items.sort(byWait); // longest wait first
   items.sort((a, b) => {
     const d = ts(b.updated_at) - ts(a.updated_at);
     if (d) return d;
@@ -312,6 +318,7 @@ export function renderList() {
               ),
               labelChips(s.labels),
               rowMarkers(s),
+              waitingChip(s, { inView: state.filter === "waiting", minutes: escalateMinutes() }),
               unread
                 ? h(
                     "span",

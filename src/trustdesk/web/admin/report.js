@@ -152,6 +152,11 @@ function ratingBars(counts, total) {
   );
 }
 
+function waitSub(r, key) {
+  const n = r.escalate_after_minutes || 0;
+  return n > 0 ? t(key, { n }) : t("report.escalationOff");
+}
+
 function kpi(icon, label, value, sub, key) {
   return h(
     "div",
@@ -247,6 +252,9 @@ export function buildReport(main, opts) {
         t("report.ratingsN", { n: r.ratings }),
         "rating",
       ),
+      // Missed chats (actions/escalation.py): waits that reached N minutes, answered after.
+      kpi("⏰", t("report.missed"), String(r.missed ?? 0), waitSub(r, "report.missedSub"), "missed"),
+      kpi("🐢", t("report.answeredLate"), String(r.answered_late ?? 0), waitSub(r, "report.answeredLateSub"), "answered-late"),
     );
     const chartBox = h("div", { class: "chart-box" });
     const chartCard = h(

@@ -354,6 +354,7 @@ function settingsForm(s) {
     num("max_open_per_operator", 1, 1000),
     check("reassign_offline"),
     grace,
+    num("escalate_after_minutes", 0, 240), // missed chat alerts (alerts.js)
   );
 }
 

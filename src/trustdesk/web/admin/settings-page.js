@@ -1,5 +1,6 @@
 // The settings page: its cards (account, canned responses, operators, widget, labels, ...).
 
+import { buildAlertsCard } from "./alerts.js";
 import { buildAccountCard } from "./account.js";
 import { api, request } from "./api.js";
 import { boot } from "./app.js";
@@ -110,6 +111,7 @@ export function buildSettings() {
 
   const sections = [
     buildAccountCard({ me: state.me, errorText, toast }),
+    buildAlertsCard({ errorText, toast }), // missed chat alerts (alerts.js)
     h(
       "section",
       { class: "settings-card", "aria-labelledby": "canned-heading" },

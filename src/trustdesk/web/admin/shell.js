@@ -214,6 +214,7 @@ async function onEnablePush() {
     if (r.ok) {
       state.push = "on";
       ui.pushBtn.hidden = true;
+      ui.pushWarn?.refresh();
       toast(t("header.pushOn"), "ok");
     } else if (r.reason === "denied") {
       toast(t("header.pushDenied"), "warn");

@@ -1,6 +1,6 @@
 // The dashboard's shared state: what it knows (state), the DOM it drew (ui), its connections (conn).
 
-export const FILTERS = ["open", "mine", "unassigned", "snoozed", "closed"];
+export const FILTERS = ["open", "waiting", "mine", "unassigned", "snoozed", "closed"];
 export const TYPING_TTL_MS = 6000;
 export const TYPING_SEND_EVERY_MS = 2500;
 export const TYPING_IDLE_MS = 4000;

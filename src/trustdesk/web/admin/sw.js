@@ -11,6 +11,14 @@ self.addEventListener("push", (event) => {
   } catch {
     data = { body: event.data ? event.data.text() : "" };
   }
+  if (data.test) {
+    // "Проверить push" (alerts.js): tell the dashboard pages this push arrived.
+    event.waitUntil(
+      self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((all) => {
+        for (const client of all) client.postMessage({ type: "push-test", nonce: String(data.test) });
+      }),
+    );
+  }
   const ticketId = data.ticketId || data.ticket_id || null;
   const title = data.title || "TrustDesk";
   const options = {
