@@ -2,7 +2,7 @@
 
 System notices are stored twice over: as the Russian sentence (`message`: what old clients,
 webhooks, email and every export show) and as a code with arguments (`notice`), from which
-the dashboard and the widget word them in their own locale (web/admin/i18n.js
+the dashboard and the widget word them in their own locale (web/admin/i18n-ru.js, i18n-en.js
 `notice.<code>`, web/widget/i18n.js NOTICES_EN). Every notice code lives here: a new one
 gets a Russian wording below and an English one in both front-end tables.
 """
