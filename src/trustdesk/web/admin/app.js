@@ -71,7 +71,9 @@ const state = {
   operators: new Map(), // id -> {id, name, email, role, active, online}
   canned: [],
   maxId: 0,
+  streamId: 0, // the last message the socket sent: where it resumes
   announcedUpTo: Infinity, // customer messages above this id still ring (set once live)
+  announced: new Map(), // ticketId -> the last message id that rang
   connected: true,
   mode: "reply", // composer mode: "reply" | "note" | "system"
   drafts: new Map(),
@@ -385,7 +387,7 @@ async function loadInitial() {
   if (!state.me) return;
   focusAfterLogin();
   live = new Live({
-    since: () => state.maxId,
+    since: () => state.streamId || state.maxId,
     onFrame,
     onState: onLiveState,
     onAuthLost: async () => {
@@ -421,7 +423,9 @@ async function signOut(message) {
     operators: new Map(),
     canned: [],
     maxId: 0,
+    streamId: 0,
     announcedUpTo: Infinity,
+    announced: new Map(),
     drafts: new Map(),
     staged: new Map(),
   });
@@ -858,6 +862,9 @@ function onFrame(f) {
       renderAssign();
       break;
     case "message":
+      // The socket sends messages in commit order, which across tickets is not always id
+      // order: it resumes after the last one it sent (docs/protocol.md).
+      if (f.message) state.streamId = f.message.id;
       if (f.message) onMessage(f.message);
       break;
     case "ticket":
@@ -933,7 +940,9 @@ function isPublic(m) {
 function announce(m) {
   if (!m || m.sender_type !== "customer" || m.kind === "note") return;
   if (m.id <= state.announcedUpTo) return;
-  state.announcedUpTo = m.id;
+  // (per ticket: across tickets a later message may have a smaller id)
+  if (m.id <= (state.announced.get(m.ticket_id) || 0)) return;
+  state.announced.set(m.ticket_id, m.id);
   const focused = isViewing(m.ticket_id) && document.hasFocus();
   if (!focused) chime();
 }
