@@ -26,13 +26,14 @@ OPERATOR_REPLIES = 20
 
 
 def stored(srv: ServerProcess) -> list[tuple[int, str, str | None, str, str]]:
-    """(id, ticket number, client_msg_id, kind, text) of every stored message, in id order."""
+    """(id, ticket number, client_msg_id, kind, text) of every stored message, in the
+    operators' stream's order (commit order: (tx, id), docs/protocol.md)."""
     return [
         (int(r[0]), r[1], r[2], r[3], r[4])
         for r in query(
             srv,
             "SELECT m.id, t.number, m.client_msg_id, m.kind, m.message FROM support_messages m "
-            "JOIN tickets t ON t.id = m.ticket_id ORDER BY m.id",
+            "JOIN tickets t ON t.id = m.ticket_id ORDER BY m.tx, m.id",
         )
     ]
 
@@ -128,7 +129,7 @@ async def stream_with_crash(
     rows = await asyncio.to_thread(stored, a)
     # Both sides' sockets catch up with the database, exactly.
     for c, t in zip(clients, tickets, strict=True):
-        mine = [r for r in rows if r[1] == t and r[3] != "note"]
+        mine = sorted(r for r in rows if r[1] == t and r[3] != "note")  # a ticket: id order
         await c.sync_to(mine[-1][0], timeout=60)
         assert [(m["id"], m["message"]) for m in c.log] == [(r[0], r[4]) for r in mine]
     await op_sock.sync_to(rows[-1][0], timeout=60)

@@ -106,7 +106,7 @@ class ChatMachine(RuleBasedStateMachine):
         rows = query(
             World.server,
             "SELECT m.id, m.message, m.kind, t.number FROM support_messages m "
-            "JOIN tickets t ON t.id = m.ticket_id WHERE m.id > $1 ORDER BY m.id",
+            "JOIN tickets t ON t.id = m.ticket_id WHERE m.id > $1 ORDER BY m.tx, m.id",
             0,
         )
         mine = [(int(r[0]), r[1]) for r in rows if r[3] == self.ticket and r[2] != "note"]

@@ -225,7 +225,7 @@ async def run_soak(
         assert [(m["id"], m["message"]) for m in v.client.log] == [(int(a), b) for a, b in rows]
         await v.client.close()
     await dash.sync_to(last, 60)
-    every = query(srv, "SELECT id FROM support_messages WHERE id > $1 ORDER BY id", dash_start)
+    every = query(srv, "SELECT id FROM support_messages WHERE id > $1 ORDER BY tx, id", dash_start)
     assert dash.ids == [int(r[0]) for r in every]
     await dash.close()
     assert integrity_problems(srv) == []

@@ -172,6 +172,71 @@ def test_concurrent_writers_on_both_processes_lose_nothing_and_keep_order(
     run(go())
 
 
+def test_dashboards_on_both_processes_get_every_message_once_across_a_resume(
+    pair: tuple[ServerProcess, ServerProcess, Redis],
+) -> None:
+    """Customers on A and B write at once on several tickets (no lock is shared by their
+    messages: ids commit out of order). A dashboard on each process gets every message
+    exactly once, and one that reconnects half-way with `since` = the last message it got
+    misses nothing and gets nothing twice (store/stream.py)."""
+    a, b, _ = pair
+
+    def ids(sock: Any) -> list[int]:
+        return [f["message"]["id"] for f in sock.frames if f["type"] == "message"]
+
+    async def collect(sock: Any, want: set[int], have: list[int]) -> None:
+        while not want <= set(have + ids(sock)):
+            await sock.until("message", timeout=15)
+
+    async def go() -> None:
+        op_a = OperatorClient(a.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        op_b = OperatorClient(b.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        visitors = [VisitorClient(srv.url) for srv in (a, b) for _ in range(3)]
+        tickets = [v.send("начало")["ticketId"] for v in visitors]
+        start = max(v.messages()["messages"][-1]["id"] for v in visitors)
+        da, _ = await operator_socket(a.ws_url, op_a.http.cookies["td_session"], a.url, start)
+        db, _ = await operator_socket(b.ws_url, op_b.http.cookies["td_session"], b.url, start)
+
+        async def burst(tag: str) -> None:
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(v.send, f"{tag} {n} {i}", f"{tag}-{n}-{i}")
+                    for n, v in enumerate(visitors)
+                    for i in range(6)
+                )
+            )
+
+        def stored_now() -> set[int]:
+            return {
+                m["id"]
+                for v, t in zip(visitors, tickets, strict=True)
+                for m in v.messages(after=start, ticket_id=t)["messages"]
+            }
+
+        await burst("первая")
+        await collect(db, stored_now(), [])
+        more = asyncio.create_task(burst("вторая"))
+        for _ in range(5):  # B's dashboard goes away in the middle of the second burst
+            await db.until("message", timeout=15)
+        await db.close()
+        got_b = ids(db)
+        db2, _ = await operator_socket(b.ws_url, op_b.http.cookies["td_session"], b.url, got_b[-1])
+        await more
+        stored = stored_now()
+        assert len(stored) == len(visitors) * 12
+        await collect(da, stored, [])
+        await collect(db2, stored, got_b)
+        assert [f for f in await da.quiet(0.5) if f["type"] == "message"] == []
+        assert [f for f in await db2.quiet(0.5) if f["type"] == "message"] == []
+        on_a, on_b = ids(da), got_b + ids(db2)
+        assert len(on_a) == len(set(on_a)) and len(on_b) == len(set(on_b)), "sent twice"
+        assert set(on_a) == stored and set(on_b) == stored
+        await da.close()
+        await db2.close()
+
+    run(go())
+
+
 def test_redis_outage_loses_nothing_and_fanout_recovers(
     pair: tuple[ServerProcess, ServerProcess, Redis],
 ) -> None:

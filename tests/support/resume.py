@@ -2,8 +2,10 @@
 
 They keep the highest message id they have, reconnect (with backoff) when the socket or the
 server goes away and resume with `since`, and record every message frame they get. They are
-strict where a real client would only be careful: a message id that is not above the last
-one seen (a duplicate, or out of order) is a test failure, not something to dedupe.
+strict where a real client would only be careful: a message id seen before (a duplicate),
+or out of order, is a test failure, not something to dedupe. The widget's stream is in id
+order; the dashboard's is in commit order (docs/protocol.md, "Commit order without a
+lock"), which is id order within each ticket, and it resumes after the last message sent.
 """
 
 from __future__ import annotations
@@ -26,13 +28,24 @@ RECONNECT_ERRORS = (
 
 
 class ResumingClient:
-    """A socket client that resumes from the last id it has and never accepts a repeat."""
+    """A socket client that resumes from the last id it got and never accepts a repeat.
 
-    def __init__(self, connect: Callable[[int], Awaitable[tuple[Socket, dict[str, Any]]]]) -> None:
+    `commit_order`: the stream is in commit order (the operators'), so ids only rise within
+    a ticket; otherwise (a ticket's stream) they rise on every message.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[int], Awaitable[tuple[Socket, dict[str, Any]]]],
+        commit_order: bool = False,
+    ) -> None:
         self._connect = connect
+        self.commit_order = commit_order
         self.sock: Socket | None = None
         self.log: list[dict[str, Any]] = []
-        self.last = 0
+        self.seen: set[int] = set()
+        self.per_ticket: dict[str, int] = {}
+        self.last = 0  # the last message received: where the socket resumes
         self.connections = 0
         self.acks: dict[str, int] = {}  # client_msg_id -> stored message id
         self.waiters: dict[str, asyncio.Future[int]] = {}  # acks someone awaits
@@ -54,9 +67,11 @@ class ResumingClient:
         if frame.get("type") != "message":
             return
         m = frame["message"]
-        assert m["id"] > self.last, (
-            f"message {m['id']} after {self.last}: a duplicate or out of order"
-        )
+        assert m["id"] not in self.seen, f"message {m['id']} twice"
+        before = self.per_ticket.get(m["ticket_id"], 0) if self.commit_order else self.last
+        assert m["id"] > before, f"message {m['id']} after {before}: out of order"
+        self.per_ticket[m["ticket_id"]] = m["id"]
+        self.seen.add(m["id"])
         self.last = m["id"]
         self.log.append(m)
 
@@ -119,7 +134,12 @@ class ResumingClient:
             self._take(frame)
 
     async def sync_to(self, last_id: int, timeout: float = 30) -> None:
-        await self.pump_until(lambda: self.last >= last_id, timeout)
+        """Receive until message `last_id` (the last one stored, in the stream's order)."""
+
+        def done() -> bool:
+            return last_id in self.seen or (not self.commit_order and self.last >= last_id)
+
+        await self.pump_until(done, timeout)
 
     async def close(self) -> None:
         await self.drop()
@@ -141,4 +161,6 @@ def operator_client(
     def sid() -> str:
         return cookie() if callable(cookie) else cookie
 
-    return ResumingClient(lambda since: operator_socket(url(), sid(), origin, since))
+    return ResumingClient(
+        lambda since: operator_socket(url(), sid(), origin, since), commit_order=True
+    )

@@ -6,12 +6,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, literal_column, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.actions.texts import Notice
-from trustdesk.store.db import MESSAGE_LOCK_KEY, Tx
+from trustdesk.store import stream
+from trustdesk.store.db import Tx
 from trustdesk.store.models import Attachment, SupportMessage, Ticket, utcnow
 from trustdesk.store.raw import Sql
 
@@ -57,15 +58,15 @@ _MOVE_CURSOR = Sql(
     " SET last_read_id = excluded.last_read_id, updated_at = excluded.updated_at"
     " WHERE read_cursors.last_read_id < excluded.last_read_id"
 )
-# PostgreSQL, the whole write in one round trip: lock the ticket row, take the global
-# message lock, insert the message, move the ticket's last_message_id to it and the sender's
-# read cursor (if any); returns (new id, the ticket's previous message, the ticket's id:
-# None if the ticket is gone).
-# - Locks in one order everywhere: the ticket row, then the message lock (`l` reads `old`;
-#   the ORM path below does the same). Closing, reopening and assigning write the ticket
-#   row before posting their notice; the other order deadlocked them against a message on
-#   the same ticket (tests/unit/test_message_chain.py, as did the code before it).
-# - Ids are drawn after the message lock (the insert reads `l`), so in commit order.
+# PostgreSQL, the whole write in one round trip: lock the ticket row, insert the message
+# (with its transaction's id, `tx`: the operators' stream's commit order, store/stream.py),
+# move the ticket's last_message_id to it and the sender's read cursor (if any); returns
+# (new id, the ticket's previous message, the ticket's id: None if the ticket is gone, tx).
+# - No lock shared by every message: writers on different tickets run side by side. Per
+#   ticket, ids are in commit order: the id is drawn after the ticket's row lock (the
+#   insert reads `old`), held to commit.
+# - Closing, reopening and assigning write the ticket row before posting their notice, so
+#   every writer takes the ticket row first (tests/unit/test_message_chain.py).
 # - The previous message is read through the row lock: under READ COMMITTED that gives the
 #   row's newest committed version even though the statement's snapshot is older than the
 #   lock wait, so a message committed meanwhile on the same ticket is never skipped
@@ -76,13 +77,13 @@ _MOVE_CURSOR = Sql(
 _PG_HEAD = (
     "WITH old AS (SELECT id, last_message_id FROM tickets WHERE id = :ticket_id"
     " FOR NO KEY UPDATE),"
-    " l AS (SELECT pg_advisory_xact_lock(CAST(:lock AS bigint)) AS k FROM old),"
     " m AS (INSERT INTO support_messages"
     " (ticket_id, sender_type, sender_name, operator_id, message, kind, client_msg_id,"
-    " notice, created_at)"
+    " notice, created_at, tx)"
     " SELECT :ticket_id, :sender_type, :sender_name, :operator_id, :message, :kind,"
-    " :client_msg_id, :notice, :created_at FROM l"
-    " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id),"
+    " :client_msg_id, :notice, :created_at, CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
+    " FROM old"
+    " ON CONFLICT (ticket_id, client_msg_id) DO NOTHING RETURNING id, tx),"
     " touch AS (UPDATE tickets x SET last_message_id = m.id"
 )
 _PG_TAIL = (
@@ -93,7 +94,8 @@ _PG_TAIL = (
     " ON CONFLICT (ticket_id, reader) DO UPDATE"
     " SET last_read_id = excluded.last_read_id, updated_at = excluded.updated_at"
     " WHERE read_cursors.last_read_id < excluded.last_read_id)"
-    " SELECT (SELECT id FROM m), (SELECT prev FROM touch), (SELECT id FROM old)"
+    " SELECT (SELECT id FROM m), (SELECT prev FROM touch), (SELECT id FROM old),"
+    " (SELECT tx FROM m)"
 )
 _PG_PUBLIC = (
     ", last_public_message_id = m.id, updated_at = :created_at,"
@@ -272,28 +274,27 @@ async def post_message(
         "notice": None if notice is None else json.dumps(notice, ensure_ascii=False),
         "created_at": now,
     }
-    # Everything before this point ran without the global lock: it is held from here to
-    # commit, so keep the section short (on PostgreSQL: one statement, commit).
     # `prev_id`, the ticket's previous message: sockets that have sent it can send this one
     # straight from the event; one that has not has a gap to fill from the database first.
     # SQLite's BEGIN IMMEDIATE held the whole database from the start, so the loaded row is
-    # current. PostgreSQL (read committed) may have loaded the ticket before the lock: there
-    # it is read again under the lock, below.
+    # current. PostgreSQL (read committed) may have loaded the ticket before its row lock:
+    # there it is read again under the lock, below.
     prev_id = ticket.last_message_id or 0
     pg = tx.dialect == "postgresql"
+    xact = 0  # the stream's tx (store/stream.py): 0 on SQLite
     if attachment is None:
         # The hot path as plain statements (the ORM's unit of work cost more than all of
         # them). The ticket object is told the new values without being marked dirty.
         await tx.flush()  # whatever the caller changed goes first (the ticket row)
         raw = await tx.raw()
         cursor_moved = pg  # (on PostgreSQL by the same statement)
-        if pg:  # the lock, the insert and the rest in one statement
+        if pg:  # the row lock, the insert and the rest in one statement
             sql = _PG_POST if public else _PG_POST_QUIET
-            row = await raw.first(sql, {**fields, "lock": MESSAGE_LOCK_KEY, "reader": read_by})
+            row = await raw.first(sql, {**fields, "reader": read_by})
             assert row is not None
             if row[2] is None:  # deleted meanwhile (a customer's data erased)
                 raise NotFound("no such ticket", "ticket_not_found")
-            inserted, prev_id = row[0], int(row[1] or 0)
+            inserted, prev_id, xact = row[0], int(row[1] or 0), int(row[3] or 0)
         else:
             inserted = await raw.scalar(_INSERT_MESSAGE, fields)
         if inserted is None:
@@ -325,11 +326,17 @@ async def post_message(
         )
     else:
         cursor_moved = False
-        if pg:  # the ticket row, then the message lock, as in _PG_POST
-            last = select(Ticket.last_message_id).where(Ticket.id == ticket.id)
-            prev_id = await tx.session.scalar(last.with_for_update(key_share=True)) or 0
-        await tx.lock_messages()
-        msg = SupportMessage(**fields)
+        if pg:  # the ticket row first, as in _PG_POST, then the transaction's id
+            last = select(Ticket.last_message_id, literal_column(stream.XACT_ID, BigInteger))
+            found = (
+                await tx.session.execute(
+                    last.where(Ticket.id == ticket.id).with_for_update(key_share=True)
+                )
+            ).first()
+            if found is None:
+                raise NotFound("no such ticket", "ticket_not_found")
+            prev_id, xact = int(found[0] or 0), int(found[1])
+        msg = SupportMessage(**fields, tx=xact)
         attachment.ticket_id = ticket.id
         msg.attachment = attachment
         tx.session.add(msg)
@@ -349,6 +356,6 @@ async def post_message(
     frame = {"type": "message", "message": payload}
     if kind != "note":
         tx.emit(f"ticket:{ticket.id}", {**frame, "prev_id": prev_id})
-    tx.emit("operators", {**frame, "ticket_ref": ticket.id})
+    tx.emit("operators", {**frame, "ticket_ref": ticket.id, "tx": xact})
     tx.emit("operators", {"type": "ticket_changed", "ticket_ref": ticket.id})
     return payload

@@ -301,7 +301,7 @@ async def wake_once(settings: Any) -> int:
 #
 # Lock order: a ticket's or visitor's scope lock, then the team's ("team:<id>", which
 # serialises the round-robin on PostgreSQL; SQLite's writers are serialised anyway), then
-# the message lock a notice takes. So a new ticket is routed before its first message.
+# the ticket's row lock a notice takes. So a new ticket is routed before its first message.
 
 
 @dataclass(frozen=True)

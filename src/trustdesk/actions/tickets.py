@@ -26,6 +26,7 @@ from trustdesk.actions.messages import (
     post_message,
 )
 from trustdesk.actions.runtime import Runtime
+from trustdesk.store import stream
 from trustdesk.store.db import Tx
 from trustdesk.store.models import (
     Operator,
@@ -805,19 +806,37 @@ async def open_ticket(
     return await ticket_summary(rt, op.id, tid), messages
 
 
-async def operator_messages_after(rt: Runtime, after: int, limit: int) -> list[dict[str, Any]]:
-    """Every message (notes too) after a global id: the operator socket's replay."""
+async def operator_messages_after(
+    rt: Runtime, after: stream.Position, limit: int
+) -> list[tuple[stream.Position, dict[str, Any]]]:
+    """Every message (notes too) after a stream position, in commit order, each with its
+    position: the operator socket's replay (store/stream.py)."""
+    dialect = rt.store.dialect
     async with rt.store.read() as session:
         rows = (
             await session.execute(
                 select(SupportMessage, Ticket.number)
                 .join(Ticket, Ticket.id == SupportMessage.ticket_id)
-                .where(SupportMessage.id > after)
-                .order_by(SupportMessage.id)
+                .where(*stream.after(dialect, after))
+                .order_by(*stream.order(dialect))
                 .limit(limit)
             )
         ).all()
-    return [message_json(m, number) for m, number in rows]
+    return [(stream.of(dialect, m), message_json(m, number)) for m, number in rows]
+
+
+async def stream_horizon(rt: Runtime) -> int | None:
+    """PostgreSQL: every transaction below this one has ended (store/stream.py)."""
+    if rt.store.dialect != "postgresql":
+        return None
+    async with rt.store.read() as session:
+        return await stream.horizon(session)
+
+
+async def stream_position(rt: Runtime, since: int) -> stream.Position:
+    """Where the operator socket resumes for a client's `since` (store/stream.py)."""
+    async with rt.store.read() as session:
+        return await stream.position(session, rt.store.dialect, since)
 
 
 async def reply(

@@ -46,6 +46,7 @@ from trustdesk.actions.messages import iso, message_json
 from trustdesk.actions.recent import Recent
 from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
+from trustdesk.store import stream
 
 if TYPE_CHECKING:
     import httpx
@@ -304,28 +305,36 @@ async def any_webhooks(rt: Runtime) -> bool:
 async def scan(rt: Runtime) -> int:
     """Queue deliveries for messages committed since the cursor. Returns how many rows were
     scanned (SCAN_BATCH means: call again)."""
+    # The cursor is the last message scanned in the stream's commit order (store/stream.py):
+    # a message committed after a later id was scanned is still found.
+    dialect = rt.store.dialect
     async with rt.store.read() as session:
         cursor = await session.scalar(
             select(WebhookCursor.last_message_id).where(WebhookCursor.id == 1)
         )
-        top = await session.scalar(select(func.max(SupportMessage.id)))
-    if top is None or (cursor is not None and top <= cursor):
+        pos = await stream.position(session, dialect, int(cursor or 0))
+        newer = await session.scalar(
+            select(SupportMessage.id).where(*stream.after(dialect, pos)).limit(1)
+        )
+    if newer is None:
         return 0
     async with rt.store.transaction() as tx:
         s = tx.session
         row = await s.scalar(select(WebhookCursor).where(WebhookCursor.id == 1).with_for_update())
         if row is None:  # pragma: no cover - the migration inserts it
-            s.add(WebhookCursor(id=1, last_message_id=int(top)))
+            top = await s.scalar(select(func.max(SupportMessage.id)))
+            s.add(WebhookCursor(id=1, last_message_id=int(top or 0)))
             return 0
         hooks = list((await s.scalars(select(Webhook).where(Webhook.active.is_(True)))).all())
         if not hooks:
             return 0  # create_webhook moves the cursor when the first one appears
+        pos = await stream.position(s, dialect, row.last_message_id)
         rows = (
             await s.execute(
                 select(SupportMessage, Ticket)
                 .join(Ticket, Ticket.id == SupportMessage.ticket_id)
-                .where(SupportMessage.id > row.last_message_id)
-                .order_by(SupportMessage.id)
+                .where(*stream.after(dialect, pos))
+                .order_by(*stream.order(dialect))
                 .limit(SCAN_BATCH)
             )
         ).all()

@@ -2,12 +2,16 @@
 
 The database is the truth; the hub carries the events. Each socket subscribes first,
 then replays stored rows after the client's `since`, then streams live events, dropping
-any message id it has already sent. A live message goes out straight from its event when
-the socket has already sent the ticket's previous message (`prev_id` in the event, read
-under the message lock); otherwise (an event from another process that overtook an
-earlier one, a private note in between, a resync after the hub dropped events) the socket
-fills the gap from the database first. So nothing is lost, nothing is shown twice, and
-the database is read only when something is missing.
+any message it has already sent. The widget's socket follows one ticket: a live message
+goes out straight from its event when the socket has already sent the ticket's previous
+message (`prev_id` in the event, read under the ticket's row lock); otherwise (an event
+from another process that overtook an earlier one, a private note in between, a resync
+after the hub dropped events) the socket fills the gap from the database first. The
+operators' socket follows every ticket in commit order (store/stream.py): on SQLite a
+message whose id follows the last one sent goes straight out, on PostgreSQL each new
+message is read from the database in (tx, id) order below the visibility horizon, and one
+held back by an older transaction still running goes out once that has ended. So nothing
+is lost and nothing is shown twice.
 
 Under `trustdesk run` (uvicorn's sans-I/O websockets protocol) a widget's frame that can
 go out at once is written in the publisher's step (VisitorConn.take_now) instead of
@@ -39,14 +43,24 @@ from trustdesk.actions.runtime import Runtime
 from trustdesk.api.deps import SESSION_COOKIE
 from trustdesk.api.limits import limits
 from trustdesk.realtime.hub import Subscription
+from trustdesk.store import stream
 from trustdesk.store.models import Operator, Ticket, Visitor
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 64 * 1024
 REPLAY_LIMIT = 1000
+# Seconds before a held-back message (store/stream.py) is read again, doubling up to the max.
+HELD_RETRY = 0.005
+HELD_RETRY_MAX = 0.5
 OPERATORS_TOPIC = "operators"
 VISITORS_PRESENCE_TOPIC = "presence:visitors"
+
+
+def _position(ev: dict[str, Any]) -> stream.Position:
+    """A message event's stream position (store/stream.py; `tx` is 0 on SQLite)."""
+    tx = ev.get("tx")
+    return (tx if isinstance(tx, int) else 0, ev["message"]["id"])
 
 
 class Closed(Exception):
@@ -826,7 +840,15 @@ class OperatorConn:
         self, ws: WebSocket, rt: Runtime, op: Operator, session_hash: str, sub: Subscription
     ) -> None:
         self.ws, self.rt, self.op, self.session_hash, self.sub = ws, rt, op, session_hash, sub
-        self.last_sent = 0
+        # The stream position of the last message sent (store/stream.py): (tx, id).
+        self.pos: stream.Position = (0, 0)
+        # PostgreSQL: the next message in commit order is known only from the database
+        # (writers no longer share a lock), so every new message is read (replay).
+        self.pg = rt.store.dialect == "postgresql"
+        # The furthest message event not sent yet: held back below the horizon (an older
+        # transaction still running). Read again, with backoff, until it has gone out.
+        self.held: stream.Position | None = None
+        self.retry_in = HELD_RETRY
         self.conn_id = secrets.token_hex(8)
         self.refs: dict[str, str] = {}  # ticket number -> internal id
         self.visible = True
@@ -842,17 +864,30 @@ class OperatorConn:
         return {"name": self.op.display_name, "visible": self.visible}
 
     async def replay(self) -> None:
-        msgs = await tickets.operator_messages_after(self.rt, self.last_sent, REPLAY_LIMIT)
-        for m in msgs:
-            await self.send_message(m)
+        # (read before the messages: a held-back message below it that the read does not
+        # return is gone, erased meanwhile, and no longer waited for)
+        horizon = None if self.held is None else await tickets.stream_horizon(self.rt)
+        msgs = await tickets.operator_messages_after(self.rt, self.pos, REPLAY_LIMIT)
+        for pos, m in msgs:
+            await self.send_message(m, pos)
         if len(msgs) >= REPLAY_LIMIT:
             await _send(self.ws, {"type": "resync"})
+        elif self.held is not None and (
+            self.held <= self.pos or (horizon is not None and self.held[0] < horizon)
+        ):
+            self.held = None
+            self.retry_in = HELD_RETRY
 
-    async def send_message(self, m: dict[str, Any]) -> None:
-        if m["id"] <= self.last_sent:
+    async def send_message(self, m: dict[str, Any], pos: stream.Position) -> None:
+        if pos <= self.pos:
             return
-        self.last_sent = m["id"]
+        self.pos = pos
         await _send_text(self.ws, _message_frames.text(m))
+
+    def next_in_order(self, ev: dict[str, Any]) -> bool:
+        """The event's message is the stream's next: SQLite only (one writer, ids in commit
+        order), when its id follows the last sent."""
+        return not self.pg and self.held is None and ev["message"]["id"] == self.pos[1] + 1
 
     def take_now(self, ev: dict[str, Any]) -> bool:
         """The pump's work for an event it can do without waiting (see VisitorConn.take_now):
@@ -860,16 +895,17 @@ class OperatorConn:
         kind = ev.get("type")
         if kind == "message":
             m = ev["message"]
-            if m["id"] > self.last_sent + 1:
-                return False  # maybe a gap: the pump reads what is missing first
-            if m["id"] <= self.last_sent:
+            pos = _position(ev)
+            if pos <= self.pos:
                 return True
+            if not self.next_in_order(ev):
+                return False  # maybe a gap: the pump reads what is missing first
             if not _write_now(self.ws, self.proto, _message_frames.text(m)):
                 return False
             ref = ev.get("ticket_ref")
             if isinstance(ref, str):
                 self.refs[m["ticket_id"]] = ref
-            self.last_sent = m["id"]
+            self.pos = pos
             metrics.message_delivered("operator", m)
             return True
         if kind == "ticket_changed":
@@ -884,22 +920,46 @@ class OperatorConn:
             return _write_now(self.ws, self.proto, _event_frames.text(ev))
         return False
 
+    async def next_event(self) -> dict[str, Any] | None:
+        """The next event; None when a held-back message is due to be read again (the
+        transaction that holds it back may not be a message's, and then nothing else
+        would wake this socket)."""
+        if self.held is None:
+            return await self.sub.get()
+        try:
+            return await asyncio.wait_for(self.sub.get(), self.retry_in)
+        except TimeoutError:
+            self.retry_in = min(self.retry_in * 2, HELD_RETRY_MAX)
+            return None
+
     async def pump(self) -> None:
         while True:
-            ev = await self.sub.get()
+            ev = await self.next_event()
+            if ev is None:
+                await self.replay()
+                continue
             if self.take_now(ev):
                 continue
-            # Left: a message after a gap (or one that could not be written at once), the
-            # events that need to wait, frames to send the ordinary way.
+            # Left: a message after a gap (or on PostgreSQL any new one, or one that could
+            # not be written at once), the events that need to wait, frames to send the
+            # ordinary way.
             kind = ev.get("type")
             if kind == "message":
+                m = ev["message"]
                 ref = ev.get("ticket_ref")
                 if isinstance(ref, str):
-                    self.refs[ev["message"]["ticket_id"]] = ref
-                if ev["message"]["id"] > self.last_sent + 1:
+                    self.refs[m["ticket_id"]] = ref
+                pos = _position(ev)
+                if pos <= self.pos:
+                    continue
+                if self.next_in_order(ev):
+                    await self.send_message(m, pos)
+                else:
                     await self.replay()
-                await self.send_message(ev["message"])
-                metrics.message_delivered("operator", ev["message"])
+                if pos <= self.pos:
+                    metrics.message_delivered("operator", m)
+                else:  # committed, but an older transaction is still running
+                    self.held = pos if self.held is None else max(self.held, pos)
             elif kind == "session_revoked":
                 if ev.get("operator_id") == self.op.id and ev.get("session_hash") in (
                     None,
@@ -1084,7 +1144,7 @@ async def operator_socket(ws: WebSocket) -> None:
             )
             if became:
                 await _operator_presence(rt, op, True)
-            conn.last_sent = _int(hello.get("since"))
+            conn.pos = await tickets.stream_position(rt, _int(hello.get("since")))
             await conn.replay()
             await _serve(conn.pump(), conn.summaries(), conn.heartbeat(), _reader(ws, conn.handle))
     except Closed:

@@ -35,7 +35,9 @@ class OperatorHello(Frame):
     """First frame on /ws/operator (the session cookie authenticated the handshake)."""
 
     type: Literal["hello"]
-    since: int = Field(ge=0, description="the highest message id the dashboard already has")
+    since: int = Field(
+        ge=0, description="the id of the last message the socket sent (0: from the start)"
+    )
 
 
 class Send(Frame):
@@ -330,10 +332,14 @@ INTRO = """# TrustDesk real-time protocol
      Do not edit by hand: tests/realtime/test_protocol_doc.py fails when it drifts. -->
 
 Frames are JSON text frames of at most 64 KiB. The database is the truth; a frame is only
-a wake-up. Each socket **subscribes first, then replays** every stored message with
-`id > since`, then streams live frames, skipping ids it already sent: a client that keeps
-the highest id it has seen and reconnects with it (with backoff) misses nothing and sees
-nothing twice. Typing and presence are never stored and expire by themselves.
+a wake-up. Each socket **subscribes first, then replays** every stored message after
+`since`, then streams live frames, skipping messages it already sent: a client that
+reconnects (with backoff) with the last message id it got misses nothing and sees nothing
+twice. The widget follows one ticket, whose ids are in commit order: its `since` is the
+highest id it has. The dashboard follows every ticket in commit order, which across
+tickets is not always id order (see "Commit order without a lock" at the end): its
+`since` is the id of the last message the socket sent. Typing and presence are never
+stored and expire by themselves.
 
 - The visitor authenticates in the first frame (`hello` with its token; never in the URL).
   Another visitor's ticket closes the socket with 4404; a bad token with 4401; no `hello`
@@ -366,6 +372,56 @@ def _type_name(annotation: Any) -> str:
     return text.replace(" | ", " or ")
 
 
+COMMIT_ORDER = """
+## Commit order without a lock
+
+The dashboard's stream carries every message of every ticket, and a dashboard that
+reconnects with the last message it got must get exactly the ones committed since: none
+skipped, none twice. Ids are drawn when a message is inserted, not when it commits, so
+with writers side by side (PostgreSQL) id 11 may commit before id 10. A stream in id
+order would then send 11, and a dashboard resuming after 11 would never get 10. Until
+issue 24 every message on PostgreSQL took one advisory lock held to commit, so that ids
+committed in id order; the whole installation wrote one message at a time. Now:
+
+1. Each message stores its transaction's id, `tx` (`pg_current_xact_id()`: 64 bits,
+   never wraps), in the statement that inserts it (`support_messages.tx`; 0 on SQLite).
+2. The stream's order is `(tx, id)`, and a read takes only rows with
+   `tx < pg_snapshot_xmin(pg_current_snapshot())`, the oldest transaction still running
+   when the read's snapshot was taken (store/stream.py).
+3. Why a row below that horizon can never be missed: every transaction with an id below
+   the horizon has ended, committed or rolled back, and transaction ids are handed out
+   in increasing order, so none below it can start later. The rows below it that the
+   read sees are therefore all there will ever be. A reader that has taken every row up
+   to `(tx, id)` and reads again from there gets each later row once, in one order, on
+   every read and every process: nothing is skipped (each row is final before it can be
+   read, and the ones before it are already there) and nothing repeats (the order is
+   total and the cursor only moves forward).
+4. A committed row at or above the horizon is held back until the older transactions
+   end. The socket reads again when the next message event arrives, and while it holds
+   a message back, on a timer (5 ms doubling to 0.5 s): the transaction holding the
+   horizon need not be a message's (any write transaction in the cluster counts, so a
+   long-running one there delays the dashboard's stream, never the widget's).
+5. `since` is a message id: the server looks up its `tx`. The dashboard sends the id of
+   the last message the socket sent (not the highest it has seen). A message id that is
+   not stored (erased since) resumes after the nearest stored id below it, one past
+   every id resumes at the horizon.
+6. Per ticket nothing changed: the ticket's row lock is taken before its message id is
+   drawn and held to commit, so a ticket's ids commit in id order. The widget resumes
+   with the highest id it has, and each live event's `prev_id` chain is exact.
+7. On SQLite one writer runs at a time (BEGIN IMMEDIATE): ids commit in id order and
+   `tx` is 0, so the order is the id, and a dashboard sends a message whose id follows
+   the last one sent straight from its event.
+8. The webhook scan keeps its cursor the same way (the last message it queued, in this
+   order).
+
+Checked by tests/unit/test_stream_order.py (writers with random commit delays and
+rollbacks, a transaction that holds the horizon back, a reader resuming from its last
+message each time: the union is every committed message, without repeats; with the plain
+id cursor it fails on PostgreSQL) and tests/scale/test_two_processes.py (dashboards on two
+processes, one reconnecting half-way).
+"""
+
+
 def render_protocol_md() -> str:
     out = [INTRO]
     for title, models in SECTIONS:
@@ -383,4 +439,5 @@ def render_protocol_md() -> str:
                 required = "yes" if f.is_required() else "no"
                 notes = f.description or ""
                 out.append(f"| `{name}` | `{_type_name(f.annotation)}` | {required} | {notes} |\n")
+    out.append(COMMIT_ORDER)
     return "".join(out)

@@ -34,14 +34,10 @@ T = TypeVar("T")
 # Publishes a committed transaction's events, in order (the hub's publish_many).
 Publish = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
-# Serialises message inserts on PostgreSQL so that ids become visible in id order:
-# a client that has seen id N can never later miss an id below N.
-MESSAGE_LOCK_KEY = 0x7D35_0001
 # Class of the per-ticket / per-visitor locks (two-key advisory locks: their own key space).
 SCOPE_LOCK_CLASS = 0x7D35
 # Seconds a pooled PostgreSQL connection may sit idle and still be used without a ping.
 PING_AFTER_IDLE = 1.0
-_MESSAGE_LOCK = Sql("SELECT pg_advisory_xact_lock(CAST(:k AS bigint))")
 _SCOPE_LOCK = Sql("SELECT pg_advisory_xact_lock(CAST(:c AS integer), hashtext(CAST(:k AS text)))")
 
 
@@ -204,16 +200,10 @@ class Tx:
                     self.events.remove(pair)
         self.events.append((topic, event))
 
-    async def lock_messages(self) -> None:
-        """Global, until commit: taken by post_message just before the insert, so the
-        section every message waits for is only the insert, its ticket update and commit."""
-        if self.dialect == "postgresql":
-            await (await self.raw()).all(_MESSAGE_LOCK, {"k": MESSAGE_LOCK_KEY})
-
     async def lock_scope(self, key: str) -> None:
         """Serialise the actions on one ticket or visitor (e.g. "ticket:1042"), until commit:
-        a retried send then finds the first one's message. Always taken before the global
-        message lock, never after it. (SQLite: BEGIN IMMEDIATE already serialises writers.)"""
+        a retried send then finds the first one's message. Taken before the action posts its
+        messages. (SQLite: BEGIN IMMEDIATE already serialises writers.)"""
         if self.dialect == "postgresql":
             await (await self.raw()).all(_SCOPE_LOCK, {"c": SCOPE_LOCK_CLASS, "k": key})
 

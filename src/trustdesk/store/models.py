@@ -197,12 +197,17 @@ class SupportMessage(Base):
     # actions/texts.py), so each client words it in its own locale; None: shown as stored.
     notice: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # PostgreSQL: the writing transaction's id (pg_current_xact_id); SQLite: 0. The
+    # operators' stream is read in (tx, id) order below the visibility horizon
+    # (store/stream.py): commit order without a lock shared by every message.
+    tx: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Joined: no second query per message list (most messages have no attachment).
     attachment: Mapped[Attachment | None] = relationship(lazy="joined", uselist=False)
 
     __table_args__ = (
         UniqueConstraint("ticket_id", "client_msg_id", name="uq_message_client_id"),
         Index("ix_messages_ticket_id", "ticket_id", "id"),
+        Index("ix_messages_tx_id", "tx", "id"),
         # Never reuse an id, even after deletions: clients resume from "the last id I have".
         {"sqlite_autoincrement": True},
     )

@@ -207,7 +207,7 @@ async function loadInitial() {
   if (!state.me) return;
   focusAfterLogin();
   conn.live = new Live({
-    since: () => state.maxId,
+    since: () => state.streamId || state.maxId,
     onFrame,
     onState: onLiveState,
     onAuthLost: async () => {
@@ -243,7 +243,9 @@ export async function signOut(message) {
     operators: new Map(),
     canned: [],
     maxId: 0,
+    streamId: 0,
     announcedUpTo: Infinity,
+    announced: new Map(),
     drafts: new Map(),
     staged: new Map(),
   });

@@ -69,7 +69,16 @@ function resync() {
 // module adds its own frame types with `onFrameType` instead of editing a switch here.
 const HANDLERS = new Map([
   ["ready", (f) => onReady(f)],
-  ["message", (f) => f.message && onMessage(f.message)],
+  [
+    "message",
+    (f) => {
+      if (!f.message) return;
+      // The socket sends messages in commit order, which across tickets is not always id
+      // order: it resumes after the last one it sent (docs/protocol.md).
+      state.streamId = f.message.id;
+      onMessage(f.message);
+    },
+  ],
   ["ticket", (f) => onTicket(f.ticket)],
   ["typing", (f) => onTyping(f)],
   ["read", (f) => onRead(f)],
@@ -149,7 +158,9 @@ function isPublic(m) {
 function announce(m) {
   if (!m || m.sender_type !== "customer" || m.kind === "note") return;
   if (m.id <= state.announcedUpTo) return;
-  state.announcedUpTo = m.id;
+  // (per ticket: across tickets a later message may have a smaller id)
+  if (m.id <= (state.announced.get(m.ticket_id) || 0)) return;
+  state.announced.set(m.ticket_id, m.id);
   const focused = isViewing(m.ticket_id) && document.hasFocus();
   if (!focused && soundWanted()) chime(); // (the operator's opt-in: alerts.js)
 }

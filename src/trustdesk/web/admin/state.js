@@ -24,7 +24,9 @@ export const state = {
   operators: new Map(), // id -> {id, name, email, role, active, online}
   canned: [],
   maxId: 0,
+  streamId: 0, // the last message the socket sent: where it resumes
   announcedUpTo: Infinity, // customer messages above this id still ring (set once live)
+  announced: new Map(), // ticketId -> the last message id that rang
   connected: true,
   mode: "reply", // composer mode: "reply" | "note" | "system"
   drafts: new Map(),
