@@ -377,6 +377,19 @@ class WidgetSettingsOut(BaseModel):
     settings: WidgetSettingsBody
 
 
+class ChannelSettingsOut(BaseModel):
+    """Settings → Каналы: {"telegram": {...}, "imap": {...}, "smtp": {...}}, each with
+    "source" ("env" | "dashboard"), "enabled", its fields, secrets as {"set", "last4"}."""
+
+    channels: dict[str, dict[str, Any]]
+
+
+class ChannelCheckOut(BaseModel):
+    ok: bool
+    detail: str  # what the server said, in its words
+    username: str | None = None  # Telegram: the bot's @username
+
+
 class BlockedOrigin(BaseModel):
     origin: str
     hits: int

@@ -243,24 +243,13 @@ def check_public_url(settings: Settings, request: Request, page: str | None, lan
     return True, _t(lang, "url_ok", public=public)
 
 
-def _smtp_login(settings: Settings) -> None:
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=CHECK_SECONDS) as smtp:
-        smtp.ehlo()
-        if settings.smtp_starttls:
-            smtp.starttls()
-            smtp.ehlo()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password)
-        smtp.noop()
-
-
 async def check_smtp(settings: Settings, lang: Lang) -> Result:
     """Connect, STARTTLS and log in as the server would to send mail (no mail is sent)."""
     if not email.enabled(settings):
         return True, _t(lang, "smtp_off")
     server = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
-        await asyncio.to_thread(_smtp_login, settings)
+        await asyncio.to_thread(email.login_only, settings, CHECK_SECONDS)
     except smtplib.SMTPAuthenticationError as exc:
         return False, _t(lang, "smtp_auth", server=server, user=settings.smtp_user, err=_short(exc))
     except smtplib.SMTPException as exc:
