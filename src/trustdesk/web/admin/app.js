@@ -38,6 +38,7 @@ import { buildIntegrations } from "./integrations.js";
 import { buildKbPage, kbComposerTool, kbFromAnswer } from "./kb.js";
 import { buildAuditCard } from "./audit.js";
 import { channelChip, channelKey } from "./channels.js";
+import { buildChannelSettingsCard } from "./channel-settings.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { buildRoutingCard, headerMarker, rowMarkers, teamFilter, teamMatches, teamParam, ticketRoutingCard } from "./routing.js";
 import { Live } from "./live.js";
@@ -3145,6 +3146,7 @@ function buildSettings() {
     sections.push(buildOperatorsCard());
     sections.push(buildLabelsCard(labelCtx));
     sections.push(buildRoutingCard(labelCtx)); // teams and routing (routing.js)
+    sections.push(buildChannelSettingsCard({ errorText, toast })); // Каналы (channel-settings.js)
     sections.push(...buildIntegrations({ errorText, toast }));
     sections.push(buildSelftestCard({ errorText, toast }));
     sections.push(buildAuditCard({ errorText })); // the audit log (audit.js)

@@ -165,6 +165,7 @@ const STRINGS = {
     "routing.down": "Ниже",
     "routing.deleteRule": "Удалить правило {n}",
     "audit.a.settings.routing": "Изменены настройки назначения",
+    "audit.a.settings.channels": "Изменены настройки каналов",
     "audit.a.team.created": "Создан отдел",
     "audit.a.team.changed": "Изменён отдел",
     "audit.a.team.deleted": "Удалён отдел",
@@ -889,6 +890,7 @@ const STRINGS = {
     "routing.down": "Down",
     "routing.deleteRule": "Delete rule {n}",
     "audit.a.settings.routing": "Assignment settings changed",
+    "audit.a.settings.channels": "Channel settings changed",
     "audit.a.team.created": "Team created",
     "audit.a.team.changed": "Team changed",
     "audit.a.team.deleted": "Team deleted",
@@ -1500,6 +1502,11 @@ export function setLang(next) {
     history.replaceState(history.state, "", url);
   }
   document.documentElement.lang = next;
+}
+
+/** A feature's own texts, {ru: {...}, en: {...}}, kept in its file (channel-settings.js). */
+export function addStrings(more) {
+  for (const [l, texts] of Object.entries(more)) if (STRINGS[l]) Object.assign(STRINGS[l], texts);
 }
 
 /** t("key", {name: "x"}) -> translated string with {placeholders} filled in. */
