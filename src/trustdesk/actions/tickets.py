@@ -1022,28 +1022,51 @@ async def mark_read_by_operator(rt: Runtime, op: Operator, number: str, last_id:
 
 
 async def related_tickets(rt: Runtime, number: str) -> list[dict[str, Any]]:
-    """The same customer's other tickets (same browser, or same signed-in user)."""
+    """The same customer's other tickets, across channels (customers.linked_visitors: the
+    same browser or signed-in user, or the same email address in the widget and by email),
+    the most recent first, each with its channel, why it is theirs and its last public
+    message. For operators only."""
     async with rt.store.read() as session:
         t = await ticket_by_number(session, number)
         if t is None:
             raise NotFound("no such ticket", "ticket_not_found")
         v = await session.get(Visitor, t.visitor_id)
         assert v is not None
-        ids = await customers.owner_ids(session, v)
+        linked = await customers.linked_visitors(session, v)
         rows = (
             await session.scalars(
                 select(Ticket)
-                .where(Ticket.visitor_id.in_(ids), Ticket.id != t.id)
+                .where(Ticket.visitor_id.in_(list(linked)), Ticket.id != t.id)
                 .order_by(Ticket.updated_at.desc())
                 .limit(50)
             )
         ).all()
-    return [
-        {
-            "ticketId": r.number,
-            "status": r.status,
-            "created_at": iso(r.created_at),
-            "updated_at": iso(r.updated_at),
+        last_ids = [r.last_public_message_id for r in rows if r.last_public_message_id]
+        lasts = {
+            m.id: m
+            for m in (
+                await session.scalars(select(SupportMessage).where(SupportMessage.id.in_(last_ids)))
+            ).all()
         }
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        last = lasts.get(r.last_public_message_id or -1)
+        out.append(
+            {
+                "ticketId": r.number,
+                "status": r.status,
+                "created_at": iso(r.created_at),
+                "updated_at": iso(r.updated_at),
+                "channel": r.channel,
+                "match": linked.get(r.visitor_id, "customer"),
+                "last_message": None
+                if last is None or last.kind == "note"
+                else {
+                    "sender_type": last.sender_type,
+                    "kind": last.kind,
+                    "message": last.message[:200],
+                    "created_at": iso(last.created_at),
+                },
+            }
+        )
+    return out

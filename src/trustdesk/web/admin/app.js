@@ -39,6 +39,7 @@ import { buildKbPage, kbComposerTool, kbFromAnswer } from "./kb.js";
 import { buildAuditCard } from "./audit.js";
 import { channelChip, channelKey } from "./channels.js";
 import { buildChannelSettingsCard } from "./channel-settings.js";
+import { customerHistoryCard } from "./customer-history.js";
 import { buildLabelsCard, labelChips, labelFilter, labelMatches, labelParam, mergeButton, ticketLabels } from "./labels.js";
 import { buildRoutingCard, headerMarker, rowMarkers, teamFilter, teamMatches, teamParam, ticketRoutingCard } from "./routing.js";
 import { Live } from "./live.js";
@@ -1823,6 +1824,7 @@ function renderInfo() {
           : [t("info.browser"), ua ? h("span", { title: ua }, describeBrowser(ua)) : h("span", { class: "muted" }, t("info.unknown"))],
       ]),
     ),
+    relatedCard(), // the customer's conversations in every channel, under the customer
     h(
       "section",
       { class: "info-card" },
@@ -1838,7 +1840,6 @@ function renderInfo() {
     ticketRoutingCard(s, labelCtx),
     ordersCard(),
     ratingCard(s),
-    relatedCard(),
     h("section", { class: "info-card" }, h("h3", null, t("info.team")), ui.teamList),
     dataCard(s),
   );
@@ -2021,27 +2022,7 @@ function dataCard(s) {
 }
 
 function relatedCard() {
-  const related = state.current && state.current.related;
-  if (!related || !related.length) return null;
-  const lang = getLang();
-  return h(
-    "section",
-    { class: "info-card" },
-    h("h3", null, t("info.related")),
-    h(
-      "ul",
-      { class: "related-list" },
-      related.map((r) =>
-        h(
-          "li",
-          null,
-          h("a", { href: `#/tickets/${encodeURIComponent(r.ticketId)}` }, r.ticketId),
-          h("span", { class: `pill status-${r.status}` }, t(`status.${r.status}`)),
-          h("span", { class: "muted" }, shortWhen(r.updated_at, lang)),
-        ),
-      ),
-    ),
-  );
+  return customerHistoryCard(state.current && state.current.related, getLang()); // customer-history.js
 }
 
 function renderAssign() {
