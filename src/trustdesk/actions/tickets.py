@@ -80,7 +80,7 @@ async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
 _TICKET_BY_NUMBER = Sql(
     "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
     " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
-    " t.snoozed_until FROM tickets t WHERE t.number = :n"
+    " t.snoozed_until, t.channel FROM tickets t WHERE t.number = :n"
 )
 # The same, with the ticket row locked until commit on PostgreSQL (FOR NO KEY UPDATE, the
 # lock the message statement takes anyway; see _PG_POST in actions/messages.py). The row
@@ -93,7 +93,7 @@ _TICKET_BY_NUMBER_LOCKED = Sql(_TICKET_BY_NUMBER.text, pg_suffix=" FOR NO KEY UP
 _TICKET_AND_JOIN_LOCKED = Sql(
     "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
     " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
-    " t.snoozed_until, j.epoch FROM tickets t"
+    " t.snoozed_until, t.channel, j.epoch FROM tickets t"
     " LEFT JOIN ticket_joins j ON j.ticket_id = t.id AND j.operator_id = :o"
     " WHERE t.number = :n",
     pg_suffix=" FOR NO KEY UPDATE OF t",
@@ -121,7 +121,7 @@ async def _load_with_join(tx: Tx, number: str, op: Operator) -> tuple[Ticket, in
         row = await (await tx.raw()).first(_TICKET_AND_JOIN_LOCKED, {"n": number, "o": op.id})
     if row is None:
         raise NotFound("no such ticket", "ticket_not_found")
-    return _adopt_ticket(tx, row), row[14]
+    return _adopt_ticket(tx, row), row[15]
 
 
 def _adopt_ticket(tx: Tx, row: Row) -> Ticket:
@@ -147,6 +147,7 @@ def _adopt_ticket(tx: Tx, row: Row) -> Ticket:
             "rating_comment": row[11],
             "rated_at": opt_dt(row[12]),
             "snoozed_until": opt_dt(row[13]),
+            "channel": row[14],  # (post_message: a channel's reply goes to its outbox)
         },
     )
     tx.adopt(t, t.id)
