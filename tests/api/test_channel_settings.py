@@ -16,7 +16,7 @@ from tests.support.clients import OperatorClient
 from tests.support.dovecot import Dovecot, dovecot_available
 from tests.support.inspect_db import query
 from tests.support.server import ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, ServerProcess
-from tests.support.services import Postgres, free_port, wait_until
+from tests.support.services import Postgres, Redis, free_port, wait_until
 from tests.support.smtp import Mailbox
 from tests.support.telegram_api import TOKEN, BotApi
 
@@ -217,3 +217,60 @@ def test_smtp_check_connects_and_a_saved_sender_is_used(
     assert s["from"] == "Trust Store <help@trust.store>"
     put(admin, {"smtp": None})
     assert channels(admin)["smtp"]["from"] == "Env Shop <env@trust.store>"
+
+
+@pytest.fixture(scope="module")
+def two_servers(
+    postgres: Postgres, redis_server: Redis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two server processes on one PostgreSQL and one Redis (and, as any such deployment,
+    one TRUSTDESK_SECRET_KEY: the secrets at rest are encrypted with a key derived from it)."""
+    url = postgres.create_database(f"chanset_two_{next(_n)}")
+    env = {"TRUSTDESK_SECRET_KEY": "two-processes-share-this-secret-key-0123456789"}
+    servers = []
+    for name in ("a", "b"):
+        srv = ServerProcess(
+            tmp_path_factory.mktemp(f"chanset-two-{name}"),
+            database_url=url,
+            redis_url=redis_server.url,
+            extra_env=env,
+        )
+        if name == "a":
+            srv.create_operator(ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, role="admin")
+        servers.append(srv.start())
+    yield servers[0], servers[1]
+    for srv in servers:
+        srv.stop()
+
+
+def test_a_save_in_one_process_applies_in_the_other_without_restart(
+    two_servers: tuple[ServerProcess, ServerProcess], mailbox: Mailbox
+) -> None:
+    a, b = two_servers
+    admin_a = OperatorClient(a.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    admin_b = OperatorClient(b.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+    def smtp_row_on_b() -> dict[str, Any]:
+        r = admin_b.http.get("/api/admin/selftest", params={"lang": "ru"})
+        assert r.status_code == 200, r.text
+        row: dict[str, Any] = next(c for c in r.json()["checks"] if c["name"] == "smtp")
+        return row
+
+    assert "Не настроено" in smtp_row_on_b()["detail"]
+    body = {
+        "host": "127.0.0.1",
+        "port": mailbox.port,
+        "starttls": False,
+        "password": "smtp-secret-across",
+    }
+    assert put(admin_a, {"smtp": body}).status_code == 200
+    # B's own settings (what its installation check and its senders use) follow at once
+    wait_until(
+        lambda: f"127.0.0.1:{mailbox.port}" in smtp_row_on_b()["detail"],
+        15,
+        "process B to apply the SMTP settings saved in A",
+    )
+    assert smtp_row_on_b()["ok"] is True
+    assert channels(admin_b)["smtp"]["password"] == {"set": True, "last4": "ross"}
+    assert put(admin_a, {"smtp": None}).status_code == 200
+    wait_until(lambda: "Не настроено" in smtp_row_on_b()["detail"], 15, "B back to env")
