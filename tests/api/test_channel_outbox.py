@@ -239,3 +239,27 @@ def test_a_channel_that_is_not_configured_drops_its_rows(
         assert not [m for m in bot_api.sent if m.get("text") == "Ответ без бота"]
     finally:
         op.http.put("/api/admin/settings/channels", json={"telegram": None})
+
+
+def test_old_finished_rows_are_purged_pending_ones_kept(
+    server: ServerProcess, bot_api: BotApi
+) -> None:
+    chat = next(_chats)
+    name = f"Лев {chat}"
+    bot_api.customer_writes(chat, name, text="Спасибо!")
+    op = OperatorClient(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    number = chat_ticket(op, name)["ticketId"]
+    text = f"Пожалуйста ({chat})"
+    op.reply(number, text)
+    wait_until(lambda: outbox_row(server, number, text)[0] == "sent", 20, "sent")
+    if "TRUSTDESK_DATABASE_URL" not in server.env:  # SQLite: the stored text form
+        query(server, "UPDATE channel_outbox SET updated_at = $1", "2020-01-01 00:00:00.000000")
+    else:
+        query(server, "UPDATE channel_outbox SET updated_at = now() - interval '8 days'")
+    server.stop()
+    server.start()  # a sender's first pass purges
+    wait_until(
+        lambda: not query(server, "SELECT id FROM channel_outbox WHERE status <> 'pending'"),
+        20,
+        "old rows purged",
+    )

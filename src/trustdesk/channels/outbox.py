@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from trustdesk.actions import retry, tickets
 from trustdesk.actions.messages import message_json
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 30.0  # a pass without a wake-up (retries are woken by their due time)
 CLAIM_SECONDS = 120.0  # longer than any send's timeouts (SMTP 10 s, Bot API 60 s)
 BATCH = 200  # pending rows looked at per pass
+KEEP_DAYS = 7  # sent and failed rows are kept this long (they only name a message)
+PURGE_EVERY = 3600.0
 
 
 async def _due(rt: Runtime) -> tuple[list[tuple[int, int, str]], datetime | None]:
@@ -195,6 +198,18 @@ async def deliver_due(rt: Runtime, on: dict[str, Channel]) -> tuple[int, datetim
     return len(due), later
 
 
+async def purge(rt: Runtime, now: datetime | None = None) -> int:
+    """Sent and failed rows older than KEEP_DAYS go."""
+    cutoff = (now or utcnow()) - timedelta(days=KEEP_DAYS)
+    async with rt.store.transaction() as tx:
+        res = await tx.session.execute(
+            delete(ChannelOutbox).where(
+                ChannelOutbox.status != "pending", ChannelOutbox.updated_at < cutoff
+            )
+        )
+        return int(getattr(res, "rowcount", 0) or 0)
+
+
 class Sender:
     """This process's sender: a pass when woken (after a commit with a channel reply), when
     a retry is due, and every POLL_SECONDS."""
@@ -213,10 +228,14 @@ class Sender:
             await self._task
 
     async def _run(self) -> None:
+        purged: float | None = None  # (monotonic time starts anywhere, e.g. at boot)
         while True:
             self._wake.clear()
             delay = POLL_SECONDS
             try:
+                if purged is None or time.monotonic() - purged > PURGE_EVERY:
+                    purged = time.monotonic()
+                    await purge(self.rt)
                 attempted, later = await deliver_due(self.rt, self.on)
                 if attempted:
                     continue  # a ticket's next reply may be due now
