@@ -36,11 +36,15 @@ from trustdesk.api import (
     ws,
 )
 from trustdesk.api import (
+    channel_settings as channel_settings_api,
+)
+from trustdesk.api import (
     channels as channel_routes,
 )
 from trustdesk.api.assets import Compress
 from trustdesk.api.errors import BodyLimit, install_error_handlers
 from trustdesk.api.pages import csp_for, mount_pages
+from trustdesk.channels import live as channel_live
 from trustdesk.config import Settings
 from trustdesk.realtime.hub import make_hub
 from trustdesk.realtime.presence import make_presence
@@ -201,8 +205,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         store.on_messages = on_messages
         stop_integrations = integrations.start_background(rt)  # webhooks, retention
-        stop_channels = channels.start(rt)  # the email inbox's consumer (one process leases it)
         await hub.start()
+        # The channels' consumers (one process leases each), following the dashboard's settings
+        stop_channels = await channel_live.start(rt)
         await live.load(store)
         sweeper = asyncio.create_task(_expire_presence(rt))
         file_sweeper = asyncio.create_task(attachments.sweep_periodically(rt))
@@ -266,6 +271,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account.router)
     app.include_router(alerts.router)
     app.include_router(console.router)
+    app.include_router(channel_settings_api.router)  # Settings → Каналы
     app.include_router(console.public_router)
     app.include_router(selftest.router)  # the installation check (api/selftest.py)
     integrations.install(app)  # API tokens, webhooks, privacy, /metrics

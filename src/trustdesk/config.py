@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     telegram_webhook: bool = False
     telegram_api_url: str = "https://api.telegram.org"
     telegram_poll_seconds: int = Field(default=25, ge=1, le=50)
+    # Replies to email / Telegram customers (channels/outbox.py): a failed send is retried
+    # after channel_retry_seconds, doubling up to channel_retry_max_seconds, at most
+    # channel_max_attempts times (the defaults: about 50 minutes), then given up.
+    channel_retry_seconds: float = Field(default=5.0, gt=0)
+    channel_retry_max_seconds: float = Field(default=600.0, gt=0)
+    channel_max_attempts: int = Field(default=12, ge=1, le=100)
     # Web Push: the contact put in VAPID claims; local endpoints only for tests.
     push_contact: str = "mailto:support@localhost"
     push_allow_local_endpoints: bool = False

@@ -84,6 +84,7 @@ class World:
                     .replace("{visitor_id}", self.visitor_id)
                     .replace("{file_id}", self.file_id)
                     .replace("{canned_id}", str(self.canned_id))
+                    .replace("{section}", "smtp")
                 )
                 for name in (
                     "token_id",

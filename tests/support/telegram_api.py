@@ -41,6 +41,8 @@ class BotApi:
         self.sent: list[dict[str, Any]] = []  # what the bot sent: method, fields, file
         self.webhook: dict[str, str] | None = None
         self.calls: list[str] = []
+        self.refusing = False  # answer every send with 502 (Telegram's side is down)
+        self.refused = 0
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -161,6 +163,11 @@ class BotApi:
                     "file_path": found[0],
                 }
             )
+        if method in ("sendMessage", "sendPhoto", "sendDocument") and self.refusing:
+            with self.lock:
+                self.refused += 1
+                self.lock.notify_all()
+            return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
         if method in ("sendMessage", "sendPhoto", "sendDocument"):
             chat = fields.get("chat_id")
             if not chat:

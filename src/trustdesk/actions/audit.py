@@ -47,6 +47,7 @@ ACTIONS = (
     "settings.widget",
     "settings.security",
     "settings.routing",
+    "settings.channels",
     "origin.dismissed",
     "operator.created",
     "operator.deactivated",

@@ -19,7 +19,7 @@ from trustdesk.actions import labels, texts
 from trustdesk.actions.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from trustdesk.actions.messages import iso, message_json
 from trustdesk.actions.runtime import Runtime
-from trustdesk.store.models import SupportMessage, Ticket, Visitor, utcnow
+from trustdesk.store.models import ChannelContact, SupportMessage, Ticket, Visitor, utcnow
 
 if TYPE_CHECKING:
     from trustdesk.actions.settings import WidgetSettings
@@ -129,6 +129,44 @@ async def owner_ids(session: AsyncSession, visitor: Visitor) -> list[str]:
         select(Visitor.id).where(Visitor.external_id == visitor.external_id)
     )
     return list(rows.all())
+
+
+MAX_LINKED_ADDRESSES = 20
+MAX_LINKED_VISITORS = 500
+
+
+async def linked_visitors(session: AsyncSession, visitor: Visitor) -> dict[str, str]:
+    """For the operators only: the visitor rows of one customer across channels, each with
+    why it is theirs: "customer" (the same browser, or the same signed-in user: owner_ids)
+    or "email" (a widget visitor who gave one of the customer's addresses, or the email
+    channel's contact at one). One step, bounded. Never used for what a visitor may open:
+    that stays owner_ids (a typed address opens nothing, docs/channels.md Customers)."""
+    ids = await owner_ids(session, visitor)
+    out = dict.fromkeys(ids, "customer")
+    given = await session.scalars(
+        select(Visitor.email).where(Visitor.id.in_(ids), Visitor.email.is_not(None))
+    )
+    addresses = {e.strip().lower() for e in given.all() if e and EMAIL_RE.match(e.strip())}
+    contacts = await session.scalars(
+        select(ChannelContact.address).where(
+            ChannelContact.visitor_id.in_(ids), ChannelContact.channel == "email"
+        )
+    )
+    addresses |= set(contacts.all())
+    wanted = sorted(addresses)[:MAX_LINKED_ADDRESSES]
+    if not wanted:
+        return out
+    by_address = await session.scalars(
+        select(Visitor.id).where(func.lower(Visitor.email).in_(wanted)).limit(MAX_LINKED_VISITORS)
+    )
+    by_contact = await session.scalars(
+        select(ChannelContact.visitor_id).where(
+            ChannelContact.channel == "email", ChannelContact.address.in_(wanted)
+        )
+    )
+    for vid in [*by_address.all(), *by_contact.all()]:
+        out.setdefault(vid, "email")
+    return out
 
 
 async def owns(session: AsyncSession, visitor: Visitor, ticket: Ticket) -> bool:

@@ -53,6 +53,18 @@ def _send_sync(settings: Settings, to: str, subject: str, body: str, reply_to: s
         smtp.send_message(msg)
 
 
+def login_only(settings: Settings, timeout: float) -> None:
+    """Connect, STARTTLS and log in as a send would, and send nothing (the checks)."""
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
+        smtp.ehlo()
+        if settings.smtp_starttls:
+            smtp.starttls()
+            smtp.ehlo()
+        if settings.smtp_user:
+            smtp.login(settings.smtp_user, settings.smtp_password)
+        smtp.noop()
+
+
 async def send(settings: Settings, to: str, subject: str, body: str, reply_to: str) -> None:
     await asyncio.to_thread(_send_sync, settings, to, subject, body, reply_to)
 

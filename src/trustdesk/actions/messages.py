@@ -221,6 +221,25 @@ def message_json(m: SupportMessage, ticket_number: str) -> dict[str, Any]:
     )
 
 
+# A reply to a customer of a channel (email, Telegram): delivered by channels/outbox.py from
+# this row, written with the message, so a commit followed by a crash still sends it.
+_OUTBOX = Sql(
+    "INSERT INTO channel_outbox (ticket_id, message_id, channel, status, attempts,"
+    " next_attempt_at, noted, created_at, updated_at)"
+    " VALUES (:t, :m, :c, 'pending', 0, :now, :no, :now, :now)"
+)
+
+
+def for_channel(sender_type: str, kind: str, notice: Notice | None) -> bool:
+    """What goes back to a channel's customer: operators' public messages, and the closing
+    notice (nothing else a system or bot says, never a note)."""
+    if kind == "note":
+        return False
+    if sender_type == "admin":
+        return True
+    return sender_type == "system" and (notice or {}).get("code") == "ticket_closed"
+
+
 _BY_CLIENT_ID = Sql("SELECT id FROM support_messages WHERE ticket_id = :t AND client_msg_id = :c")
 
 
@@ -351,6 +370,10 @@ async def post_message(
         payload = message_json(msg, ticket.number)
     if read_by is not None and not cursor_moved:
         await move_cursor(tx, ticket.id, read_by, msg_id, now)
+    # The channel hook: a ticket of another channel than the widget gets its replies there.
+    if ticket.channel != "web" and for_channel(sender_type, kind, notice):
+        params = {"t": ticket.id, "m": msg_id, "c": ticket.channel, "now": now, "no": False}
+        await (await tx.raw()).run(_OUTBOX, params)
     tx.prev_ids[msg_id] = prev_id
     tx.messages.append(payload)
     frame = {"type": "message", "message": payload}

@@ -12,6 +12,7 @@ from trustdesk.store.db import Store
 from trustdesk.store.files import FileStore, file_store_for
 
 if TYPE_CHECKING:
+    from trustdesk.actions.channel_settings import LiveChannels
     from trustdesk.actions.settings import LiveSettings
 
 
@@ -23,6 +24,10 @@ class Runtime:
     presence: Presence
     file_store: FileStore | None = None
     live_settings: LiveSettings | None = None
+    # The channels' settings saved in the dashboard (actions/channel_settings.py): once
+    # loaded, `settings` is the environment's with them over it, `env_settings` the former.
+    env_settings: Settings | None = None
+    live_channels: LiveChannels | None = None
 
     @property
     def live(self) -> LiveSettings:

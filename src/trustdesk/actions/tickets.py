@@ -81,7 +81,7 @@ async def ticket_by_number(session: AsyncSession, number: str) -> Ticket | None:
 _TICKET_BY_NUMBER = Sql(
     "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
     " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
-    " t.snoozed_until FROM tickets t WHERE t.number = :n"
+    " t.snoozed_until, t.channel FROM tickets t WHERE t.number = :n"
 )
 # The same, with the ticket row locked until commit on PostgreSQL (FOR NO KEY UPDATE, the
 # lock the message statement takes anyway; see _PG_POST in actions/messages.py). The row
@@ -94,7 +94,7 @@ _TICKET_BY_NUMBER_LOCKED = Sql(_TICKET_BY_NUMBER.text, pg_suffix=" FOR NO KEY UP
 _TICKET_AND_JOIN_LOCKED = Sql(
     "SELECT t.id, t.number, t.visitor_id, t.status, t.assignee_id, t.epoch, t.created_at,"
     " t.updated_at, t.last_message_id, t.closed_at, t.rating, t.rating_comment, t.rated_at,"
-    " t.snoozed_until, j.epoch FROM tickets t"
+    " t.snoozed_until, t.channel, j.epoch FROM tickets t"
     " LEFT JOIN ticket_joins j ON j.ticket_id = t.id AND j.operator_id = :o"
     " WHERE t.number = :n",
     pg_suffix=" FOR NO KEY UPDATE OF t",
@@ -122,7 +122,7 @@ async def _load_with_join(tx: Tx, number: str, op: Operator) -> tuple[Ticket, in
         row = await (await tx.raw()).first(_TICKET_AND_JOIN_LOCKED, {"n": number, "o": op.id})
     if row is None:
         raise NotFound("no such ticket", "ticket_not_found")
-    return _adopt_ticket(tx, row), row[14]
+    return _adopt_ticket(tx, row), row[15]
 
 
 def _adopt_ticket(tx: Tx, row: Row) -> Ticket:
@@ -148,6 +148,7 @@ def _adopt_ticket(tx: Tx, row: Row) -> Ticket:
             "rating_comment": row[11],
             "rated_at": opt_dt(row[12]),
             "snoozed_until": opt_dt(row[13]),
+            "channel": row[14],  # (post_message: a channel's reply goes to its outbox)
         },
     )
     tx.adopt(t, t.id)
@@ -1050,28 +1051,51 @@ async def mark_read_by_operator(rt: Runtime, op: Operator, number: str, last_id:
 
 
 async def related_tickets(rt: Runtime, number: str) -> list[dict[str, Any]]:
-    """The same customer's other tickets (same browser, or same signed-in user)."""
+    """The same customer's other tickets, across channels (customers.linked_visitors: the
+    same browser or signed-in user, or the same email address in the widget and by email),
+    the most recent first, each with its channel, why it is theirs and its last public
+    message. For operators only."""
     async with rt.store.read() as session:
         t = await ticket_by_number(session, number)
         if t is None:
             raise NotFound("no such ticket", "ticket_not_found")
         v = await session.get(Visitor, t.visitor_id)
         assert v is not None
-        ids = await customers.owner_ids(session, v)
+        linked = await customers.linked_visitors(session, v)
         rows = (
             await session.scalars(
                 select(Ticket)
-                .where(Ticket.visitor_id.in_(ids), Ticket.id != t.id)
+                .where(Ticket.visitor_id.in_(list(linked)), Ticket.id != t.id)
                 .order_by(Ticket.updated_at.desc())
                 .limit(50)
             )
         ).all()
-    return [
-        {
-            "ticketId": r.number,
-            "status": r.status,
-            "created_at": iso(r.created_at),
-            "updated_at": iso(r.updated_at),
+        last_ids = [r.last_public_message_id for r in rows if r.last_public_message_id]
+        lasts = {
+            m.id: m
+            for m in (
+                await session.scalars(select(SupportMessage).where(SupportMessage.id.in_(last_ids)))
+            ).all()
         }
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        last = lasts.get(r.last_public_message_id or -1)
+        out.append(
+            {
+                "ticketId": r.number,
+                "status": r.status,
+                "created_at": iso(r.created_at),
+                "updated_at": iso(r.updated_at),
+                "channel": r.channel,
+                "match": linked.get(r.visitor_id, "customer"),
+                "last_message": None
+                if last is None or last.kind == "note"
+                else {
+                    "sender_type": last.sender_type,
+                    "kind": last.kind,
+                    "message": last.message[:200],
+                    "created_at": iso(last.created_at),
+                },
+            }
+        )
+    return out

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import CursorResult, delete, func, select, update
 
-from trustdesk.actions import audit, metrics, texts
+from trustdesk.actions import audit, metrics, retry, texts
 from trustdesk.actions.errors import Invalid, NotFound
 from trustdesk.actions.messages import iso, message_json
 from trustdesk.actions.recent import Recent
@@ -402,8 +402,8 @@ class Claimed:
 
 def backoff(settings: Settings, attempt: int) -> float:
     """Seconds before the next try after `attempt` failed tries."""
-    base = settings.webhook_backoff_seconds * (2 ** min(max(attempt - 1, 0), 30))
-    return float(min(base, settings.webhook_backoff_max_seconds))
+    s = settings
+    return retry.backoff(s.webhook_backoff_seconds, s.webhook_backoff_max_seconds, attempt)
 
 
 def _lease(settings: Settings) -> timedelta:
@@ -428,20 +428,7 @@ async def _claim(rt: Runtime) -> list[Claimed]:
     lease_until = now + _lease(rt.settings)
     async with rt.store.transaction() as tx:
         for delivery_id, attempts in due:
-            res = cast(
-                CursorResult[Any],
-                await tx.session.execute(
-                    update(WebhookDelivery)
-                    .where(
-                        WebhookDelivery.id == delivery_id,
-                        WebhookDelivery.status == "pending",
-                        WebhookDelivery.attempts == attempts,
-                        WebhookDelivery.next_attempt_at <= now,
-                    )
-                    .values(attempts=attempts + 1, next_attempt_at=lease_until, updated_at=now)
-                ),
-            )
-            if res.rowcount != 1:
+            if not await retry.claim(tx, WebhookDelivery, delivery_id, attempts, now, lease_until):
                 continue
             row = (
                 await tx.session.execute(

@@ -171,11 +171,25 @@ class InboundEmailIn(In):
     text: str = Field(min_length=1, max_length=16_000)
 
 
+class RelatedLastMessage(BaseModel):
+    sender_type: str
+    kind: str
+    message: str  # at most 200 characters
+    created_at: str
+
+
 class RelatedTicket(BaseModel):
+    """One of the customer's other tickets, in any channel (the side panel's "Клиент")."""
+
     ticketId: str  # noqa: N815
     status: Literal["open", "closed"]
     created_at: str
     updated_at: str
+    channel: str = "web"  # web / email / telegram
+    # why it is this customer's: "customer" (same browser or signed-in user) or "email"
+    # (the same address given in the widget and writing by email)
+    match: Literal["customer", "email"] = "customer"
+    last_message: RelatedLastMessage | None = None
 
 
 class RelatedOut(BaseModel):
@@ -381,6 +395,19 @@ class WidgetSettingsBody(BaseModel):
 
 class WidgetSettingsOut(BaseModel):
     settings: WidgetSettingsBody
+
+
+class ChannelSettingsOut(BaseModel):
+    """Settings → Каналы: {"telegram": {...}, "imap": {...}, "smtp": {...}}, each with
+    "source" ("env" | "dashboard"), "enabled", its fields, secrets as {"set", "last4"}."""
+
+    channels: dict[str, dict[str, Any]]
+
+
+class ChannelCheckOut(BaseModel):
+    ok: bool
+    detail: str  # what the server said, in its words
+    username: str | None = None  # Telegram: the bot's @username
 
 
 class BlockedOrigin(BaseModel):

@@ -74,14 +74,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "добавьте в nginx proxy_set_header Host $host;",
         "url_cookie": "Сайт работает по HTTPS, но TRUSTDESK_COOKIE_SECURE выключен: "
         "включите его, чтобы cookie входа не уходила по HTTP.",
-        "smtp_off": "Не настроено (TRUSTDESK_SMTP_HOST пуст): письма покупателям не отправляются.",
+        "smtp_off": "Не настроено (сервер SMTP не задан ни в «Настройки → Каналы», ни в "
+        "TRUSTDESK_SMTP_HOST): письма покупателям не отправляются.",
         "smtp_ok": "Подключение к {server}{tls}{login} — успешно.",
         "smtp_tls": ", STARTTLS",
         "smtp_login": ", вход как {user}",
-        "smtp_refused": "Не удалось подключиться к {server}: {err}. Проверьте "
-        "TRUSTDESK_SMTP_HOST и TRUSTDESK_SMTP_PORT.",
-        "smtp_auth": "Сервер {server} отклонил вход как {user}: {err}. Проверьте "
-        "TRUSTDESK_SMTP_USER и TRUSTDESK_SMTP_PASSWORD.",
+        "smtp_refused": "Не удалось подключиться к {server}: {err}. Проверьте сервер и порт "
+        "SMTP («Настройки → Каналы» или TRUSTDESK_SMTP_HOST и TRUSTDESK_SMTP_PORT).",
+        "smtp_auth": "Сервер {server} отклонил вход как {user}: {err}. Проверьте логин и "
+        "пароль SMTP («Настройки → Каналы» или TRUSTDESK_SMTP_USER и TRUSTDESK_SMTP_PASSWORD).",
         "smtp_fail": "Ошибка SMTP на {server}: {err}",
         "push_ok": "Ключи VAPID загружены (публичный ключ {key}…).",
         "push_http": "Ключи VAPID загружены, но браузеры разрешают push-уведомления только "
@@ -124,14 +125,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "proxy_set_header Host $host; to nginx.",
         "url_cookie": "The site is on HTTPS but TRUSTDESK_COOKIE_SECURE is off: turn it on so "
         "the login cookie never travels over HTTP.",
-        "smtp_off": "Not configured (TRUSTDESK_SMTP_HOST is empty): no email to customers.",
+        "smtp_off": "Not configured (no SMTP server in Settings → Channels nor in "
+        "TRUSTDESK_SMTP_HOST): no email to customers.",
         "smtp_ok": "Connected to {server}{tls}{login}.",
         "smtp_tls": ", STARTTLS",
         "smtp_login": ", logged in as {user}",
-        "smtp_refused": "Cannot connect to {server}: {err}. Check TRUSTDESK_SMTP_HOST and "
-        "TRUSTDESK_SMTP_PORT.",
-        "smtp_auth": "{server} refused the login as {user}: {err}. Check TRUSTDESK_SMTP_USER "
-        "and TRUSTDESK_SMTP_PASSWORD.",
+        "smtp_refused": "Cannot connect to {server}: {err}. Check the SMTP server and port "
+        "(Settings → Channels, or TRUSTDESK_SMTP_HOST and TRUSTDESK_SMTP_PORT).",
+        "smtp_auth": "{server} refused the login as {user}: {err}. Check the SMTP user and "
+        "password (Settings → Channels, or TRUSTDESK_SMTP_USER and TRUSTDESK_SMTP_PASSWORD).",
         "smtp_fail": "SMTP error at {server}: {err}",
         "push_ok": "VAPID keys loaded (public key {key}…).",
         "push_http": "VAPID keys loaded, but browsers allow push notifications on HTTPS only "
@@ -243,24 +245,13 @@ def check_public_url(settings: Settings, request: Request, page: str | None, lan
     return True, _t(lang, "url_ok", public=public)
 
 
-def _smtp_login(settings: Settings) -> None:
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=CHECK_SECONDS) as smtp:
-        smtp.ehlo()
-        if settings.smtp_starttls:
-            smtp.starttls()
-            smtp.ehlo()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password)
-        smtp.noop()
-
-
 async def check_smtp(settings: Settings, lang: Lang) -> Result:
     """Connect, STARTTLS and log in as the server would to send mail (no mail is sent)."""
     if not email.enabled(settings):
         return True, _t(lang, "smtp_off")
     server = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
-        await asyncio.to_thread(_smtp_login, settings)
+        await asyncio.to_thread(email.login_only, settings, CHECK_SECONDS)
     except smtplib.SMTPAuthenticationError as exc:
         return False, _t(lang, "smtp_auth", server=server, user=settings.smtp_user, err=_short(exc))
     except smtplib.SMTPException as exc:

@@ -6,17 +6,13 @@ See channels/base.py for the boundary and docs/channels.md for the design. A new
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy import select
-
+from trustdesk.actions.messages import for_channel
 from trustdesk.actions.runtime import Runtime
-from trustdesk.channels import email_inbox, telegram
+from trustdesk.channels import email_inbox, outbox, telegram
 from trustdesk.channels.base import Channel, Stop
-from trustdesk.store.models import Ticket, Visitor
 
 log = logging.getLogger(__name__)
 
@@ -31,84 +27,31 @@ def enabled(rt: Runtime) -> list[Channel]:
 
 
 def start(rt: Runtime) -> Stop:
-    """Start every configured channel's consumer; returns the function that stops them."""
+    """Start every configured channel's consumer and this process's reply sender (the
+    outbox, channels/outbox.py); returns the function that stops them."""
     stops = [stop for ch in enabled(rt) if (stop := ch.start(rt)) is not None]
+    sender = _senders[id(rt)] = outbox.Sender(rt, {ch.name: ch for ch in enabled(rt)})
 
     async def stop_all() -> None:
-        box = _outboxes.pop(id(rt), None)
-        if box is not None:
-            await box.stop()
+        if _senders.get(id(rt)) is sender:
+            del _senders[id(rt)]
+        await sender.stop()
         for stop in stops:
             await stop()
 
     return stop_all
 
 
-def _outgoing(m: dict[str, Any]) -> bool:
-    """What a channel may send: operators' public messages, and the closing notice."""
-    if m["kind"] == "note":
-        return False
-    if m["sender_type"] == "admin":
-        return True
-    return m["sender_type"] == "system" and (m.get("notice") or {}).get("code") == "ticket_closed"
-
-
-class _Outbox:
-    """This process's outgoing channel messages, sent one at a time in commit order (a
-    customer reads a chat in the order the operator wrote it)."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self.queue.get()
-            try:
-                await _deliver(self.rt, batch)
-            except Exception:
-                log.exception("channel delivery failed")
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-
-
-_outboxes: dict[int, _Outbox] = {}
+_senders: dict[int, outbox.Sender] = {}
 
 
 async def notify(rt: Runtime, messages: list[dict[str, Any]]) -> None:
-    """After commit (an app NOTIFIER): operators' public messages (and closing notices) on
-    tickets of a channel go out through it, queued here before this coroutine first waits,
-    so in commit order. Costs nothing when no channel is configured."""
-    if not enabled(rt) or not any(_outgoing(m) for m in messages):
+    """After commit (an app NOTIFIER): a reply on a ticket of a channel has its outbox row
+    (written with it, actions/messages.py); wake this process's sender to send it now.
+    Costs nothing for the widget's messages."""
+    sender = _senders.get(id(rt))
+    if sender is None or not any(
+        for_channel(m["sender_type"], m["kind"], m.get("notice")) for m in messages
+    ):
         return
-    box = _outboxes.get(id(rt))
-    if box is None or box.rt is not rt:
-        box = _outboxes[id(rt)] = _Outbox(rt)
-    box.queue.put_nowait(messages)
-
-
-async def _deliver(rt: Runtime, messages: list[dict[str, Any]]) -> None:
-    on = {ch.name: ch for ch in enabled(rt)}
-    replies = [m for m in messages if _outgoing(m)]
-    numbers = sorted({m["ticket_id"] for m in replies})
-    async with rt.store.read() as session:
-        rows = (
-            await session.execute(
-                select(Ticket, Visitor)
-                .join(Visitor, Visitor.id == Ticket.visitor_id)
-                .where(Ticket.number.in_(numbers), Ticket.channel.in_(sorted(on)))
-            )
-        ).all()
-    found = {t.number: (t, v) for t, v in rows}
-    for m in replies:
-        if m["ticket_id"] not in found:
-            continue
-        t, v = found[m["ticket_id"]]
-        try:
-            await on[t.channel].send(rt, t, v, m)
-        except Exception:
-            log.exception("channel %s could not send a reply on %s", t.channel, t.number)
+    sender.wake()

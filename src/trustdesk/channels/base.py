@@ -74,6 +74,15 @@ class Received:
     message_ids: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Sent:
+    """A message a channel delivered: its id there (an email's Message-ID, a Telegram
+    chat:message id), stored in channel_messages so an answer to it threads back."""
+
+    external_id: str
+    subject: str | None = None
+
+
 class Channel(Protocol):
     name: str
 
@@ -84,8 +93,10 @@ class Channel(Protocol):
 
     async def send(
         self, rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]
-    ) -> None:
-        """Deliver one committed operator message of a ticket of this channel."""
+    ) -> Sent | None:
+        """Deliver one committed operator message of a ticket of this channel (called by
+        channels/outbox.py, which records what was sent). None: nothing to send (no
+        address). Any exception is a failed attempt, retried."""
 
 
 # ---------------------------------------------------------------- consumer state

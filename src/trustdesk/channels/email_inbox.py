@@ -35,15 +35,15 @@ from typing import Any
 import aioimaplib  # type: ignore[import-untyped]
 from sqlalchemy import select
 
-from trustdesk.actions import attachments, tickets
+from trustdesk.actions import attachments
 from trustdesk.actions import email as mail
 from trustdesk.actions.customers import EMAIL_RE
 from trustdesk.actions.runtime import Runtime
-from trustdesk.channels.base import Inbound, InFile, Lease, Stop
+from trustdesk.channels.base import Inbound, InFile, Lease, Sent, Stop
 from trustdesk.channels.inbound import receive
 from trustdesk.config import Settings
 from trustdesk.store.db import storage_unavailable
-from trustdesk.store.models import ChannelMessage, Ticket, Visitor, utcnow
+from trustdesk.store.models import ChannelMessage, Ticket, Visitor
 
 log = logging.getLogger(__name__)
 
@@ -437,37 +437,18 @@ async def compose(
     return msg
 
 
-async def send(rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]) -> None:
-    """Send one operator message; its Message-ID is stored so the customer's reply threads.
-    A failure is logged and noted on the ticket for the operators."""
-    if not mail.enabled(rt.settings) or not visitor.email or message["sender_type"] != "admin":
-        return  # (a closing notice is not worth a mail)
-    try:
-        msg = await compose(rt, ticket, visitor, message)
-        await asyncio.to_thread(_send_sync, rt.settings, msg)
-    except (OSError, smtplib.SMTPException) as exc:
-        log.warning("email reply failed for %s: %s", ticket.number, exc)
-        async with rt.store.transaction() as tx:
-            t = await tickets.load_ticket(tx, ticket.number)
-            if t is not None:
-                error = f"{type(exc).__name__}: {exc}"[:200]
-                await tickets.post_system_note(
-                    tx, t, "channel_send_failed", None, channel=NAME, error=error
-                )
-        return
-    sent_id = message_ids(msg["Message-ID"])[0]
-    async with rt.store.transaction() as tx:
-        tx.session.add(
-            ChannelMessage(
-                channel=NAME,
-                external_id=sent_id,
-                ticket_id=ticket.id,
-                message_id=message["id"],
-                direction="out",
-                subject=str(msg["Subject"])[:255],
-                created_at=utcnow(),
-            )
-        )
+async def send(
+    rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]
+) -> Sent | None:
+    """Send one operator message; its Message-ID is returned (stored by the outbox) so the
+    customer's reply threads. Raises when the mail could not be handed to the SMTP server."""
+    if not visitor.email or message["sender_type"] != "admin":
+        return None  # (a closing notice is not worth a mail)
+    if not mail.enabled(rt.settings):
+        raise smtplib.SMTPException("SMTP is not configured")
+    msg = await compose(rt, ticket, visitor, message)
+    await asyncio.to_thread(_send_sync, rt.settings, msg)
+    return Sent(message_ids(msg["Message-ID"])[0], str(msg["Subject"])[:255])
 
 
 class EmailChannel:
@@ -483,8 +464,8 @@ class EmailChannel:
 
     async def send(
         self, rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]
-    ) -> None:
-        await send(rt, ticket, visitor, message)
+    ) -> Sent | None:
+        return await send(rt, ticket, visitor, message)
 
 
 CHANNEL = EmailChannel()

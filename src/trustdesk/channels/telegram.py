@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from trustdesk.actions import attachments, tickets
+from trustdesk.actions import attachments
 from trustdesk.actions.runtime import Runtime
-from trustdesk.channels.base import Inbound, InFile, Lease, Stop
+from trustdesk.channels.base import Inbound, InFile, Lease, Sent, Stop
 from trustdesk.channels.inbound import receive
 from trustdesk.config import Settings
 from trustdesk.store.db import storage_unavailable
-from trustdesk.store.models import ChannelContact, ChannelMessage, Ticket, Visitor, utcnow
+from trustdesk.store.models import ChannelContact, Ticket, Visitor
 
 if TYPE_CHECKING:  # python-telegram-bot is imported only where a bot is configured:
     from telegram import Bot, Update  # its 216 modules cost ~20 MB of RSS (docs/benchmarks.md)
@@ -259,9 +259,11 @@ async def send_text(rt: Runtime, chat_id: int, text: str) -> None:
     await bot.send_message(chat_id, text[:4096])
 
 
-async def send(rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]) -> None:
-    from telegram.error import TelegramError
-
+async def send(
+    rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]
+) -> Sent | None:
+    """Send one operator message (or the closing notice) to the customer's chat; returns
+    its chat:message id. Raises what the Bot API said when it refused."""
     async with rt.store.read() as session:
         chat = await session.scalar(
             select(ChannelContact.address).where(
@@ -269,43 +271,20 @@ async def send(rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str,
             )
         )
     if chat is None:
-        return
-    try:
-        bot = await bot_for(rt)
-        attachment = message.get("attachment")
-        text = message["message"]
-        if message["kind"] in ("file", "voice") and attachment:
-            a, data = await attachments.read_for_operator(rt, attachment["id"])
-            caption = text if text and text != a.name else None
-            if a.kind == "image":
-                sent = await bot.send_photo(chat, photo=data, filename=a.name, caption=caption)
-            else:
-                sent = await bot.send_document(
-                    chat, document=data, filename=a.name, caption=caption
-                )
+        return None
+    bot = await bot_for(rt)
+    attachment = message.get("attachment")
+    text = message["message"]
+    if message["kind"] in ("file", "voice") and attachment:
+        a, data = await attachments.read_for_operator(rt, attachment["id"])
+        caption = text if text and text != a.name else None
+        if a.kind == "image":
+            sent = await bot.send_photo(chat, photo=data, filename=a.name, caption=caption)
         else:
-            sent = await bot.send_message(chat, text)
-    except TelegramError as exc:
-        log.warning("telegram reply failed for %s: %s", ticket.number, exc)
-        async with rt.store.transaction() as tx:
-            t = await tickets.load_ticket(tx, ticket.number)
-            if t is not None:
-                error = f"{type(exc).__name__}: {exc}"[:200]
-                await tickets.post_system_note(
-                    tx, t, "channel_send_failed", None, channel=NAME, error=error
-                )
-        return
-    async with rt.store.transaction() as tx:
-        tx.session.add(
-            ChannelMessage(
-                channel=NAME,
-                external_id=f"{chat}:{sent.message_id}",
-                ticket_id=ticket.id,
-                message_id=message["id"],
-                direction="out",
-                created_at=utcnow(),
-            )
-        )
+            sent = await bot.send_document(chat, document=data, filename=a.name, caption=caption)
+    else:
+        sent = await bot.send_message(chat, text)
+    return Sent(f"{chat}:{sent.message_id}")
 
 
 class TelegramChannel:
@@ -321,8 +300,8 @@ class TelegramChannel:
 
     async def send(
         self, rt: Runtime, ticket: Ticket, visitor: Visitor, message: dict[str, Any]
-    ) -> None:
-        await send(rt, ticket, visitor, message)
+    ) -> Sent | None:
+        return await send(rt, ticket, visitor, message)
 
 
 CHANNEL = TelegramChannel()

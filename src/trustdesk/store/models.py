@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -71,6 +72,10 @@ class Visitor(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The shop's own user id, set only after a valid signed identity (HMAC) was shown.
     external_id: Mapped[str | None] = mapped_column(String(128), index=True)
+
+    # One customer across channels (actions/customers.py linked_visitors): the widget
+    # visitors who gave an address, found by it whatever its case.
+    __table_args__ = (Index("ix_visitors_email_lower", func.lower(email)),)
 
 
 class Operator(Base):
@@ -585,6 +590,33 @@ class ChannelMessage(Base):
     __table_args__ = (
         UniqueConstraint("channel", "external_id", name="uq_channel_messages_external"),
         Index("ix_channel_messages_ticket", "ticket_id"),
+    )
+
+
+class ChannelOutbox(Base):
+    """An operator's message (or a closing notice) to deliver to a channel: written in the
+    same transaction as the message (actions/messages.py), so a reply committed just before
+    its process died is still sent; sent, retried with backoff, or given up by
+    channels/outbox.py. `noted`: the ticket already has its one "could not send" note."""
+
+    __tablename__ = "channel_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(BigInteger)  # support_messages.id
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / sent / failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    noted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_channel_outbox_due", "status", "next_attempt_at"),
+        Index("ix_channel_outbox_ticket", "ticket_id", "id"),
+        UniqueConstraint("message_id", name="uq_channel_outbox_message"),
     )
 
 

@@ -4,7 +4,8 @@ import { request } from "./api.js";
 import { channelKey } from "./channels.js";
 import { assign, labelCtx, renderConvHeader } from "./conversation.js";
 import { deleteCustomer, exportCustomer } from "./customer-data.js";
-import { clear, describeBrowser, fullWhen, h, replaceChildren, safeHref, shortWhen } from "./dom.js";
+import { customerHistoryCard } from "./customer-history.js";
+import { clear, describeBrowser, fullWhen, h, replaceChildren, safeHref } from "./dom.js";
 import { onTicket } from "./frames.js";
 import { avatar, customerName, errorText, toast } from "./helpers.js";
 import { getLang, t } from "./i18n.js";
@@ -90,6 +91,7 @@ export function renderInfo() {
           : [t("info.browser"), ua ? h("span", { title: ua }, describeBrowser(ua)) : h("span", { class: "muted" }, t("info.unknown"))],
       ]),
     ),
+    relatedCard(), // the customer's conversations in every channel, under the customer
     h(
       "section",
       { class: "info-card" },
@@ -105,7 +107,6 @@ export function renderInfo() {
     ticketRoutingCard(s, labelCtx),
     ordersCard(),
     ratingCard(s),
-    relatedCard(),
     h("section", { class: "info-card" }, h("h3", null, t("info.team")), ui.teamList),
     dataCard(s),
   );
@@ -288,27 +289,7 @@ function dataCard(s) {
 }
 
 function relatedCard() {
-  const related = state.current && state.current.related;
-  if (!related || !related.length) return null;
-  const lang = getLang();
-  return h(
-    "section",
-    { class: "info-card" },
-    h("h3", null, t("info.related")),
-    h(
-      "ul",
-      { class: "related-list" },
-      related.map((r) =>
-        h(
-          "li",
-          null,
-          h("a", { href: `#/tickets/${encodeURIComponent(r.ticketId)}` }, r.ticketId),
-          h("span", { class: `pill status-${r.status}` }, t(`status.${r.status}`)),
-          h("span", { class: "muted" }, shortWhen(r.updated_at, lang)),
-        ),
-      ),
-    ),
-  );
+  return customerHistoryCard(state.current && state.current.related, getLang()); // customer-history.js
 }
 
 export function renderAssign() {

@@ -47,6 +47,11 @@ export function setLang(next) {
   document.documentElement.lang = next;
 }
 
+/** A feature's own texts, {ru: {...}, en: {...}}, kept in its file (channel-settings.js). */
+export function addStrings(more) {
+  for (const [l, texts] of Object.entries(more)) if (STRINGS[l]) Object.assign(STRINGS[l], texts);
+}
+
 /** t("key", {name: "x"}) -> translated string with {placeholders} filled in. */
 export function has(key) {
   return key in STRINGS[lang] || key in STRINGS.ru;

@@ -5,6 +5,7 @@ import { buildAccountCard } from "./account.js";
 import { api, request } from "./api.js";
 import { boot } from "./app.js";
 import { buildAuditCard } from "./audit.js";
+import { buildChannelSettingsCard } from "./channel-settings.js";
 import { labelCtx } from "./conversation.js";
 import { clear, h, replaceChildren } from "./dom.js";
 import { avatar, errorText, toast } from "./helpers.js";
@@ -135,6 +136,7 @@ export function buildSettings() {
     sections.push(buildOperatorsCard());
     sections.push(buildLabelsCard(labelCtx));
     sections.push(buildRoutingCard(labelCtx)); // teams and routing (routing.js)
+    sections.push(buildChannelSettingsCard({ errorText, toast })); // Каналы (channel-settings.js)
     sections.push(...buildIntegrations({ errorText, toast }));
     sections.push(buildSelftestCard({ errorText, toast }));
     sections.push(buildAuditCard({ errorText })); // the audit log (audit.js)
