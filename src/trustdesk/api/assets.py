@@ -37,6 +37,8 @@ _TYPES = {
 }
 # `from "./x.js"`, `import "./x.js"`, `import("./x.js")` in a module; src/href in the page.
 _IMPORT = re.compile(r'((?:\bfrom|\bimport)\s*\(?\s*)"\./([\w-]+\.js)"')
+# `from "../shared/x.js"`: the front end's shared core (web/shared/), served at /shared/.
+_SHARED_IMPORT = re.compile(r'((?:\bfrom|\bimport)\s*\(?\s*)"\.\./shared/([\w-]+\.js)"')
 _PAGE_REF = re.compile(r'((?:src|href)=)"([\w-]+\.(?:js|css))"')
 
 
@@ -63,8 +65,11 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 class HashedFiles:
     """One folder's files, in memory, with a hashed name for every module and stylesheet."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, shared: HashedFiles | None = None) -> None:
+        """`shared`: the folder `../shared/` imports point at (hashed first: its names are
+        part of the importing modules' content, hence of their hashes)."""
         self.directory = directory
+        self.shared = shared
         self._sources = {
             p.name: p.read_bytes()
             for p in sorted(directory.iterdir())
@@ -92,7 +97,13 @@ class HashedFiles:
             ref = m.group(2)
             return f'{m.group(1)}"{"./" if pattern is _IMPORT else ""}{self.hashed.get(ref, ref)}"'
 
-        return pattern.sub(sub, text).encode("utf-8")
+        text = pattern.sub(sub, text)
+        if self.shared is not None and pattern is _IMPORT:
+            known = self.shared.hashed
+            text = _SHARED_IMPORT.sub(
+                lambda m: f'{m.group(1)}"../shared/{known.get(m.group(2), m.group(2))}"', text
+            )
+        return text.encode("utf-8")
 
     def _hash(self, name: str, stack: tuple[str, ...]) -> str:
         """Hash after the imports' own names are known (depth first), so the name of chat.js
@@ -123,7 +134,7 @@ class HashedFiles:
 # ---------------------------------------------------------------------------------------------
 # Compression
 
-PAGE_PREFIXES = ("/widget/", "/admin/", "/demo/", "/i18n/")
+PAGE_PREFIXES = ("/widget/", "/shared/", "/admin/", "/demo/", "/i18n/")
 PAGE_PATHS = frozenset({"/", "/widget.js", "/admin", "/admin/"})
 _COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 MIN_SIZE = 512  # below this the headers outweigh the saving

@@ -106,7 +106,13 @@ def mount_pages(app: FastAPI) -> None:
             headers={"Cache-Control": "no-cache"},
         )
 
-    widget_files = HashedFiles(WEB / "widget")  # chat.js -> chat.<hash>.js, read once
+    shared_files = HashedFiles(WEB / "shared")  # the core both front ends import
+    widget_files = HashedFiles(WEB / "widget", shared_files)  # chat.js -> chat.<hash>.js
+
+    @router.get("/shared/{name}")
+    async def shared_file(name: str, request: Request) -> Response:
+        """web/shared/: hashed names for the widget (immutable), plain ones revalidated."""
+        return shared_files.response(name, request.headers.get("if-none-match"))
 
     @router.get("/widget/{name}")
     async def widget_file(name: str, request: Request) -> Response:

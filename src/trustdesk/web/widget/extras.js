@@ -2,28 +2,14 @@
 // "My conversations" (several tickets), and emailing the transcript.
 // User text only ever goes in as text.
 
-import { svgIcon } from "./files.js";
+import { h as el, svgIcon } from "../shared/dom.js";
+import { readJson } from "../shared/format.js";
 
 const EMAIL_RE = /^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{1,60}$/;
 const STAR =
   "M12 2.5a1 1 0 0 1 .9.56l2.5 5.07 5.6.82a1 1 0 0 1 .55 1.7l-4.05 3.95.96 5.57a1 1 0 0 1-1.45 1.06L12 18.6l-5.01 2.63a1 1 0 0 1-1.45-1.06l.96-5.57-4.05-3.95a1 1 0 0 1 .55-1.7l5.6-.82 2.5-5.07A1 1 0 0 1 12 2.5Z";
 const PLUS = "M12 4a1 1 0 0 1 1 1v6h6a1 1 0 1 1 0 2h-6v6a1 1 0 1 1-2 0v-6H5a1 1 0 1 1 0-2h6V5a1 1 0 0 1 1-1Z";
 const CHEVRON = "M9.3 5.3a1 1 0 0 1 1.4 0l6 6a1 1 0 0 1 0 1.4l-6 6a1 1 0 1 1-1.4-1.4L14.58 12 9.3 6.7a1 1 0 0 1 0-1.4Z";
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function readJson(storage, key, fallback) {
-  try {
-    return JSON.parse(storage.get(key) || "null") ?? fallback;
-  } catch {
-    return fallback;
-  }
-}
 
 async function errorCode(res) {
   try {

@@ -1,0 +1,35 @@
+// @ts-check
+// The parts of translation both front ends share: placeholders and plural forms.
+
+/**
+ * "{name} печатает…" with {name: "Анна"}; a placeholder without a value stays as it is.
+ * @param {string} text
+ * @param {Record<string, unknown>} [vars]
+ */
+export function interpolate(text, vars) {
+  if (!vars) return text;
+  let s = text;
+  for (const [k, v] of Object.entries(vars)) s = s.split(`{${k}}`).join(String(v));
+  return s;
+}
+
+/** @type {Map<string, Intl.PluralRules>} */
+const rules = new Map();
+
+/**
+ * The plural form of n in a locale: Russian has one / few / many (1 сообщение, 2 сообщения,
+ * 5 сообщений, 21 сообщение), English one / other.
+ * @param {string} locale "ru" | "en"
+ * @param {number} n
+ * @param {{one: string, few?: string, many?: string, other: string}} forms
+ */
+export function plural(locale, n, forms) {
+  const lang = locale === "en" ? "en" : "ru";
+  let pr = rules.get(lang);
+  if (!pr) {
+    pr = new Intl.PluralRules(lang === "en" ? "en-GB" : "ru-RU");
+    rules.set(lang, pr);
+  }
+  const form = /** @type {keyof typeof forms} */ (pr.select(n));
+  return interpolate(forms[form] ?? forms.other, { n });
+}

@@ -1,0 +1,176 @@
+// The widget's shared state and plumbing, built once at boot (chat.js) and handed to every
+// feature's install(app). Features never import each other: they read `app.S`, change what
+// is rendered with `app.store.set()` (subscribers re-render), call each other through
+// `app.act`, and receive server frames through the dispatch table `app.frames`.
+
+import { createDispatch, createStore } from "../shared/store.js";
+import { readJson } from "../shared/format.js";
+import { detectLocale, makeT } from "./i18n.js";
+
+export const KEYS = {
+  token: "trustdesk.token",
+  ticket: "trustdesk.ticketId",
+  seen: "trustdesk.seen",
+  notified: "trustdesk.notified",
+  outbox: "trustdesk.outbox",
+  muted: "trustdesk.muted",
+  identity: "trustdesk.identity",
+};
+
+export const LIMITS = {
+  TYPING_TTL_MS: 6000,
+  PING_EVERY_MS: 20000,
+  PONG_TIMEOUT_MS: 10000,
+  ACK_TIMEOUT_MS: 10000,
+  LONG_POLL_WAIT_S: 25,
+  WS_FAILURES_BEFORE_POLLING: 2,
+  WS_RETRY_WHILE_POLLING_MS: 30000,
+  MAX_CHARS: 4000,
+};
+
+function resolveParentOrigin(params, embedded) {
+  if (!embedded) return null;
+  let origin;
+  try {
+    origin = new URL(params.get("origin") || "").origin;
+  } catch {
+    return null;
+  }
+  if (!origin || origin === "null") return null;
+  // Where the browser tells us who embeds us, the claim in the hash must match it.
+  const ancestors = location.ancestorOrigins;
+  if (ancestors && ancestors.length > 0 && ancestors[0] !== origin) return null;
+  return origin;
+}
+
+// localStorage of the TrustDesk origin; falls back to memory when blocked.
+function createStorage() {
+  const memory = new Map();
+  let ls = null;
+  try {
+    ls = window.localStorage;
+    ls.setItem("trustdesk.probe", "1");
+    ls.removeItem("trustdesk.probe");
+  } catch {
+    ls = null;
+  }
+  return {
+    get(key) {
+      try {
+        return ls ? ls.getItem(key) : (memory.get(key) ?? null);
+      } catch {
+        return memory.get(key) ?? null;
+      }
+    },
+    set(key, value) {
+      memory.set(key, value);
+      try {
+        ls?.setItem(key, value);
+      } catch {
+        /* quota or blocked: memory only */
+      }
+    },
+    del(key) {
+      memory.delete(key);
+      try {
+        ls?.removeItem(key);
+      } catch {
+        /* ignore */
+      }
+    },
+  };
+}
+
+const ELEMENTS = {
+  app: "app",
+  status: "status",
+  statusText: "status-text",
+  banner: "banner",
+  scroller: "scroller",
+  log: "log",
+  typing: "typing",
+  typingText: "typing-text",
+  pill: "pill",
+  closedNote: "closed-note",
+  form: "composer",
+  input: "input",
+  send: "send",
+  emojiBtn: "emoji-btn",
+  emojiPanel: "emoji-panel",
+  mute: "mute",
+  close: "close",
+  attach: "attach-btn",
+  fileInput: "file-input",
+  mic: "mic-btn",
+  recorder: "recorder",
+  drop: "drop",
+  toast: "toast",
+  toastText: "toast-text",
+  toastX: "toast-x",
+};
+
+export function createApp() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const EMBEDDED = window.parent !== window;
+  const PARENT_ORIGIN = resolveParentOrigin(params, EMBEDDED);
+  const locale = detectLocale(params.get("locale"), navigator.language);
+  const storage = createStorage();
+  // What something renders lives in the store and changes through store.set() (status,
+  // unread, adminReadId, operatorsOnline, muted, mode); the rest is bookkeeping.
+  const store = createStore({
+    token: storage.get(KEYS.token),
+    ticketId: storage.get(KEYS.ticket),
+    status: null, // "open" | "closed" | null
+    lastId: 0, // highest stored message id we have rendered
+    seenId: 0, // highest id the customer has seen with the panel open
+    notifiedId: 0, // highest operator message we have chimed for
+    adminReadId: 0, // operators have read up to here (read receipts)
+    operatorsOnline: null,
+    mode: "idle", // the connection: idle | connecting | online | polling | offline | waiting
+    open: !EMBEDDED || params.get("open") === "1",
+    pageUrl: null,
+    muted: storage.get(KEYS.muted) === "1",
+    rendered: new Map(), // message id -> row element
+    pending: new Map(), // client_msg_id -> row element
+    outbox: [], // [{client_msg_id, message, created_at, sentAt, new_ticket}]
+    unread: 0,
+    seenAtLoad: 0,
+    uploads: new Map(), // client_msg_id -> {row, file, voice, seconds, abort, ...}
+    wantNew: false, // "New conversation": the next message starts a new ticket
+    identity: null, // {user_id, expires, hash, name?, email?} from the shop, not yet verified
+    identityEmail: "",
+  });
+  const S = store.state;
+  const seen = readJson(storage, KEYS.seen, null);
+  if (seen && seen.ticketId === S.ticketId && Number.isInteger(seen.id)) S.seenId = seen.id;
+  S.seenAtLoad = S.seenId;
+  const notified = readJson(storage, KEYS.notified, null);
+  if (notified && notified.ticketId === S.ticketId && Number.isInteger(notified.id)) {
+    S.notifiedId = notified.id;
+  }
+  const els = {};
+  for (const [key, id] of Object.entries(ELEMENTS)) els[key] = document.getElementById(id);
+
+  const app = {
+    params,
+    EMBEDDED,
+    PARENT_ORIGIN,
+    locale,
+    t: makeT(locale),
+    TEAM: (params.get("team") || "").trim().slice(0, 64),
+    storage,
+    store,
+    S,
+    els,
+    act: {}, // the features' entry points, filled by their install()
+    frames: createDispatch(), // server frame type -> handlers
+    extras: null, // away / rating / tickets / transcript (extras.js)
+    kb: null, // a promise of kb.js, loaded on demand
+    isVisible: () => S.open && document.visibilityState === "visible",
+    postParent(msg) {
+      if (!EMBEDDED || !PARENT_ORIGIN) return;
+      window.parent.postMessage({ source: "trustdesk-frame", ...msg }, PARENT_ORIGIN);
+    },
+  };
+  return app;
+}
