@@ -39,6 +39,8 @@ _TYPES = {
 _IMPORT = re.compile(r'((?:\bfrom|\bimport)\s*\(?\s*)"\./([\w-]+\.js)"')
 # `from "../shared/x.js"`: the front end's shared core (web/shared/), served at /shared/.
 _SHARED_IMPORT = re.compile(r'((?:\bfrom|\bimport)\s*\(?\s*)"\.\./shared/([\w-]+\.js)"')
+# `loadStyle("./x.css", ...)` in a module: a stylesheet loaded with its feature.
+_STYLE_REF = re.compile(r'(\bloadStyle\(\s*)"\./([\w-]+\.css)"')
 _PAGE_REF = re.compile(r'((?:src|href)=)"([\w-]+\.(?:js|css))"')
 
 
@@ -98,6 +100,10 @@ class HashedFiles:
             return f'{m.group(1)}"{"./" if pattern is _IMPORT else ""}{self.hashed.get(ref, ref)}"'
 
         text = pattern.sub(sub, text)
+        if pattern is _IMPORT:
+            text = _STYLE_REF.sub(
+                lambda m: f'{m.group(1)}"./{self.hashed.get(m.group(2), m.group(2))}"', text
+            )
         if self.shared is not None and pattern is _IMPORT:
             known = self.shared.hashed
             text = _SHARED_IMPORT.sub(
@@ -113,7 +119,8 @@ class HashedFiles:
         if name in stack:
             raise ValueError(f"import cycle through {name}: hashed names need a tree")
         text = self._sources[name].decode("utf-8")
-        for dep in _IMPORT.findall(text) if name.endswith(".js") else ():
+        deps = [*_IMPORT.findall(text), *_STYLE_REF.findall(text)] if name.endswith(".js") else []
+        for dep in deps:
             if dep[1] in self._sources:
                 self._hash(dep[1], (*stack, name))
         digest = hashlib.sha256(self._rewrite(name, self._sources[name])).hexdigest()[:10]

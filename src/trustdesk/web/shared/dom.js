@@ -1,6 +1,7 @@
 // @ts-check
-// The one element helper of the front end (dashboard and widget). User text only ever goes
-// in through text nodes: never parsed as HTML.
+// The browser side both front ends share: the one element helper `h` (user text only ever
+// goes in through text nodes, never parsed as HTML), icons, stylesheets loaded with their
+// feature, and what the browser can record voice in.
 
 /** @typedef {Record<string, unknown> | string | null | undefined} Attrs */
 /** @typedef {Node | string | number | null | undefined | false | Child[]} Child */
@@ -75,4 +76,49 @@ export function svgIcon(d, size = 20, cls = "") {
   path.setAttribute("d", d);
   svg.append(path);
   return svg;
+}
+
+/** @type {Map<string, Promise<void>>} */
+const styles = new Map();
+
+/**
+ * Add a stylesheet once (the CSP allows style-src 'self'); resolves when it applies, or
+ * failed (the feature then works unstyled rather than not at all). Write the name as a
+ * literal, `loadStyle("./x.css", import.meta.url)`: the server rewrites it to the file's
+ * hashed name (api/assets.py).
+ * @param {string} href relative to base
+ * @param {string} base the calling module's import.meta.url
+ * @returns {Promise<void>}
+ */
+export function loadStyle(href, base) {
+  const url = new URL(href, base).href;
+  let done = styles.get(url);
+  if (!done) {
+    done = new Promise((resolve) => {
+      const link = document.createElement("link");
+      link.rel = "stylesheet";
+      link.href = url;
+      link.onload = () => resolve();
+      link.onerror = () => resolve();
+      document.head.append(link);
+    });
+    styles.set(url, done);
+  }
+  return done;
+}
+
+// What the browser can record a voice message in (MediaRecorder), best first; null if none.
+const VOICE_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg"];
+
+/** @returns {string | null} */
+export function pickVoiceMime() {
+  if (typeof MediaRecorder !== "function" || !navigator.mediaDevices?.getUserMedia) return null;
+  for (const m of VOICE_TYPES) {
+    try {
+      if (MediaRecorder.isTypeSupported(m)) return m;
+    } catch {
+      /* old browsers */
+    }
+  }
+  return null;
 }

@@ -1,5 +1,6 @@
 // @ts-check
-// Formatting shared by the dashboard and the widget: sizes, durations, times.
+// Formatting shared by the dashboard and the widget: sizes, durations, times, and the parts
+// of translation both share (placeholders, plural forms).
 
 /** @param {number} n */
 export const pad = (n) => String(n).padStart(2, "0");
@@ -76,4 +77,37 @@ export function uuid() {
   b[8] = (b[8] & 0x3f) | 0x80;
   const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * "{name} печатает…" with {name: "Анна"}; a placeholder without a value stays as it is.
+ * @param {string} text
+ * @param {Record<string, unknown>} [vars]
+ */
+export function interpolate(text, vars) {
+  if (!vars) return text;
+  let s = text;
+  for (const [k, v] of Object.entries(vars)) s = s.split(`{${k}}`).join(String(v));
+  return s;
+}
+
+/** @type {Map<string, Intl.PluralRules>} */
+const rules = new Map();
+
+/**
+ * The plural form of n in a locale: Russian has one / few / many (1 сообщение, 2 сообщения,
+ * 5 сообщений, 21 сообщение), English one / other.
+ * @param {string} locale "ru" | "en"
+ * @param {number} n
+ * @param {{one: string, few?: string, many?: string, other: string}} forms
+ */
+export function plural(locale, n, forms) {
+  const lang = locale === "en" ? "en" : "ru";
+  let pr = rules.get(lang);
+  if (!pr) {
+    pr = new Intl.PluralRules(lang === "en" ? "en-GB" : "ru-RU");
+    rules.set(lang, pr);
+  }
+  const form = /** @type {keyof typeof forms} */ (pr.select(n));
+  return interpolate(forms[form] ?? forms.other, { n });
 }

@@ -10,20 +10,18 @@
 // adds its part (DOM listeners, store subscriptions, frame handlers in app.frames, entry
 // points in app.act). What the first open does not need is imported on demand: files.js
 // with the first attachment, uploads.js with the first file, voice.js with the microphone,
-// kb.js with a first question.
+// kb.js with a first question, identity.js when the shop names its customer, rating.js,
+// history.js and transcript.js when asked for (away.js).
 
 import * as composer from "./composer.js";
 import * as connection from "./connection.js";
 import * as conversation from "./conversation.js";
 import { createApp } from "./core.js";
-import { createExtras } from "./extras.js";
+import { createAway } from "./away.js";
 import { localizeServerText } from "./i18n.js";
-import * as identity from "./identity.js";
 import * as messages from "./messages.js";
-import * as net from "./net.js";
 import * as outbox from "./outbox.js";
 import * as parent from "./parent.js";
-import * as sound from "./sound.js";
 import * as typing from "./typing.js";
 import * as unread from "./unread.js";
 import * as view from "./view.js";
@@ -54,10 +52,10 @@ function applyTranslations() {
 }
 
 applyTranslations();
-for (const feature of [view, net, conversation, typing, unread, sound, outbox, messages]) {
+for (const feature of [view, conversation, typing, unread, outbox, messages]) {
   feature.install(app);
 }
-for (const feature of [connection, identity, composer, parent]) feature.install(app);
+for (const feature of [connection, composer, parent]) feature.install(app);
 
 // Escape closes the innermost thing open, else the panel.
 document.addEventListener("keydown", (ev) => {
@@ -71,10 +69,11 @@ document.addEventListener("keydown", (ev) => {
 });
 
 
-app.extras = createExtras({
+app.extras = createAway({
   t,
   locale,
   api: act.api,
+  fetchStatus: act.fetchStatus,
   storage: app.storage,
   ensureSession: act.ensureSession,
   current: () => ({ ticketId: S.ticketId, status: S.status }),

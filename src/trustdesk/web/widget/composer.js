@@ -3,8 +3,7 @@
 // demand); files chosen, pasted or dropped and the voice recorder hand over to uploads.js
 // and voice.js, loaded the first time they are needed.
 
-import { h } from "../shared/dom.js";
-import { pickVoiceMime } from "../shared/media.js";
+import { h, loadStyle, pickVoiceMime } from "../shared/dom.js";
 import { LIMITS } from "./core.js";
 import { EMOJI } from "./i18n.js";
 
@@ -105,7 +104,10 @@ export function install(app) {
   // Files (uploads.js) and voice (voice.js + uploads.js), on demand.
   let uploads = null;
   function loadUploads() {
-    uploads ||= import("./uploads.js").then((m) => m.install(app));
+    uploads ||= Promise.all([
+      import("./uploads.js"),
+      loadStyle("./uploads.css", import.meta.url),
+    ]).then(([m]) => m.install(app));
     return uploads;
   }
   const uploadFiles = (list, opts) => loadUploads().then((u) => u.uploadFiles(list, opts));
@@ -178,7 +180,12 @@ export function install(app) {
   let recorder = null;
   els.mic.hidden = !pickVoiceMime();
   els.mic.addEventListener("click", async () => {
-    recorder ||= Promise.all([import("./voice.js"), loadUploads()]).then(([voice, u]) =>
+    recorder ||= Promise.all([
+      import("./voice.js"),
+      loadUploads(),
+      loadStyle("./voice.css", import.meta.url),
+      loadStyle("./files.css", import.meta.url), // the player of the preview
+    ]).then(([voice, u]) =>
       voice.createRecorder({
         t: app.t,
         locale,

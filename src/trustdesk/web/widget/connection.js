@@ -302,7 +302,7 @@ export function install(app) {
     act.refreshReceipts();
     act.flushWs();
     act.markSeen();
-    app.extras?.refreshStatus();
+    app.extras?.refreshStatus({ maxAge: 2000 }); // the boot's answer (greeting) if that recent
     app.extras?.syncRating();
   }
 

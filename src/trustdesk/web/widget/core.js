@@ -1,4 +1,4 @@
-// The widget's shared state and plumbing, built once at boot (chat.js) and handed to every
+// The widget's shared state and plumbing (HTTP with the visitor's token included), built once at boot (chat.js) and handed to every
 // feature's install(app). Features never import each other: they read `app.S`, change what
 // is rendered with `app.store.set()` (subscribers re-render), call each other through
 // `app.act`, and receive server frames through the dispatch table `app.frames`.
@@ -109,6 +109,80 @@ const ELEMENTS = {
   toastX: "toast-x",
 };
 
+/** Milliseconds to wait after a 429: Retry-After (at most a minute), else 2 s. */
+export function retryAfterMs(header) {
+  const s = Number(header);
+  return (Number.isFinite(s) && s > 0 ? Math.min(s, 60) : 2) * 1000;
+}
+
+// HTTP to the support API: the visitor's Bearer token, one session at a time.
+function installHttp(app) {
+  const { S, act, storage } = app;
+
+  async function api(path, { method = "GET", body, signal } = {}) {
+    const headers = {};
+    if (S.token) headers.Authorization = `Bearer ${S.token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      credentials: "omit",
+      cache: "no-store",
+    });
+  }
+
+  let sessionCreating = null;
+
+  // One session at a time, however many callers (connect, uploads, forms) ask at once.
+  async function ensureSession() {
+    if (S.token) return true;
+    if (!sessionCreating) {
+      sessionCreating = (async () => {
+        const res = await api("/api/support/session", { method: "POST", body: {} });
+        if (!res.ok) throw new Error(`session ${res.status}`);
+        const data = await res.json();
+        if (typeof data.token !== "string") throw new Error("session: no token");
+        S.token = data.token;
+        storage.set(KEYS.token, S.token);
+        return true;
+      })().finally(() => {
+        sessionCreating = null;
+      });
+    }
+    return sessionCreating;
+  }
+
+  function dropToken() {
+    S.token = null;
+    storage.del(KEYS.token);
+    act.forgetTicket();
+  }
+
+  // GET /api/support/status (operators online, greeting, away message). `maxAge`: an answer
+  // this recent (or still on its way) will do, so the first open asks once, not twice (the
+  // greeting at boot, the away card when the socket is ready).
+  let status = { at: 0, answer: null };
+  function fetchStatus({ maxAge = 0 } = {}) {
+    if (status.answer && Date.now() - status.at < maxAge) return status.answer;
+    const answer = fetch("/api/support/status", { cache: "no-store", credentials: "omit" })
+      .then((res) => (res.ok ? res.json() : null))
+      .catch(() => null);
+    status = { at: Date.now(), answer };
+    return answer;
+  }
+
+  Object.assign(act, {
+    fetchStatus,
+    api,
+    ensureSession,
+    dropToken,
+    retryAfter: (res) => retryAfterMs(res.headers.get("Retry-After")),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  });
+}
+
 export function createApp() {
   const params = new URLSearchParams(location.hash.slice(1));
   const EMBEDDED = window.parent !== window;
@@ -172,5 +246,6 @@ export function createApp() {
       window.parent.postMessage({ source: "trustdesk-frame", ...msg }, PARENT_ORIGIN);
     },
   };
+  installHttp(app);
   return app;
 }

@@ -2,6 +2,8 @@
 // says when the panel opens or closes, on which page, and who the customer is; we tell it
 // (app.postParent) that we are ready, about new messages, the unread count, and "close".
 
+import { KEYS } from "./core.js";
+
 /** A message from the loader we act on, or null (wrong source, origin or shape). */
 export function loaderMessage(ev, { embedded, parentOrigin, parent }) {
   if (!embedded || ev.source !== parent || ev.origin !== parentOrigin) return null;
@@ -13,6 +15,17 @@ export function loaderMessage(ev, { embedded, parentOrigin, parent }) {
 export function install(app) {
   const { S, els, act } = app;
   const where = { embedded: app.EMBEDDED, parentOrigin: app.PARENT_ORIGIN, parent: window.parent };
+
+  // A known customer (identity.js) is loaded when the shop names one; install() replaces
+  // these two entry points with the real ones.
+  let identity = null;
+  const loadIdentity = () => (identity ||= import("./identity.js").then((m) => m.install(app)));
+  act.setIdentity = (user) => {
+    const signedOut = user === null && !app.storage.get(KEYS.identity); // nobody to forget
+    if (signedOut || (user !== null && typeof user !== "object")) return;
+    loadIdentity().then(() => act.setIdentity(user));
+  };
+  act.identify = () => (identity ? identity.then(() => act.identify()) : Promise.resolve());
 
   window.addEventListener("message", (ev) => {
     const d = loaderMessage(ev, where);

@@ -2,7 +2,7 @@
 // stored rows, the scroll position and "new messages" pill, the greeting, the toast.
 // Attachments are drawn by files.js, loaded with the first attachment (a first open has none).
 
-import { h } from "../shared/dom.js";
+import { h, loadStyle } from "../shared/dom.js";
 import { dayKey, hhmm } from "../shared/format.js";
 import { localizeMessage, localizeServerText } from "./i18n.js";
 
@@ -50,7 +50,10 @@ export function install(app) {
     notify: (text) => showToast(text),
   };
   function loadFiles() {
-    files ||= import("./files.js").then((m) => {
+    files ||= Promise.all([
+      import("./files.js"),
+      loadStyle("./files.css", import.meta.url),
+    ]).then(([m]) => {
       lightbox = m.createLightbox(fileCtx);
       els.app.append(lightbox.root);
       return m;
@@ -227,14 +230,9 @@ export function install(app) {
   let greeting = null;
 
   async function loadGreeting() {
-    try {
-      const res = await fetch("/api/support/status", { cache: "no-store", credentials: "omit" });
-      const data = res.ok ? await res.json() : null;
-      if (data && typeof data.greeting === "string") {
-        greeting = localizeServerText(locale, data.greeting);
-      }
-    } catch {
-      /* offline: the built-in greeting */
+    const data = await act.fetchStatus(); // null when offline: the built-in greeting
+    if (data && typeof data.greeting === "string") {
+      greeting = localizeServerText(locale, data.greeting);
     }
     showLocalGreeting();
   }

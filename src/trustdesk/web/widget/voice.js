@@ -1,9 +1,8 @@
 // Voice messages: record with MediaRecorder (Opus in WebM or Ogg), a timer and a live level
 // meter, cancel, listen before sending, at most 5 minutes (then it stops by itself).
 
-import { h as el, svgIcon } from "../shared/dom.js";
+import { h as el, pickVoiceMime, svgIcon } from "../shared/dom.js";
 import { formatDuration } from "../shared/format.js";
-import { pickVoiceMime } from "../shared/media.js";
 import { audioPlayer, ICONS } from "./files.js";
 
 export const MAX_VOICE_SECONDS = 5 * 60;
