@@ -10,10 +10,10 @@ import {
   hhmm,
   interpolate,
   parseTime,
-  plural,
   readJson,
   uuid,
 } from "../../src/trustdesk/web/shared/format.js";
+import { plural } from "../../src/trustdesk/web/shared/i18n.js";
 
 
 test("sizes: one decimal below 100 of a unit, Russian comma, English point", () => {

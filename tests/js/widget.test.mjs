@@ -3,12 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import {
-  backoffMs,
-  headerState,
-  helloFrame,
-  pollUrl,
-} from "../../src/trustdesk/web/widget/connection.js";
+import { backoffMs, headerState, helloFrame } from "../../src/trustdesk/web/widget/connection.js";
+import { pollUrl } from "../../src/trustdesk/web/widget/polling.js";
 import { statusFromNotice } from "../../src/trustdesk/web/widget/conversation.js";
 import { parseIdentity } from "../../src/trustdesk/web/widget/identity.js";
 import { acceptMessage } from "../../src/trustdesk/web/widget/messages.js";

@@ -1,6 +1,5 @@
 // @ts-check
-// Formatting shared by the dashboard and the widget: sizes, durations, times, and the parts
-// of translation both share (placeholders, plural forms).
+// Formatting shared by the dashboard and the widget: sizes, durations, times, placeholders.
 
 /** @param {number} n */
 export const pad = (n) => String(n).padStart(2, "0");
@@ -89,25 +88,4 @@ export function interpolate(text, vars) {
   let s = text;
   for (const [k, v] of Object.entries(vars)) s = s.split(`{${k}}`).join(String(v));
   return s;
-}
-
-/** @type {Map<string, Intl.PluralRules>} */
-const rules = new Map();
-
-/**
- * The plural form of n in a locale: Russian has one / few / many (1 сообщение, 2 сообщения,
- * 5 сообщений, 21 сообщение), English one / other.
- * @param {string} locale "ru" | "en"
- * @param {number} n
- * @param {{one: string, few?: string, many?: string, other: string}} forms
- */
-export function plural(locale, n, forms) {
-  const lang = locale === "en" ? "en" : "ru";
-  let pr = rules.get(lang);
-  if (!pr) {
-    pr = new Intl.PluralRules(lang === "en" ? "en-GB" : "ru-RU");
-    rules.set(lang, pr);
-  }
-  const form = /** @type {keyof typeof forms} */ (pr.select(n));
-  return interpolate(forms[form] ?? forms.other, { n });
 }

@@ -141,8 +141,11 @@ export function createAway(ctx) {
   // Called whenever the ticket or its status changes.
   function syncRating() {
     renderAway(); // the away card steps aside while the ticket is closed
-    if (!lazy.rating && ctx.current().status !== "closed") return; // nothing asked yet
-    return load("rating").then((r) => r.sync());
+    const { ticketId, status } = ctx.current();
+    if (!lazy.rating && status !== "closed") return undefined; // nothing asked yet
+    // The first time, the list (rated on another device?) is asked while rating.js loads.
+    const early = lazy.rating || !ticketId ? null : { ticketId, res: ctx.api("/api/support/tickets").catch(() => null) };
+    return load("rating").then((r) => r.sync(early));
   }
 
   const tBtn = $("transcript-btn");

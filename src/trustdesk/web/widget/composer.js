@@ -5,7 +5,6 @@
 
 import { h, loadStyle, pickVoiceMime } from "../shared/dom.js";
 import { LIMITS } from "./core.js";
-import { EMOJI } from "./i18n.js";
 
 /** Whether the composer's text can be sent. */
 export function canSend(text, max = LIMITS.MAX_CHARS) {
@@ -70,13 +69,18 @@ export function install(app) {
     els.input.focus();
   }
 
-  // Emoji panel.
-  for (const emoji of EMOJI) {
-    const b = h("button", "emoji", emoji);
-    b.type = "button";
-    b.setAttribute("aria-label", emoji);
-    b.addEventListener("click", () => insertAtCursor(emoji));
-    els.emojiPanel.append(b);
+  // Emoji panel: its buttons are made when it first opens (emoji.js).
+  let emojiMade = null;
+  function makeEmoji() {
+    emojiMade ||= import("./emoji.js").then(({ EMOJI }) => {
+      for (const emoji of EMOJI) {
+        const b = h("button", "emoji", emoji);
+        b.type = "button";
+        b.setAttribute("aria-label", emoji);
+        b.addEventListener("click", () => insertAtCursor(emoji));
+        els.emojiPanel.append(b);
+      }
+    });
   }
 
   function insertAtCursor(text) {
@@ -89,6 +93,7 @@ export function install(app) {
   }
 
   function toggleEmoji(show = els.emojiPanel.hidden) {
+    if (show) makeEmoji();
     els.emojiPanel.hidden = !show;
     els.emojiBtn.setAttribute("aria-expanded", String(show));
     els.emojiBtn.classList.toggle("is-active", show);

@@ -1,6 +1,6 @@
 // The connection: WebSocket first (hello with `since` = the highest stored id we have, so
 // the server replays only what we miss), long polling (GET .../messages/{id}?after=N) when
-// a WebSocket cannot be had, heartbeat, reconnect with backoff. Server frames go to the
+// a WebSocket cannot be had (polling.js, loaded then), heartbeat, reconnect with backoff. Server frames go to the
 // features through the dispatch table (app.frames). The header status and the banner are
 // drawn from the connection mode and the operators online.
 
@@ -17,11 +17,6 @@ export function helloFrame({ token, ticketId, lastId, sinceOverride, pageUrl }) 
   const hello = { type: "hello", token, ticketId, since: sinceOverride ?? lastId };
   if (pageUrl) hello.page_url = pageUrl;
   return hello;
-}
-
-/** The long poll's URL for a ticket after the highest stored id. */
-export function pollUrl(ticketId, lastId, waitS = LIMITS.LONG_POLL_WAIT_S) {
-  return `/api/support/messages/${encodeURIComponent(ticketId)}?after=${lastId}&wait=${waitS}`;
 }
 
 /** What the header says: connecting until we know, then operators online or not. */
@@ -313,13 +308,19 @@ export function install(app) {
   });
   frames.on("presence", (f) => setOperators(f.operators_online));
 
-  // --- long polling: GET /api/support/messages/{id}?after=N&wait=25, sends by POST -------
+  // --- long polling (polling.js): started, stopped, woken from here --------------------
+
+  // polling.js, loaded the first time a WebSocket cannot be had.
+  let poller = null;
 
   function startPolling() {
     if (conn.polling) return;
     conn.polling = true;
     setMode("polling");
-    pollLoop();
+    poller ||= import("./polling.js").then((m) =>
+      m.createPoller(app, conn, { setMode, setOperators, scheduleConnect, backoff }),
+    );
+    poller.then((p) => p.loop());
   }
 
   function stopPolling() {
@@ -333,79 +334,6 @@ export function install(app) {
     const wake = conn.pollWake;
     conn.pollWake = null;
     wake?.();
-  }
-
-  function pollPause(ms) {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      conn.pollWake = done;
-    });
-  }
-
-  async function pollLoop() {
-    let failures = 0;
-    let statusCheckedAt = 0;
-    while (conn.polling) {
-      if (navigator.onLine === false) {
-        conn.polling = false;
-        setMode("offline");
-        return;
-      }
-      try {
-        if (S.mode !== "polling") setMode("polling");
-        if (Date.now() - statusCheckedAt > 30000) {
-          statusCheckedAt = Date.now();
-          const data = await app.extras.refreshStatus();
-          if (data) setOperators(data.operators_online);
-        }
-        await act.flushHttp();
-        if (!S.ticketId) {
-          await pollPause(LIMITS.LONG_POLL_WAIT_S * 1000);
-          continue;
-        }
-        conn.pollAbort = new AbortController();
-        const tid = S.ticketId;
-        const res = await act.api(pollUrl(tid, S.lastId), { signal: conn.pollAbort.signal });
-        if (res.status === 404) {
-          if (tid === S.ticketId) act.forgetTicket();
-          continue;
-        }
-        if (res.status === 401) {
-          act.dropToken();
-          await act.ensureSession();
-          continue;
-        }
-        if (res.status === 429) {
-          await pollPause(act.retryAfter(res));
-          continue;
-        }
-        if (!res.ok) throw new Error(`poll ${res.status}`);
-        const data = await res.json();
-        if (tid !== S.ticketId) continue;
-        act.setStatus(data.status);
-        for (const m of data.messages || []) act.handleMessage(m);
-        failures = 0;
-      } catch (err) {
-        if (!conn.polling) return;
-        if (err?.name === "AbortError") continue;
-        failures += 1;
-        if (err instanceof TypeError && typeof WebSocket === "function") {
-          // The server is not answering HTTP either: it is down, not WebSocket being
-          // blocked. Go back to reconnecting the socket (with backoff).
-          conn.polling = false;
-          conn.wsFailures = 0;
-          setMode("waiting");
-          scheduleConnect(backoff());
-          return;
-        }
-        setMode("waiting");
-        await pollPause(Math.min(10000, 1000 * 2 ** Math.min(failures, 4)));
-      }
-    }
   }
 
   window.addEventListener("online", () => {

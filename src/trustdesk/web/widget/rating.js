@@ -134,7 +134,8 @@ export function createRating(ctx) {
   }
 
   // Called whenever the ticket or its status changes.
-  async function syncRating() {
+  // `early`: {ticketId, res}, the list asked for while this module loaded (away.js).
+  async function syncRating(early = null) {
     const { ticketId, status } = ctx.current();
     if (!ticketId || status !== "closed") {
       if (rateTicket && (rateTicket !== ticketId || status === "open")) hideRating();
@@ -146,8 +147,8 @@ export function createRating(ctx) {
       // Rated from another device or tab? The list knows.
       S.checkedRating.add(ticketId);
       try {
-        const res = await ctx.api("/api/support/tickets");
-        if (res.ok) {
+        const res = await (early?.ticketId === ticketId ? early.res : ctx.api("/api/support/tickets"));
+        if (res?.ok) {
           const mine = ((await res.json()).tickets || []).find((x) => x.ticketId === ticketId);
           if (mine && mine.rating) {
             markRated(ticketId, mine.rating);
