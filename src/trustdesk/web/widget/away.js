@@ -28,6 +28,9 @@ export function createAway(ctx) {
     emailEnabled: false,
     contact: ctx.storage.get("trustdesk.contact") || "",
   };
+  const tBtn = $("transcript-btn");
+  const sheet = $("sheet");
+  let prefetch = 0; // the timer that loads rating.js ahead (prefetchRating)
 
   // ------------------------------------------------------------------------------ away + email
 
@@ -138,19 +141,29 @@ export function createAway(ctx) {
     return lazy[name];
   }
 
+  // A conversation can be closed at any moment: have rating.js at hand by then, loaded a
+  // moment after there is one (so never on a first open, which has none).
+  function prefetchRating() {
+    if (!prefetch && !lazy.rating && ctx.current().ticketId) {
+      prefetch = setTimeout(() => load("rating"), 1500);
+    }
+  }
+
   // Called whenever the ticket or its status changes.
   function syncRating() {
     renderAway(); // the away card steps aside while the ticket is closed
     const { ticketId, status } = ctx.current();
     if (!lazy.rating && status !== "closed") return undefined; // nothing asked yet
     // The first time, the list (rated on another device?) is asked while rating.js loads.
-    const early = lazy.rating || !ticketId ? null : { ticketId, res: ctx.api("/api/support/tickets").catch(() => null) };
+    const early =
+      lazy.rating || !ticketId
+        ? null
+        : { ticketId, res: ctx.api("/api/support/tickets").catch(() => null) };
     return load("rating").then((r) => r.sync(early));
   }
 
-  const tBtn = $("transcript-btn");
-  const sheet = $("sheet");
   function renderTranscriptButton() {
+    prefetchRating(); // called whenever the conversation changes
     tBtn.hidden = !(X.emailEnabled && ctx.current().ticketId);
     if (tBtn.hidden && !sheet.hidden) loaded.transcript?.closeSheet();
   }

@@ -10,8 +10,9 @@
 // adds its part (DOM listeners, store subscriptions, frame handlers in app.frames, entry
 // points in app.act). What the first open does not need is imported on demand: files.js
 // with the first attachment, uploads.js with the first file, voice.js with the microphone,
-// kb.js with a first question, identity.js when the shop names its customer, rating.js,
-// history.js and transcript.js when asked for (away.js).
+// emoji.js with the emoji panel, kb.js with a first question, polling.js when a WebSocket
+// cannot be had, identity.js when the shop names its customer, rating.js, history.js and
+// transcript.js when asked for (away.js).
 
 import * as composer from "./composer.js";
 import * as connection from "./connection.js";

@@ -1,7 +1,8 @@
-// The widget's shared state and plumbing (HTTP with the visitor's token included), built once at boot (chat.js) and handed to every
-// feature's install(app). Features never import each other: they read `app.S`, change what
-// is rendered with `app.store.set()` (subscribers re-render), call each other through
-// `app.act`, and receive server frames through the dispatch table `app.frames`.
+// The widget's shared state and plumbing (HTTP with the visitor's token included), built
+// once at boot (chat.js) and handed to every feature's install(app). Features do not reach
+// into each other (they import at most each other's pure functions): they read `app.S`,
+// change what is drawn with `app.store.set()` (subscribers redraw), call each other's entry
+// points on `app.act`, and receive server frames through the dispatch table `app.frames`.
 
 import { createDispatch, createStore } from "../shared/store.js";
 import { readJson } from "../shared/format.js";
