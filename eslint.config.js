@@ -31,12 +31,6 @@ export default [
     },
   },
   {
-    // Two leftovers in the dashboard's big file, removed when the lead splits it (other
-    // branches edit it meanwhile): warnings until then.
-    files: ["src/trustdesk/web/admin/app.js"],
-    rules: { "no-unused-vars": ["warn", { varsIgnorePattern: "^_", caughtErrors: "none" }] },
-  },
-  {
     files: ["src/trustdesk/web/admin/sw.js"],
     languageOptions: { globals: { ...globals.serviceworker } },
   },

@@ -106,6 +106,19 @@ async def _first_operator(settings: Settings) -> None:
     )
 
 
+def _migrate_in_child(settings: Settings) -> None:
+    """Migrate in a forked child: Alembic (12 MB) never loads into the serving process."""
+    import multiprocessing
+
+    from trustdesk.store.db import run_migrations
+
+    child = multiprocessing.get_context("fork").Process(target=run_migrations, args=(settings,))
+    child.start()
+    child.join()
+    if child.exitcode:
+        sys.exit(f"error: the database migration failed (exit code {child.exitcode})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="trustdesk", description="TrustDesk live-chat support")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,7 +214,9 @@ def main(argv: list[str] | None = None) -> None:
                 "error: --workers > 1 needs TRUSTDESK_REDIS_URL (the workers share events "
                 "through Redis) and, for real load, TRUSTDESK_DATABASE_URL on PostgreSQL"
             )
-        run_migrations(settings)
+        if args.workers == 1:
+            import trustdesk.app  # noqa: F401 - loaded once, before the fork below shares it
+        _migrate_in_child(settings)
         settings.resolved_secret_key  # noqa: B018 - generate and keep it before workers fork
         if settings.create_first_operator:
             asyncio.run(_first_operator(settings))

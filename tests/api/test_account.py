@@ -20,11 +20,11 @@ import pytest
 from alembic import command
 from alembic.config import Config
 
-from tests.api.test_customers import Mailbox
 from tests.support.clients import OperatorClient
 from tests.support.inspect_db import query
 from tests.support.server import ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, ServerProcess
 from tests.support.services import Postgres
+from tests.support.smtp import Mailbox
 from trustdesk.config import Settings
 from trustdesk.store.db import MIGRATIONS, run_migrations
 

@@ -3,54 +3,25 @@ SQLite and PostgreSQL, against a real server with a real Redis and a real SMTP s
 
 from __future__ import annotations
 
-import email
 import itertools
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from email.message import Message as EmailMessage
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.support.clients import OperatorClient
 from tests.support.inspect_db import query
 from tests.support.server import ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, ServerProcess
 from tests.support.services import Postgres, Redis, free_port
+from tests.support.smtp import Mailbox
 
 AGENT_EMAIL = "agent@trust.store"
 AGENT_PASSWORD = "agent password for the selftest"  # noqa: S105 - test fixture
 NAMES = ["database", "public_url", "smtp", "push", "redis", "disk", "descriptors", "clock"]
 _n = itertools.count()
-
-
-class Mailbox:
-    """A real local SMTP server (aiosmtpd) that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.arrived = threading.Condition()
-        box = self
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-                with box.arrived:
-                    box.messages.append(email.message_from_bytes(envelope.content))
-                    box.arrived.notify_all()
-                return "250 OK"
-
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-
-    def wait_for(self, count: int, timeout: float = 15) -> list[EmailMessage]:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.messages) >= count, timeout), (
-                f"expected {count} emails, got {len(self.messages)}"
-            )
-            return list(self.messages)
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,8 @@ import secrets
 import smtplib
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import pyotp
-import segno
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, select, update
 
 from trustdesk.actions import audit
@@ -32,6 +30,9 @@ from trustdesk.actions.operators import check_password_rules, end_sessions, hash
 from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
 from trustdesk.store.models import AppSetting, Operator, PasswordReset, RecoveryCode, utcnow
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,12 @@ async def change_password(rt: Runtime, operator_id: int, password: str, keep_ses
 # ------------------------------------------------------------------ TOTP
 
 
+# pyotp, segno and cryptography (13 MB) are loaded by the first two-factor login or set-up.
+
+
 def _fernet(settings: Settings) -> Fernet:
+    from cryptography.fernet import Fernet
+
     key = hashlib.sha256(b"trustdesk totp\0" + settings.resolved_secret_key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(key))
 
@@ -230,6 +236,8 @@ def _fernet(settings: Settings) -> Fernet:
 def _secret_of(settings: Settings, op: Operator) -> str | None:
     if not op.totp_secret:
         return None
+    from cryptography.fernet import InvalidToken
+
     try:
         return _fernet(settings).decrypt(op.totp_secret.encode()).decode()
     except InvalidToken:  # the secret key changed: the operator sets TOTP up again
@@ -260,6 +268,9 @@ async def totp_setup(rt: Runtime, operator_id: int) -> dict[str, str]:
     op = await load(rt, operator_id)
     if op.totp_enabled_at is not None:
         raise Conflict("two-factor login is already on: turn it off first", "totp_enabled")
+    import pyotp
+    import segno
+
     secret = pyotp.random_base32()
     async with rt.store.transaction() as tx:
         row = await tx.session.get(Operator, operator_id)
@@ -272,6 +283,8 @@ async def totp_setup(rt: Runtime, operator_id: int) -> dict[str, str]:
 
 def _code_step(secret: str, code: str) -> int | None:
     """The 30-second step `code` belongs to (this one, or one either side), or None."""
+    import pyotp
+
     totp = pyotp.TOTP(secret)
     now = int(time.time()) // totp.interval
     for step in (now, now - 1, now + 1):

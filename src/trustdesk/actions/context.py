@@ -20,15 +20,16 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from trustdesk.actions.errors import NotFound
 from trustdesk.actions.runtime import Runtime
 from trustdesk.actions.tickets import ticket_by_number
 from trustdesk.store.models import Visitor
+
+if TYPE_CHECKING:
+    pass
 
 MAX_ORDERS = 20
 MAX_BODY = 256 * 1024  # bytes read from the hook at most
@@ -77,6 +78,8 @@ def parse_orders(payload: object) -> list[dict[str, Any]]:
 async def _call(url: str, secret: str, user_id: str, seconds: float) -> list[dict[str, Any]]:
     body = json.dumps({"user_id": user_id, "ts": int(time.time())}).encode()
     headers = {"Content-Type": "application/json", "X-TrustDesk-Signature": sign(secret, body)}
+    import httpx
+
     async with (
         httpx.AsyncClient(timeout=seconds, follow_redirects=False, trust_env=False) as client,
         client.stream("POST", url, content=body, headers=headers) as r,
@@ -115,6 +118,8 @@ async def orders_for(rt: Runtime, user_id: str) -> dict[str, Any]:
     elif urlsplit(url).scheme not in ("http", "https"):
         error = "TRUSTDESK_CONTEXT_URL is not an http(s) URL"
     else:
+        import httpx  # (12 MB: only where an order hook is set)
+
         timeout = rt.settings.context_timeout_seconds
         try:
             async with asyncio.timeout(timeout):  # the whole call, not each phase

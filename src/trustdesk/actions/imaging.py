@@ -26,8 +26,6 @@ from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
-
 from trustdesk.actions.errors import Invalid, RateLimited
 from trustdesk.config import Settings
 
@@ -147,6 +145,8 @@ def measure(data: bytes, ext: str, stop_after: int = 1 << 30) -> tuple[int, int,
         return _png(data)
     if ext == "webp":
         return _webp(data)
+    from PIL import Image, UnidentifiedImageError  # here and in the workers only: 11 MB
+
     try:  # JPEG: Pillow reads the markers up to the scan, nothing more
         with Image.open(io.BytesIO(data)) as img:
             return img.width, img.height, 1
@@ -174,6 +174,8 @@ def clean(data: bytes, ext: str) -> tuple[bytes, int, int]:
     """Decode fully (or refuse), apply the EXIF orientation, and re-encode without any
     metadata: EXIF (GPS included), XMP and text chunks never reach anyone else.
     Runs in a worker process (see ImagePool)."""
+    from PIL import Image, ImageOps
+
     with Image.open(io.BytesIO(data)) as img:
         img.load()
         if ext == "gif" and getattr(img, "n_frames", 1) > 1:
@@ -201,6 +203,8 @@ def _work(conn: Connection, data: bytes, ext: str, budget: Budget) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (budget.memory_bytes, budget.memory_bytes))
     cpu = int(budget.seconds) + 2  # a backstop if the server is gone
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    from PIL import Image, UnidentifiedImageError
+
     Image.MAX_IMAGE_PIXELS = budget.max_pixels
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     conn.send(("started",))
@@ -222,6 +226,18 @@ def _work(conn: Connection, data: bytes, ext: str, budget: Budget) -> None:
     conn.send(result)
 
 
+# Loaded once by the fork server, not by each worker (nor by the web server): Pillow and the
+# decoders of the formats we take, which Image.open would otherwise import in every worker.
+_PRELOAD = (
+    "PIL.Image",
+    "PIL.ImageOps",
+    "PIL.JpegImagePlugin",
+    "PIL.PngImagePlugin",
+    "PIL.GifImagePlugin",
+    "PIL.WebPImagePlugin",
+    "PIL.BmpImagePlugin",  # (Image.preinit loads these two as well)
+    "PIL.PpmImagePlugin",
+)
 START_SECONDS = 30.0  # for the worker to start (the first one starts the fork server)
 
 
@@ -246,7 +262,7 @@ class ImagePool:
                 self._workers = workers
             if self._context is None:
                 ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload([__name__])  # PIL and this module, loaded once
+                ctx.set_forkserver_preload([__name__, *_PRELOAD])
                 self._context = ctx
             return self._threads
 

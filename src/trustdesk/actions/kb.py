@@ -28,11 +28,9 @@ from collections import Counter
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nh3
 import Stemmer  # type: ignore[import-not-found]
-from markdown_it import MarkdownIt
 from sqlalchemy import delete, func, select
 
 from trustdesk.actions import attachments, customers, imaging
@@ -42,6 +40,9 @@ from trustdesk.actions.runtime import Runtime
 from trustdesk.store.db import Tx
 from trustdesk.store.models import KbArticle, KbEvent, KbTerm, Operator, Visitor, utcnow
 from trustdesk.store.raw import Sql
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 LOCALES = ("ru", "en")
 MAX_TITLE = 200
@@ -61,9 +62,6 @@ EVENT_KINDS = ("helped", "not_helped", "suggested", "no_results")
 
 # ---------------------------------------------------------------- rendering
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
-    ["table", "strikethrough"]
-)
 _TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "s", "code",
     "pre", "blockquote", "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr", "th",
@@ -80,9 +78,20 @@ def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
     return value
 
 
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+        ["table", "strikethrough"]
+    )
+
+
 def render(body: str) -> tuple[str, str]:
     """(clean HTML, plain text) of an article's Markdown."""
-    raw = _md.render(body)
+    import nh3  # the renderer is loaded by the first article written or previewed
+
+    raw = _markdown().render(body)
     clean = nh3.clean(
         raw,
         tags=_TAGS,

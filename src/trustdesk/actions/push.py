@@ -9,11 +9,9 @@ import asyncio
 import base64
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
-from py_vapid import Vapid02
 from sqlalchemy import delete, select
 
 from trustdesk.actions.errors import Invalid
@@ -22,10 +20,15 @@ from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
 from trustdesk.store.models import Operator, PushSubscription
 
+if TYPE_CHECKING:
+    from py_vapid import Vapid02
+
 log = logging.getLogger(__name__)
 
 
 def _vapid(settings: Settings) -> Vapid02:
+    from py_vapid import Vapid02  # with cryptography: 7 MB, loaded by the first push or key
+
     path = settings.data_dir / "vapid_private.pem"
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -38,6 +41,8 @@ def _vapid(settings: Settings) -> Vapid02:
 
 def public_key(settings: Settings) -> str:
     """The application server key for PushManager.subscribe (base64url, uncompressed point)."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = _vapid(settings).public_key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )

@@ -35,10 +35,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import CursorResult, delete, func, select, update
 
 from trustdesk.actions import audit, metrics, texts
@@ -47,6 +46,10 @@ from trustdesk.actions.messages import iso, message_json
 from trustdesk.actions.recent import Recent
 from trustdesk.actions.runtime import Runtime
 from trustdesk.config import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
 from trustdesk.store.models import (
     Operator,
     SupportMessage,
@@ -452,6 +455,8 @@ def _body(c: Claimed, timestamp: int) -> bytes:
 
 
 async def _attempt(rt: Runtime, client: httpx.AsyncClient, c: Claimed) -> None:
+    import httpx  # (loaded with the client)
+
     status: int | None = None
     error: str | None = None
     if not host_allowed(rt.settings, c.url):
@@ -585,18 +590,28 @@ class WebhookWorker:
 
     async def _run(self) -> None:
         settings = self.rt.settings
-        timeout = httpx.Timeout(settings.webhook_timeout_seconds)
-        async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, trust_env=False
-        ) as client:
+        client: httpx.AsyncClient | None = None  # made (httpx loaded) with the first webhook
+        try:
             while True:
                 self._wake.clear()
                 delay = settings.webhook_poll_seconds
                 try:
-                    due = await self.run_once(client)
+                    if client is None and await any_webhooks(self.rt):
+                        client = _client(settings)
+                    due = await self.run_once(client) if client is not None else None
                     if due is not None:
                         delay = min(delay, max(0.0, (due - utcnow()).total_seconds()))
                 except Exception:
                     log.exception("webhook worker pass failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+
+def _client(settings: Settings) -> httpx.AsyncClient:
+    import httpx
+
+    timeout = httpx.Timeout(settings.webhook_timeout_seconds)
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
