@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15 nodejs dovecot-imapd
+APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15 nodejs npm dovecot-imapd
 
 .PHONY: run test test-fast test-long lint bench deps system-deps clean
 
@@ -33,7 +33,12 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-lint: deps
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: deps node_modules/.installed  ## Python: ruff, mypy, bandit; JavaScript: eslint (pinned)
+	npx --no-install eslint src/trustdesk/web tests/js
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
@@ -54,7 +59,7 @@ bench: deps system-deps  ## load benchmarks; figures go to docs/benchmarks.md
 	.venv/bin/python -m bench.run
 
 clean:
-	rm -rf .venv $(TOOLS) data
+	rm -rf .venv $(TOOLS) data node_modules
 
 # Supply chain (see SECURITY.md, "Supply chain"): known vulnerabilities in every locked
 # dependency (pip-audit on the lock file, all groups; --strict: a package that could not be

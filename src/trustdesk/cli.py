@@ -237,6 +237,9 @@ def main(argv: list[str] | None = None) -> None:
             # memory per idle widget) than the bytes it saves.
             ws_per_message_deflate=False,
             proxy_headers=True,
+            # No "server: uvicorn" on every answer: it tells nothing a client needs, and the
+            # widget's first open is ~20 files (bench/widget_weight.py counts the bytes).
+            server_header=False,
             # Connections that do not finish their headers in time are closed (slowloris).
             http=header_timeout_protocol(settings.header_timeout_seconds),
         )

@@ -37,6 +37,10 @@ _TYPES = {
 }
 # `from "./x.js"`, `import "./x.js"`, `import("./x.js")` in a module; src/href in the page.
 _IMPORT = re.compile(r'((?:\bfrom|\bimport)\s*\(?\s*)"\./([\w-]+\.js)"')
+# `from "../shared/x.js"`: the front end's shared core (web/shared/), served at /shared/.
+_SHARED_IMPORT = re.compile(r'((?:\bfrom|\bimport)\s*\(?\s*)"\.\./shared/([\w-]+\.js)"')
+# `loadStyle("./x.css", ...)` in a module: a stylesheet loaded with its feature.
+_STYLE_REF = re.compile(r'(\bloadStyle\(\s*)"\./([\w-]+\.css)"')
 _PAGE_REF = re.compile(r'((?:src|href)=)"([\w-]+\.(?:js|css))"')
 
 
@@ -63,8 +67,11 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 class HashedFiles:
     """One folder's files, in memory, with a hashed name for every module and stylesheet."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, shared: HashedFiles | None = None) -> None:
+        """`shared`: the folder `../shared/` imports point at (hashed first: its names are
+        part of the importing modules' content, hence of their hashes)."""
         self.directory = directory
+        self.shared = shared
         self._sources = {
             p.name: p.read_bytes()
             for p in sorted(directory.iterdir())
@@ -92,7 +99,17 @@ class HashedFiles:
             ref = m.group(2)
             return f'{m.group(1)}"{"./" if pattern is _IMPORT else ""}{self.hashed.get(ref, ref)}"'
 
-        return pattern.sub(sub, text).encode("utf-8")
+        text = pattern.sub(sub, text)
+        if pattern is _IMPORT:
+            text = _STYLE_REF.sub(
+                lambda m: f'{m.group(1)}"./{self.hashed.get(m.group(2), m.group(2))}"', text
+            )
+        if self.shared is not None and pattern is _IMPORT:
+            known = self.shared.hashed
+            text = _SHARED_IMPORT.sub(
+                lambda m: f'{m.group(1)}"../shared/{known.get(m.group(2), m.group(2))}"', text
+            )
+        return text.encode("utf-8")
 
     def _hash(self, name: str, stack: tuple[str, ...]) -> str:
         """Hash after the imports' own names are known (depth first), so the name of chat.js
@@ -102,7 +119,8 @@ class HashedFiles:
         if name in stack:
             raise ValueError(f"import cycle through {name}: hashed names need a tree")
         text = self._sources[name].decode("utf-8")
-        for dep in _IMPORT.findall(text) if name.endswith(".js") else ():
+        deps = [*_IMPORT.findall(text), *_STYLE_REF.findall(text)] if name.endswith(".js") else []
+        for dep in deps:
             if dep[1] in self._sources:
                 self._hash(dep[1], (*stack, name))
         digest = hashlib.sha256(self._rewrite(name, self._sources[name])).hexdigest()[:10]
@@ -114,7 +132,13 @@ class HashedFiles:
         asset = self.files.get(name)
         if asset is None:
             return Response("Not Found", status_code=404, media_type="text/plain")
-        headers = {"ETag": asset.etag, "Cache-Control": asset.cache_control}
+        # The frame says no-referrer itself (<meta>); its files say the same, which is also
+        # the shortest value of a header sent with each of them.
+        headers = {
+            "ETag": asset.etag,
+            "Cache-Control": asset.cache_control,
+            "Referrer-Policy": "no-referrer",
+        }
         if _matches(if_none_match, asset.etag):
             return Response(status_code=304, headers=headers)
         return Response(asset.body, media_type=asset.media_type, headers=headers)
@@ -123,7 +147,7 @@ class HashedFiles:
 # ---------------------------------------------------------------------------------------------
 # Compression
 
-PAGE_PREFIXES = ("/widget/", "/admin/", "/demo/", "/i18n/")
+PAGE_PREFIXES = ("/widget/", "/shared/", "/admin/", "/demo/", "/i18n/")
 PAGE_PATHS = frozenset({"/", "/widget.js", "/admin", "/admin/"})
 _COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 MIN_SIZE = 512  # below this the headers outweigh the saving

@@ -1,41 +1,9 @@
 // Tiny DOM helpers. User data only ever goes in through textContent / text nodes.
 
-/**
- * h("div", {class: "x", onclick: fn, "aria-label": "..."}, child, "text", [more])
- * Strings become text nodes (never parsed as HTML); null / false children are skipped.
- */
-export function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  if (attrs) {
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key.startsWith("on") && typeof value === "function") {
-        el.addEventListener(key.slice(2), value);
-      } else if (key === "class") {
-        el.className = value;
-      } else if (key === "dataset") {
-        Object.assign(el.dataset, value);
-      } else if (key === "value") {
-        el.value = value;
-      } else if (key === "checked" || key === "disabled" || key === "selected" || key === "hidden") {
-        el[key] = Boolean(value);
-      } else {
-        el.setAttribute(key, value === true ? "" : String(value));
-      }
-    }
-  }
-  append(el, children);
-  return el;
-}
+// h (the one element helper, shared with the widget) and its child appender.
+import { append, h } from "../shared/dom.js";
 
-function append(el, children) {
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) continue;
-    if (Array.isArray(child)) append(el, child);
-    else if (child instanceof Node) el.appendChild(child);
-    else el.appendChild(document.createTextNode(String(child)));
-  }
-}
+export { h };
 
 export function clear(el) {
   while (el.firstChild) el.removeChild(el.firstChild);

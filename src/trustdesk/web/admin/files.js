@@ -6,35 +6,15 @@
 import { fileUrl } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 import { getLang, t } from "./i18n.js";
+import { fileProblem, MAX_FILE_BYTES } from "../shared/files.js";
+import { formatSize as sharedFormatSize } from "../shared/format.js";
 
-export const MAX_FILE_BYTES = 10 * 1024 * 1024; // the server's documented default limit
+export { MAX_FILE_BYTES };
 export const VOICE_MAX_MS = 5 * 60 * 1000;
 export const ACCEPT = "image/png,image/jpeg,image/gif,image/webp,application/pdf,audio/webm,audio/ogg,.png,.jpg,.jpeg,.gif,.webp,.pdf,.webm,.ogg,.oga,.opus";
-const ALLOWED_TYPES = new Set([
-  "image/png",
-  "image/jpeg",
-  "image/gif",
-  "image/webp",
-  "application/pdf",
-  "audio/webm",
-  "audio/ogg",
-  "video/webm", // some systems label .webm audio as video
-  "application/ogg",
-]);
-
 /** "1,2 МБ" / "1.2 MB" */
 export function formatSize(bytes) {
-  const n = Number(bytes) || 0;
-  const ru = getLang() !== "en";
-  const units = ru ? ["Б", "КБ", "МБ", "ГБ"] : ["B", "KB", "MB", "GB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  const num = i === 0 || v >= 100 ? String(Math.round(v)) : v.toFixed(1).replace(/\.0$/, "");
-  return `${ru ? num.replace(".", ",") : num} ${units[i]}`;
+  return sharedFormatSize(bytes, getLang());
 }
 
 /** "0:07" */
@@ -45,11 +25,8 @@ export function formatClock(ms) {
 
 /** Why a picked file cannot be sent (before uploading it), or null. */
 export function checkFile(file) {
-  if (!file.size) return t("error.empty_file");
-  if (file.size > MAX_FILE_BYTES) return t("error.file_too_large");
-  const type = (file.type || "").split(";")[0].trim().toLowerCase();
-  if (type && !ALLOWED_TYPES.has(type)) return t("error.unsupported_type");
-  return null;
+  const problem = fileProblem(file, MAX_FILE_BYTES);
+  return problem ? t(`error.${problem}`) : null;
 }
 
 /** The list's one-line preview of a file / voice message, or null for text. */

@@ -3,22 +3,10 @@
 // Downloads need the visitor's Bearer token, so every file is fetched with it and shown from
 // a blob: URL (the CSP allows img-src/media-src blob:). User text only ever goes in as text.
 
-const SVG_NS = "http://www.w3.org/2000/svg";
+import { h as el, svgIcon } from "../shared/dom.js";
+import { formatDuration, formatSize } from "../shared/format.js";
 
-export function svgIcon(d, size = 20, cls = "") {
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", String(size));
-  svg.setAttribute("height", String(size));
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  if (cls) svg.setAttribute("class", cls);
-  const path = document.createElementNS(SVG_NS, "path");
-  path.setAttribute("fill", "currentColor");
-  path.setAttribute("d", d);
-  svg.append(path);
-  return svg;
-}
+export { formatDuration, formatSize, svgIcon };
 
 export const ICONS = {
   play: "M8 5.14v13.72a1 1 0 0 0 1.52.85l11.02-6.86a1 1 0 0 0 0-1.7L9.52 4.29A1 1 0 0 0 8 5.14Z",
@@ -29,30 +17,6 @@ export const ICONS = {
   retry: "M17.65 6.35A7.96 7.96 0 0 0 12 4a8 8 0 1 0 7.74 10h-2.08A6 6 0 1 1 12 6c1.66 0 3.14.69 4.22 1.78L13 11h7V4l-2.35 2.35Z",
   mic: "M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3Zm5.3-3a.75.75 0 0 1 1.5 0A6.8 6.8 0 0 1 12.75 17.7V20h2.5a.75.75 0 0 1 0 1.5h-6.5a.75.75 0 0 1 0-1.5h2.5v-2.3A6.8 6.8 0 0 1 5.2 11a.75.75 0 0 1 1.5 0 5.3 5.3 0 0 0 10.6 0Z",
 };
-
-// ---------------------------------------------------------------------------------------------
-// Formatting.
-
-export function formatSize(bytes, locale) {
-  const n = Number(bytes) || 0;
-  const units = locale === "en" ? ["B", "KB", "MB", "GB"] : ["Б", "КБ", "МБ", "ГБ"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  const digits = i === 0 || v >= 10 ? 0 : 1;
-  const num = v.toLocaleString(locale === "en" ? "en-GB" : "ru-RU", {
-    maximumFractionDigits: digits,
-  });
-  return `${num} ${units[i]}`;
-}
-
-export function formatDuration(seconds) {
-  const s = Math.max(0, Math.floor(Number.isFinite(seconds) ? seconds : 0));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}
 
 function extOf(name, mime) {
   const m = /\.([a-z0-9]{1,5})$/i.exec(name || "");
@@ -161,13 +125,6 @@ export function uploadError(t, status, body) {
 
 // ---------------------------------------------------------------------------------------------
 // Rendering an attachment inside a bubble.
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 // ctx: { t, locale, token(): string, openImage(att, url) }
 export function renderAttachment(att, ctx) {

@@ -1,6 +1,8 @@
 // TrustDesk widget texts. Russian is the default; English is chosen by the embed tag's
 // data-locale="en" or by a browser language starting with "en".
 
+import { interpolate } from "../shared/format.js";
+
 const STRINGS = {
   ru: {
     frameTitle: "Чат поддержки",
@@ -244,9 +246,7 @@ export function detectLocale(requested, browserLanguage) {
 export function makeT(locale) {
   const table = STRINGS[locale] || STRINGS.ru;
   return (key, vars) => {
-    let s = table[key] ?? STRINGS.ru[key] ?? key;
-    if (vars) for (const [k, v] of Object.entries(vars)) s = s.replace(`{${k}}`, String(v));
-    return s;
+    return interpolate(table[key] ?? STRINGS.ru[key] ?? key, vars);
   };
 }
 
@@ -277,10 +277,3 @@ export function localizeServerText(locale, text) {
   }
   return text;
 }
-
-export const EMOJI = [
-  "😊", "😀", "😂", "🙂", "😉", "😍", "🤔", "😅",
-  "😢", "😮", "😎", "🙏", "👍", "👎", "👌", "👋",
-  "🙌", "👏", "💪", "❤️", "🔥", "✨", "🎉", "✅",
-  "❌", "❓", "📦", "🚚", "💳", "🛒", "🎁", "⭐",
-];

@@ -1,29 +1,14 @@
 // Voice messages: record with MediaRecorder (Opus in WebM or Ogg), a timer and a live level
 // meter, cancel, listen before sending, at most 5 minutes (then it stops by itself).
 
-import { audioPlayer, formatDuration, ICONS, svgIcon } from "./files.js";
+import { h as el, pickVoiceMime, svgIcon } from "../shared/dom.js";
+import { formatDuration } from "../shared/format.js";
+import { audioPlayer, ICONS } from "./files.js";
 
 export const MAX_VOICE_SECONDS = 5 * 60;
 const BARS = 32;
 
-export function pickVoiceMime() {
-  if (typeof MediaRecorder !== "function" || !navigator.mediaDevices?.getUserMedia) return null;
-  for (const m of ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg"]) {
-    try {
-      if (MediaRecorder.isTypeSupported(m)) return m;
-    } catch {
-      /* old browsers */
-    }
-  }
-  return null;
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+export { pickVoiceMime };
 
 function iconButton(className, label, icon, size = 20) {
   const b = el("button", className);
