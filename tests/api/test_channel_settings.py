@@ -219,6 +219,32 @@ def test_smtp_check_connects_and_a_saved_sender_is_used(
     assert channels(admin)["smtp"]["from"] == "Env Shop <env@trust.store>"
 
 
+def test_missed_chat_alerts_use_the_channels_saved_in_the_dashboard(
+    admin: OperatorClient, mailbox: Mailbox
+) -> None:
+    """The escalation ladder's email and Telegram steps follow Settings → Каналы."""
+
+    def available() -> dict[str, bool]:
+        r = admin.http.get("/api/admin/account/alerts")
+        assert r.status_code == 200, r.text
+        out: dict[str, bool] = r.json()["available"]
+        return out
+
+    put(admin, {"telegram": None, "smtp": None})
+    assert available() == {"push": True, "email": False, "telegram": False}
+    assert admin.post("/api/admin/account/alerts/telegram-link", {}).status_code == 409
+    smtp = {"host": "127.0.0.1", "port": mailbox.port, "starttls": False, "user": ""}
+    assert (
+        put(admin, {"smtp": smtp, "telegram": {"bot_token": TOKEN, "webhook": False}}).status_code
+        == 200
+    )
+    assert available() == {"push": True, "email": True, "telegram": True}
+    link = admin.post("/api/admin/account/alerts/telegram-link", {})
+    assert link.status_code == 200, link.text
+    put(admin, {"telegram": None, "smtp": None})
+    assert available() == {"push": True, "email": False, "telegram": False}
+
+
 @pytest.fixture(scope="module")
 def two_servers(
     postgres: Postgres, redis_server: Redis, tmp_path_factory: pytest.TempPathFactory
