@@ -78,9 +78,13 @@ def rss(pid: int) -> int:
 
 
 class RelayProcess:
+    """bench/relay.py: the bare relay, or with `store` (sqlite:PATH, postgresql://...) the
+    durable relay that commits each frame before forwarding it."""
+
     name = "relay"
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, store: str | None = None) -> None:
+        self.store = store
         self.port = free_port()
         self.log_path = log_dir / f"relay-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,7 +102,14 @@ class RelayProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.relay", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "bench.relay",
+                "--port",
+                str(self.port),
+                *(["--store", self.store] if self.store else []),
+            ],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
