@@ -54,7 +54,7 @@ from bench.servers import (
     versions,
 )
 from tests.support.server import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.support.services import postgres_available, redis_available
+from tests.support.services import Postgres, postgres_available, redis_available
 
 RESULTS = ROOT / "bench" / "results"
 TARGETS = ("relay", "polling", "sqlite", "pg", "pg2")
@@ -108,6 +108,30 @@ def meters_for(server_pid: int, service_pids: list[int]) -> dict[str, Callable[[
         "client": client,
         "system": system_busy,
     }
+
+
+_shared_pg: list[Postgres] = []
+
+
+def shared_pg(work: Path, backend: str) -> Postgres | None:
+    """One PostgreSQL cluster for the whole run (started on first use, stopped by main()):
+    every PostgreSQL target and the durable relay beside it get a database of their own
+    on it, instead of an initdb each (10-20 s apiece on this machine)."""
+    if backend != "pg":
+        return None
+    if not _shared_pg:
+        pg = Postgres(work / "pg-shared")
+        pg.start()
+        _shared_pg.append(pg)
+    return _shared_pg[0]
+
+
+def stop_shared_pg() -> None:
+    while _shared_pg:
+        pg = _shared_pg.pop()
+        pg.stop("immediate")
+        if pg.root.name != "pg-shared":  # a private directory made for root
+            shutil.rmtree(pg.root, ignore_errors=True)
 
 
 def system_busy() -> float:
@@ -405,7 +429,12 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         relays: list[RelayProcess] = []
         stack = None
         try:
-            stack = TrustDeskStack(backend, work / name, workers=2 if name == "pg2" else 1).start()
+            stack = TrustDeskStack(
+                backend,
+                work / name,
+                workers=2 if name == "pg2" else 1,
+                pg=shared_pg(work, backend),
+            ).start()
             refs: list[Reference] = []
             if beside:
                 if stack.pg is not None:
@@ -790,14 +819,19 @@ def sustained_one(args: argparse.Namespace, work: Path, backend: str) -> dict[st
         # the steps or the profile measured below.
         log("  counting SQL statements per message (a separate server with the listener)")
         counter = TrustDeskStack(
-            backend, work / "sqlcount", sqlcount_out=work / "sqlcount.json"
+            backend,
+            work / "sqlcount",
+            sqlcount_out=work / "sqlcount.json",
+            pg=shared_pg(work, backend),
         ).start()
         try:
             counts = run_async(sql_count_probe(counter, args))
         finally:
             counter.stop()
     prof = profiles.Profiler(args.profiler, work / "profile")
-    stack = TrustDeskStack(backend, work / "sustained", cprofile_out=prof.cprofile_out).start()
+    stack = TrustDeskStack(
+        backend, work / "sustained", cprofile_out=prof.cprofile_out, pg=shared_pg(work, backend)
+    ).start()
     try:
         out = run_async(sustained_async(stack, args, prof))
     finally:
@@ -955,12 +989,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         # level the targets are stated at, one paired window per side, a short idle part,
         # the sustained steps around the targets, no SQL counting server.
         args.levels = [args.extras_level]
-        args.runs, args.window, args.warmup, args.paired_rewarm = 1, 4.0, 1.5, 1.0
-        args.idle, args.idle_runs, args.idle_hold = 500, 1, 2.0
-        args.sustained_convs, args.step = 50, 3.0
-        args.sustained_rates = [500, 1000, 1500, 2000]
+        args.runs, args.window, args.warmup, args.paired_rewarm = 1, 3.0, 1.0, 1.0
+        args.idle, args.idle_runs, args.idle_hold = 300, 1, 2.0
+        args.sustained_convs, args.step = 30, 3.0
+        args.sustained_rates = [100, 300, 700, 1000, 1500, 2000]
         args.profile_seconds = 3.0
-        args.cost_probe, args.count_sql = 10, False
+        args.cost_probe, args.count_sql, args.probe_extra_dashboards = 10, False, 0
+        if "--profiler" not in " ".join(argv if argv is not None else sys.argv):
+            args.profiler = "none"  # a diagnosis, not a target: the full run profiles
     args.parts = [x for x in args.parts.split(",") if x]
     args.targets = [x for x in args.targets.split(",") if x]
     args.sustained_backends = [x for x in args.sustained_backends.split(",") if x]
@@ -1014,7 +1050,9 @@ def main(argv: list[str] | None = None) -> None:
         if "sustained" in args.parts:
             data["sustained"] = sustained_part(args, work)
     finally:
+        stop_shared_pg()
         data["seconds"] = time.time() - started
+        data["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(data, indent=1, default=str))
         if not args.keep:
