@@ -61,29 +61,6 @@ def _level(data: dict[str, Any], target: str, level: int) -> dict[str, Any] | No
     return None
 
 
-def vs_relay(
-    data: dict[str, Any], target: str, level: int
-) -> tuple[float | None, float | None, float | None, bool]:
-    """(ratio, target p50, relay p50, paired) for "target p50 ÷ relay p50" at one level.
-
-    The relay measured beside the target, window by window (run.py `paired_windows`): the
-    ratio is the median over the runs of each target window's p50 over the p50 of the relay
-    window just before it. Results without it (older runs, `--no-paired-relay`) fall back
-    to the standalone relay target, measured minutes apart.
-    """
-    row = _level(data, target, level)
-    p50 = row.get("reply_p50_ms") if row else None
-    if row and row.get("saturated"):  # (a few late deliveries: no ratio worth quoting)
-        return None, p50, row.get("ref_p50_ms"), bool(row.get("ref_p50_ms"))
-    if row and row.get("ratio_p50") is not None and row.get("ref_p50_ms"):
-        return row["ratio_p50"], p50, row["ref_p50_ms"], True
-    relay = _level(data, "relay", level)
-    ref = relay.get("reply_p50_ms") if relay else None
-    if p50 is None or not ref:
-        return None, p50, ref, False
-    return p50 / ref, p50, ref, False
-
-
 def vs_durable(
     data: dict[str, Any], target: str, level: int
 ) -> tuple[float | None, float | None, float | None]:
