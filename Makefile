@@ -8,7 +8,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15 nodejs npm dovecot-imapd
 
-.PHONY: run test test-fast test-long lint bench deps system-deps clean
+.PHONY: run test test-fast test-long lint bench bench-quick deps system-deps clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -54,9 +54,12 @@ test-fast: deps
 test-long: deps system-deps
 	.venv/bin/pytest -m long -p no:cacheprovider
 
-bench: deps system-deps  ## load benchmarks; figures go to docs/benchmarks.md
+bench: deps system-deps  ## load benchmarks (~35 min); figures go to docs/benchmarks.md (ARGS=--quick)
 	$(UV) sync --frozen --group bench --python $(PYTHON)
-	.venv/bin/python -m bench.run
+	.venv/bin/python -m bench.run $(ARGS)
+
+bench-quick:  ## every benchmark target with its figure and ratio, in under 5 minutes
+	$(MAKE) bench ARGS=--quick
 
 clean:
 	rm -rf .venv $(TOOLS) data node_modules

@@ -1,19 +1,22 @@
 """TrustDesk benchmarks, in one run: `python -m bench.run` (what `make bench` runs).
 
-    python -m bench.run                # everything (~28 min on 2 cores) -> docs/benchmarks.md
-    python -m bench.run --quick        # a smoke run (small numbers, not for quoting)
+    python -m bench.run                # everything (~35 min on 2 cores) -> docs/benchmarks.md
+    python -m bench.run --quick        # every target with its figure and ratio, < 5 min
     python -m bench.run --parts latency --targets relay,sqlite --levels 1,100
     python -m bench.run --report-only  # rewrite docs/benchmarks.md from bench/results/latest.json
 
 Parts:
-  latency    operator reply -> visitor socket, p50/p99, at 1/100/1000 conversations, for the
-             bare websockets relay, the spec's 3 s polling, TrustDesk on SQLite and on
-             PostgreSQL + Redis; each TrustDesk target with a bare relay of its own beside
-             it, their windows alternating, for the "x the relay" ratios
-             (--no-paired-relay skips that)
+  latency    operator reply -> visitor socket, p50/p99, at 1/10/100/1000 conversations, for
+             the bare websockets relay, the spec's 3 s polling, TrustDesk on SQLite and on
+             PostgreSQL + Redis; each TrustDesk target with a bare relay and a durable relay
+             (commits each frame on the same kind of database) of its own beside it, their
+             windows alternating, for the "x the relay" ratios (--no-paired-relay skips
+             that); at --extras-level (100) the one-process targets also give their RSS idle
+             and with 3 dashboards, and CPU per message with 1 and --many-dashboards (5)
   idle       server RSS per idle connected widget at 5,000 sockets, TrustDesk vs the relay
-  sustained  messages/s stored and delivered by one process on SQLite, stepping the offered
-             rate up until it saturates, then a profile (py-spy if on PATH, else cProfile)
+  sustained  messages/s stored and delivered by one process on SQLite and on PostgreSQL +
+             Redis, stepping the offered rate up until it saturates, then a profile (py-spy
+             if on PATH, else cProfile)
 
 Everything runs on 127.0.0.1; every loop is bounded in count and time.
 """
@@ -51,7 +54,7 @@ from bench.servers import (
     versions,
 )
 from tests.support.server import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.support.services import postgres_available, redis_available
+from tests.support.services import Postgres, postgres_available, redis_available
 
 RESULTS = ROOT / "bench" / "results"
 TARGETS = ("relay", "polling", "sqlite", "pg", "pg2")
@@ -107,6 +110,30 @@ def meters_for(server_pid: int, service_pids: list[int]) -> dict[str, Callable[[
     }
 
 
+_shared_pg: list[Postgres] = []
+
+
+def shared_pg(work: Path, backend: str) -> Postgres | None:
+    """One PostgreSQL cluster for the whole run (started on first use, stopped by main()):
+    every PostgreSQL target and the durable relay beside it get a database of their own
+    on it, instead of an initdb each (10-20 s apiece on this machine)."""
+    if backend != "pg":
+        return None
+    if not _shared_pg:
+        pg = Postgres(work / "pg-shared")
+        pg.start()
+        _shared_pg.append(pg)
+    return _shared_pg[0]
+
+
+def stop_shared_pg() -> None:
+    while _shared_pg:
+        pg = _shared_pg.pop()
+        pg.stop("immediate")
+        if pg.root.name != "pg-shared":  # a private directory made for root
+            shutil.rmtree(pg.root, ignore_errors=True)
+
+
 def system_busy() -> float:
     """CPU seconds the whole machine has been busy (all cores)."""
     t = psutil.cpu_times()
@@ -118,8 +145,13 @@ def system_busy() -> float:
 
 @dataclasses.dataclass
 class Reference:
-    """The bare relay held open beside a TrustDesk target, measured window by window with it."""
+    """A floor held open beside a TrustDesk target, measured window by window with it.
 
+    `key` names its figures in the result row: "ref" for the bare relay (ref_p50_ms,
+    ref_runs, ratio_p50, ...; the names older results use), "durable" for the durable relay
+    (durable_p50_ms, durable_runs, durable_ratio_p50, ...)."""
+
+    key: str
     target: load.Target
     meters: dict[str, Callable[[], float]]
     convs: list[load.Conv] = dataclasses.field(default_factory=list)
@@ -144,28 +176,28 @@ async def paired_windows(
     target: load.Target,
     convs: list[load.Conv],
     meters: dict[str, Callable[[], float]],
-    ref: Reference,
+    refs: list[Reference],
     rate: float,
     args: argparse.Namespace,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Alternate relay window, target window, ... (`args.runs` of each) at one level.
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Alternate bare relay window, durable relay window, target window, ... (`args.runs`
+    of each) at one level.
 
     Each side gets the full warm-up once per level, before its first window: that is where
     the new conversations' first messages and cold caches are paid for. Before each later
     window each side gets only a short re-warm (`--paired-rewarm`, default 1 s): while the
-    other side ran, this one sat idle (and measure() drained its last messages), and a
+    others ran, this one sat idle (and measure() drained its last messages), and a
     window started cold, with empty queues and an idle CPU, would not measure the steady
     state that the back-to-back windows of an unpaired run measure; a full warm-up each
     time would only add minutes.
     """
     windows: list[dict[str, Any]] = []
-    ref_windows: list[dict[str, Any]] = []
+    ref_windows: dict[str, list[dict[str, Any]]] = {r.key: [] for r in refs}
+    sides = [(r.target, r.convs, r.meters, ref_windows[r.key]) for r in refs if r.convs]
+    sides.append((target, convs, meters, windows))
     for i in range(args.runs):
         warmup = args.warmup if i == 0 else min(args.warmup, args.paired_rewarm)
-        for side, side_convs, side_meters, out in (
-            (ref.target, ref.convs, ref.meters, ref_windows),
-            (target, convs, meters, windows),
-        ):
+        for side, side_convs, side_meters, out in sides:
             out += await load.measure(
                 side,
                 side_convs,
@@ -175,52 +207,98 @@ async def paired_windows(
                 seconds=args.window,
                 meters=side_meters,
             )
-    return windows, ref_windows
+    return windows, {k: v for k, v in ref_windows.items() if v}
 
 
 def paired_figures(
-    windows: list[dict[str, Any]], ref_windows: list[dict[str, Any]]
+    windows: list[dict[str, Any]], ref_windows: list[dict[str, Any]], key: str = "ref"
 ) -> dict[str, Any]:
-    """The paired reference of one level: relay medians, and the median of per-window ratios."""
+    """The paired reference of one level: its medians, and the median of per-window ratios.
+
+    key "ref" (the bare relay) gives ref_p50_ms, ref_p99_ms, ref_runs, ratio_runs,
+    ratio_p50; key "durable" gives durable_p50_ms, ..., durable_ratio_runs,
+    durable_ratio_p50."""
     ratios = [
         w["reply_p50_ms"] / r["reply_p50_ms"]
         if w.get("reply_p50_ms") is not None and r.get("reply_p50_ms")
         else None
         for w, r in zip(windows, ref_windows, strict=True)
     ]
+    pre = "" if key == "ref" else f"{key}_"
     return {
-        "ref_p50_ms": median([r.get("reply_p50_ms") for r in ref_windows]),
-        "ref_p99_ms": median([r.get("reply_p99_ms") for r in ref_windows]),
-        "ref_runs": ref_windows,
-        "ratio_runs": ratios,
-        "ratio_p50": median(list(ratios)),
+        f"{key}_p50_ms": median([r.get("reply_p50_ms") for r in ref_windows]),
+        f"{key}_p99_ms": median([r.get("reply_p99_ms") for r in ref_windows]),
+        f"{key}_server_cpu_ms_per_msg": median(
+            [r.get("server_cpu_ms_per_msg") for r in ref_windows]
+        ),
+        f"{key}_runs": ref_windows,
+        f"{pre}ratio_runs": ratios,
+        f"{pre}ratio_p50": median(list(ratios)),
     }
+
+
+async def _loaded_extras(
+    target: load.TrustDeskTarget,
+    convs: list[load.Conv],
+    meters: dict[str, Callable[[], float]],
+    pid: int | None,
+    rate: float,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """At the level of the targets (100 conversations open): the server's RSS with 3
+    operator dashboards connected, then one window with 5 dashboards for the CPU per
+    message (the paired windows before it had `--dashboards`, 1 by default)."""
+    out: dict[str, Any] = {"dashboards_before": len(target.dash)}
+    await target.add_dashboards(max(0, 3 - len(target.dash)))
+    if pid is not None:
+        await asyncio.sleep(2.0)  # the new dashboards' snapshots are sent and freed
+        out["rss_loaded"] = rss(pid)
+        out["rss_loaded_dashboards"] = len(target.dash)
+    await target.add_dashboards(max(0, args.many_dashboards - len(target.dash)))
+    w = await load.measure(
+        target,
+        convs,
+        rate,
+        warmup=args.warmup,
+        runs=1,
+        seconds=args.window,
+        meters=meters,
+    )
+    out["many_dashboards"] = len(target.dash)
+    out["many_window"] = w[0]
+    await target.drop_dashboards(len(target.dash) - out["dashboards_before"])
+    return out
 
 
 async def latency_levels(
     target: load.Target,
     args: argparse.Namespace,
     meters: dict[str, Callable[[], float]],
-    ref: Reference | None = None,
+    refs: list[Reference] | None = None,
+    pid: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Every level of one target; `pid` (one-process TrustDesk servers): its RSS, idle and
+    loaded, is recorded."""
+    refs = refs or []
     convs: list[load.Conv] = []
     out = []
+    rss_idle = rss(pid) if pid is not None else None
     try:
         await target.open()
-        if ref is not None:
+        for ref in refs:
             await ref.target.open()
         for level in args.levels:
             errors = await _open_level(target, convs, level, args.setup_timeout)
             if not convs:
                 break
-            if ref is not None:
+            for ref in refs:
                 ref.setup_errors += await _open_level(
                     ref.target, ref.convs, level, args.setup_timeout
                 )
             rate = args.single_rate if level == 1 else args.rate
-            ref_windows: list[dict[str, Any]] | None = None
-            if ref is not None and ref.convs:
-                windows, ref_windows = await paired_windows(target, convs, meters, ref, rate, args)
+            ref_windows: dict[str, list[dict[str, Any]]] = {}
+            if any(ref.convs for ref in refs):
+                windows, ref_windows = await paired_windows(target, convs, meters, refs, rate, args)
             else:
                 windows = await load.measure(
                     target,
@@ -240,11 +318,34 @@ async def latency_levels(
                 setup_errors=errors[:5],
                 setup_failed=len(errors),
             )
-            if ref is not None and ref_windows is not None:
-                row.update(
-                    paired_figures(windows, ref_windows),
-                    ref_open=len(ref.convs),
-                    ref_setup_failed=len(ref.setup_errors),
+            for ref in refs:
+                if ref.key in ref_windows:
+                    row.update(
+                        paired_figures(windows, ref_windows[ref.key], ref.key),
+                        **{
+                            f"{ref.key}_open": len(ref.convs),
+                            f"{ref.key}_setup_failed": len(ref.setup_errors),
+                        },
+                    )
+            if (
+                level == args.extras_level
+                and isinstance(target, load.TrustDeskTarget)
+                and not isinstance(target, load.PollingTarget)
+            ):
+                extras = await _loaded_extras(target, convs, meters, pid, rate, args)
+                row.update(extras, rss_idle=rss_idle)
+                mw = extras["many_window"]
+                log(
+                    f"  {target.name} @ {level}: server CPU per message "
+                    f"{fmt2(row['server_cpu_ms_per_msg'])} ms ({len(target.dash)} dashboard), "
+                    f"{fmt2(mw['server_cpu_ms_per_msg'])} ms ({extras['many_dashboards']} "
+                    "dashboards)"
+                    + (
+                        f"; RSS idle {rss_idle / 2**20:.0f} MiB, loaded "
+                        f"{extras['rss_loaded'] / 2**20:.0f} MiB"
+                        if rss_idle is not None and "rss_loaded" in extras
+                        else ""
+                    )
                 )
             out.append(row)
             log(
@@ -255,15 +356,21 @@ async def latency_levels(
                 f"server CPU {row['server_cpu_pct']:.0f}%, client CPU {row['client_cpu_pct']:.0f}%"
                 + (f", errors {row['errors']}" if row["errors"] else "")
             )
-            if "ref_runs" in row:
+            for key, what, rkey in (
+                ("ref", "bare relay", "ratio"),
+                ("durable", "durable relay", "durable_ratio"),
+            ):
+                if f"{key}_runs" not in row:
+                    continue
                 pairs = "; ".join(
                     f"{fmt2(r['reply_p50_ms'])} -> {fmt2(w['reply_p50_ms'])} ms"
-                    for r, w in zip(row["ref_runs"], row["runs"], strict=True)
+                    for r, w in zip(row[f"{key}_runs"], row["runs"], strict=True)
                 )
                 log(
-                    f"  {target.name} @ {level}: relay beside it p50 {fmt2(row['ref_p50_ms'])} ms, "
-                    f"p99 {fmt2(row['ref_p99_ms'])} ms; windows (relay -> {target.name}) {pairs}; "
-                    f"ratio p50 {fmt2(row['ratio_p50'])}x"
+                    f"  {target.name} @ {level}: {what} beside it p50 "
+                    f"{fmt2(row[f'{key}_p50_ms'])} ms, p99 {fmt2(row[f'{key}_p99_ms'])} ms; "
+                    f"windows ({what} -> {target.name}) {pairs}; "
+                    f"ratio p50 {fmt2(row[f'{rkey}_p50'])}x"
                 )
             if len(convs) < level * 0.9:
                 log(f"  {target.name}: could not open {level} conversations; stopping here")
@@ -276,12 +383,13 @@ async def latency_levels(
                 row["saturated"] = True
                 break
     finally:
-        # Both targets' sockets (up to 2 x the level) are closed whatever happened.
+        # Every target's sockets (up to 3 x the level) are closed whatever happened.
         try:
             await target.close()
         finally:
-            if ref is not None:
-                await ref.target.close()
+            for ref in refs:
+                with contextlib.suppress(Exception):
+                    await ref.target.close()
     return out
 
 
@@ -312,18 +420,34 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # pg2: the same, served by two worker processes (`trustdesk run --workers 2`): the
         # way past one process's CPU, events crossing between them through Redis.
         backend = "pg" if name in ("pg", "pg2") else "sqlite"
-        # The TrustDesk targets get a bare relay of their own, measured window by window
-        # beside them (paired_windows): the floor drifts too much over a run to divide by the
-        # relay measured minutes earlier. Not the 3 s polling, whose ratio is ~1,000x anyway.
+        # The TrustDesk targets get a bare relay and a durable relay of their own (the
+        # latter committing each frame on the same kind of database, on the same PostgreSQL
+        # server), measured window by window beside them (paired_windows): the floor drifts
+        # too much over a run to divide by a relay measured minutes earlier. Not the 3 s
+        # polling, whose ratio is ~1,000x anyway.
         beside = args.paired_relay and name in report.TRUSTDESK
-        ref_relay = RelayProcess(work).start() if beside else None
+        relays: list[RelayProcess] = []
         stack = None
         try:
-            stack = TrustDeskStack(backend, work / name, workers=2 if name == "pg2" else 1).start()
-            ref = None
-            if ref_relay is not None:
-                ref_target = load.RelayTarget(load.Recorder(), ref_relay.ws_url)
-                ref = Reference(ref_target, meters_for(ref_relay.pid, []))
+            stack = TrustDeskStack(
+                backend,
+                work / name,
+                workers=2 if name == "pg2" else 1,
+                pg=shared_pg(work, backend),
+            ).start()
+            refs: list[Reference] = []
+            if beside:
+                if stack.pg is not None:
+                    db = stack.pg.create_database(f"relay_{name}_{int(time.time() * 1000)}")
+                else:
+                    db = f"sqlite:{work / name / 'durable-relay.sqlite3'}"
+                for key, store in (("ref", None), ("durable", db)):
+                    relay = RelayProcess(work, store=store).start()
+                    relays.append(relay)
+                    ref_target = load.RelayTarget(load.Recorder(), relay.ws_url)
+                    ref_target.name = "durable relay" if store else "bare relay"
+                    services = [stack.service_pids()[0]] if store and stack.pg else []
+                    refs.append(Reference(key, ref_target, meters_for(relay.pid, services)))
             cls = load.PollingTarget if name == "polling" else load.TrustDeskTarget
             target = cls(
                 rec,
@@ -334,14 +458,15 @@ def latency_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 reply_via="http" if name == "polling" else args.reply_via,
             )
             meters = meters_for(stack.pid, stack.service_pids())
-            results[name] = run_async(latency_levels(target, args, meters, ref))
+            pid = stack.pid if name in ("sqlite", "pg") else None
+            results[name] = run_async(latency_levels(target, args, meters, refs, pid))
         finally:
             try:
                 if stack is not None:
                     stack.stop()
             finally:
-                if ref_relay is not None:
-                    ref_relay.stop()
+                for relay in relays:
+                    relay.stop()
     return results
 
 
@@ -672,8 +797,19 @@ async def cost_probe(
 
 
 def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The step test on each database of `--sustained-backends`: {backend: result}."""
+    out = {}
+    for backend in args.sustained_backends:
+        if backend == "pg" and not (postgres_available() and redis_available()):
+            log("  sustained pg: PostgreSQL 15 or redis-server not installed; skipped")
+            continue
+        out[backend] = sustained_one(args, work / f"sustained-{backend}", backend)
+    return out
+
+
+def sustained_one(args: argparse.Namespace, work: Path, backend: str) -> dict[str, Any]:
     log(
-        f"sustained: trustdesk {args.sustained_backend}, {args.sustained_convs} conversations, "
+        f"sustained: trustdesk {backend}, {args.sustained_convs} conversations, "
         f"{args.dashboards} dashboard socket(s)"
     )
     counts: dict[str, Any] = {}
@@ -683,7 +819,10 @@ def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # the steps or the profile measured below.
         log("  counting SQL statements per message (a separate server with the listener)")
         counter = TrustDeskStack(
-            args.sustained_backend, work / "sqlcount", sqlcount_out=work / "sqlcount.json"
+            backend,
+            work / "sqlcount",
+            sqlcount_out=work / "sqlcount.json",
+            pg=shared_pg(work, backend),
         ).start()
         try:
             counts = run_async(sql_count_probe(counter, args))
@@ -691,7 +830,7 @@ def sustained_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             counter.stop()
     prof = profiles.Profiler(args.profiler, work / "profile")
     stack = TrustDeskStack(
-        args.sustained_backend, work / "sustained", cprofile_out=prof.cprofile_out
+        backend, work / "sustained", cprofile_out=prof.cprofile_out, pg=shared_pg(work, backend)
     ).start()
     try:
         out = run_async(sustained_async(stack, args, prof))
@@ -792,10 +931,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=[10, 25, 50, 100, 200, 400, 700, 1000, 1200, 1500, 2000],
     )
     p.add_argument(
-        "--sustained-backend",
-        default="sqlite",
-        choices=["sqlite", "pg"],
-        help="database of the sustained part (the target is stated for SQLite)",
+        "--sustained-backends",
+        default="sqlite,pg",
+        help="databases of the sustained part, each with its own server, in turn "
+        "(targets: 1,000 msg/s on SQLite, 1,500 on PostgreSQL + Redis)",
+    )
+    p.add_argument(
+        "--extras-level",
+        type=int,
+        default=100,
+        help="latency: at this level each one-process TrustDesk target also records its RSS "
+        "with 3 dashboards connected and runs a window with --many-dashboards",
+    )
+    p.add_argument(
+        "--many-dashboards",
+        type=int,
+        default=5,
+        help="dashboards connected for the second CPU-per-message window",
     )
     p.add_argument(
         "--cost-probe",
@@ -833,16 +985,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     if args.quick:
-        args.levels = [lv for lv in args.levels if lv <= 50] or [1]
-        if 50 not in args.levels:
-            args.levels.append(50)
-        args.runs, args.window, args.warmup = 1, 3.0, 1.0
-        args.idle, args.idle_runs, args.idle_hold = 500, 1, 2.0
-        args.sustained_convs, args.sustained_rates, args.step = 50, [200, 500], 3.0
+        # Every target, on the same code path, with fewer and shorter windows: only the
+        # level the targets are stated at, one paired window per side, a short idle part,
+        # the sustained steps around the targets, no SQL counting server.
+        args.levels = [args.extras_level]
+        args.runs, args.window, args.warmup, args.paired_rewarm = 1, 3.0, 1.0, 1.0
+        args.idle, args.idle_runs, args.idle_hold = 300, 1, 2.0
+        args.sustained_convs, args.step = 30, 3.0
+        args.sustained_rates = [100, 300, 700, 1000, 1500, 2000]
         args.profile_seconds = 3.0
-        args.cost_probe = 10
+        args.cost_probe, args.count_sql, args.probe_extra_dashboards = 10, False, 0
+        if "--profiler" not in " ".join(argv if argv is not None else sys.argv):
+            args.profiler = "none"  # a diagnosis, not a target: the full run profiles
     args.parts = [x for x in args.parts.split(",") if x]
     args.targets = [x for x in args.targets.split(",") if x]
+    args.sustained_backends = [x for x in args.sustained_backends.split(",") if x]
     for t in args.targets:
         if t not in TARGETS:
             p.error(f"unknown target {t!r}")
@@ -893,7 +1050,9 @@ def main(argv: list[str] | None = None) -> None:
         if "sustained" in args.parts:
             data["sustained"] = sustained_part(args, work)
     finally:
+        stop_shared_pg()
         data["seconds"] = time.time() - started
+        data["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(data, indent=1, default=str))
         if not args.keep:

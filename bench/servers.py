@@ -78,9 +78,13 @@ def rss(pid: int) -> int:
 
 
 class RelayProcess:
+    """bench/relay.py: the bare relay, or with `store` (sqlite:PATH, postgresql://...) the
+    durable relay that commits each frame before forwarding it."""
+
     name = "relay"
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, store: str | None = None) -> None:
+        self.store = store
         self.port = free_port()
         self.log_path = log_dir / f"relay-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,7 +102,14 @@ class RelayProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.relay", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "bench.relay",
+                "--port",
+                str(self.port),
+                *(["--store", self.store] if self.store else []),
+            ],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -164,17 +175,22 @@ class TrustDeskStack:
         cprofile_out: Path | None = None,
         sqlcount_out: Path | None = None,
         workers: int = 1,
+        pg: Postgres | None = None,
     ) -> None:
+        """`pg`: a running cluster shared by the run (a database of its own is created on
+        it, and the cluster is left running on stop()); without it "pg" starts its own."""
         self.backend = backend
         self.workers = workers
         self.sqlcount_out = sqlcount_out
         self.root = root
         self.pg: Postgres | None = None
+        self.own_pg = pg is None
         self.redis: Redis | None = None
         db_url = redis_url = None
         if backend == "pg":
-            self.pg = Postgres(root / "pg")
-            self.pg.start()
+            self.pg = pg or Postgres(root / "pg")
+            if self.own_pg:
+                self.pg.start()
             db_url = self.pg.create_database(f"trustdesk_bench_{int(time.time() * 1000)}")
             self.redis = Redis(root / "redis")
             self.redis.start()
@@ -239,7 +255,7 @@ class TrustDeskStack:
         self.server.stop()
         if self.redis is not None:
             self.redis.stop()
-        if self.pg is not None:
+        if self.pg is not None and self.own_pg:
             self.pg.stop("immediate")
             if self.pg.root != self.root / "pg":  # a private directory made for root
                 shutil.rmtree(self.pg.root, ignore_errors=True)
