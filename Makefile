@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15 nodejs npm dovecot-imapd
+APT_PACKAGES := redis-server chromium fonts-noto-color-emoji postgresql-15 dovecot-imapd
 
 .PHONY: run test test-fast test-long lint bench bench-quick deps system-deps clean
 
@@ -24,9 +24,13 @@ run: deps  ## serve the product on http://localhost:3000 (SQLite under ./data)
 	.venv/bin/trustdesk run --port $${PORT:-3000}
 
 # Debian packages the tests need (real Redis, PostgreSQL 15, Chromium, emoji font).
+# Node.js and npm by command: a machine's own Node.js (e.g. NodeSource's, which bundles
+# npm) is kept, and Debian's npm cannot be installed beside it.
 system-deps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
