@@ -163,11 +163,17 @@ def ticket_of(page: Page, frame: str = FRAME_RU) -> str:
 
 
 def customer_row(chat: FrameLocator, text: str):
-    return chat.locator(".row--customer[data-id]", has_text=text)
+    return message_row(chat, "customer", text)
 
 
 def agent_row(chat: FrameLocator, text: str):
-    return chat.locator(".row--agent[data-id]", has_text=text)
+    return message_row(chat, "agent", text)
+
+
+def message_row(chat: FrameLocator, side: str, text: str):
+    """The row whose bubble has `text`: matched in the bubble, not the whole row, whose
+    text also has the sender and the time ("часть 1" + "20:13" reads "часть 120:13")."""
+    return chat.locator(f".row--{side}[data-id]").filter(has=chat.locator(".bubble", has_text=text))
 
 
 def system_row(chat: FrameLocator, text: str):
