@@ -1,4 +1,5 @@
-"""Shared fixtures: real PostgreSQL and Redis servers, started once per test session."""
+"""Shared fixtures: real PostgreSQL and Redis servers, started once per test session; an
+SMTP capture, a Dovecot IMAP server and the Bot API stand-in, started once per module."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.dovecot import Dovecot
 from tests.support.services import Postgres, Redis, postgres_available, redis_available
+from tests.support.smtp import Mailbox
+from tests.support.telegram_api import BotApi
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +31,31 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
     r.start()
     yield r
     r.stop()
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[Mailbox]:
+    """The SMTP server the module's server sends to (aiosmtpd), with what it received."""
+    box = Mailbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()
+
+
+@pytest.fixture(scope="module")
+def imap(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """A real Dovecot for the module; its mailbox is the module's IMAP_USER."""
+    d = Dovecot(user=request.module.IMAP_USER).start()
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture(scope="module")
+def bot_api() -> Iterator[BotApi]:
+    """The local Bot API stand-in (tests/support/telegram_api.py)."""
+    api = BotApi().start()
+    yield api
+    api.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -33,14 +33,6 @@ PASSWORD = "agent password one"  # noqa: S105 - test fixture
 LINK = re.compile(r"/admin#/reset/([A-Za-z0-9_-]+)")
 
 
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox

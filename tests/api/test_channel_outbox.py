@@ -23,32 +23,12 @@ from tests.support.services import Postgres, wait_until
 from tests.support.smtp import Mailbox
 from tests.support.telegram_api import TOKEN, BotApi
 
+IMAP_USER = SHOP  # the Dovecot mailbox (tests/conftest.py imap)
+
 pytestmark = pytest.mark.skipif(not dovecot_available(), reason="dovecot-imapd not installed")
 
 _n = itertools.count()
 _chats = itertools.count(8_000_001)
-
-
-@pytest.fixture(scope="module")
-def bot_api() -> Iterator[BotApi]:
-    api = BotApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
-def imap() -> Iterator[Dovecot]:
-    d = Dovecot(user=SHOP).start()
-    yield d
-    d.cleanup()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -20,34 +20,14 @@ from tests.support.services import Postgres, Redis, free_port, wait_until
 from tests.support.smtp import Mailbox
 from tests.support.telegram_api import TOKEN, BotApi
 
+IMAP_USER = "inbox@trust.store"  # the Dovecot mailbox (tests/conftest.py imap)
+
 pytestmark = pytest.mark.skipif(not dovecot_available(), reason="dovecot-imapd not installed")
 
 _n = itertools.count()
 _chats = itertools.count(7_000_001)
 URL = "/api/admin/settings/channels"
 AGENT = ("agent@trust.store", "Агент", "agent-password-123")
-
-
-@pytest.fixture(scope="module")
-def bot_api() -> Iterator[BotApi]:
-    api = BotApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture(scope="module")
-def imap() -> Iterator[Dovecot]:
-    d = Dovecot(user="inbox@trust.store").start()
-    yield d
-    d.cleanup()
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

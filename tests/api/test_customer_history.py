@@ -21,25 +21,12 @@ from tests.support.services import Postgres, wait_until
 from tests.support.smtp import Mailbox
 from trustdesk.actions.customers import identity_signature
 
+IMAP_USER = SHOP  # the Dovecot mailbox (tests/conftest.py imap)
+
 pytestmark = pytest.mark.skipif(not dovecot_available(), reason="dovecot-imapd not installed")
 
 SHOP_SECRET = "history-identity-secret"
 _n = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
-def imap() -> Iterator[Dovecot]:
-    d = Dovecot(user=SHOP).start()
-    yield d
-    d.cleanup()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -24,22 +24,8 @@ from tests.support.smtp import Mailbox
 pytestmark = pytest.mark.skipif(not dovecot_available(), reason="dovecot-imapd not installed")
 
 SHOP = "support@trust.store"
+IMAP_USER = SHOP  # the Dovecot mailbox (tests/conftest.py imap)
 _n = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
-def imap() -> Iterator[Dovecot]:
-    d = Dovecot(user=SHOP).start()
-    yield d
-    d.cleanup()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -84,21 +84,6 @@ class PushService:
 
 
 @pytest.fixture(scope="module")
-def bot_api() -> Iterator[BotApi]:
-    api = BotApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
 def push_service() -> Iterator[PushService]:
     svc = PushService()
     yield svc

@@ -24,14 +24,6 @@ NAMES = ["database", "public_url", "smtp", "push", "redis", "disk", "descriptors
 _n = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def server(
     request: pytest.FixtureRequest,

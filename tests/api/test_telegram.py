@@ -29,13 +29,6 @@ def png_bytes() -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def bot_api() -> Iterator[BotApi]:
-    api = BotApi().start()
-    yield api
-    api.stop()
-
-
 def _server(
     request: pytest.FixtureRequest,
     tmp: pytest.TempPathFactory,

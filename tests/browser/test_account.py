@@ -23,14 +23,6 @@ NEW_PASSWORD = "olga's brand new password"  # noqa: S105 - test fixture
 
 
 @pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox) -> Iterator[ServerProcess]:
     srv = ServerProcess(
         tmp_path_factory.mktemp("browser-account"),

@@ -15,24 +15,12 @@ from tests.support.dovecot import Dovecot, dovecot_available
 from tests.support.server import ADMIN_EMAIL, ADMIN_NAME, ADMIN_PASSWORD, ServerProcess
 from tests.support.telegram_api import TOKEN, BotApi
 
+IMAP_USER = "inbox@trust.store"  # the Dovecot mailbox (tests/conftest.py imap)
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not dovecot_available(), reason="dovecot-imapd not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def bot_api() -> Iterator[BotApi]:
-    api = BotApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture(scope="module")
-def imap() -> Iterator[Dovecot]:
-    d = Dovecot(user="inbox@trust.store").start()
-    yield d
-    d.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -24,21 +24,7 @@ pytestmark = [
     pytest.mark.skipif(not dovecot_available(), reason="dovecot-imapd not installed"),
 ]
 SHOP = "support@trust.store"
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
-def imap() -> Iterator[Dovecot]:
-    d = Dovecot(user=SHOP).start()
-    yield d
-    d.cleanup()
+IMAP_USER = SHOP  # the Dovecot mailbox (tests/conftest.py imap)
 
 
 @pytest.fixture(scope="module")

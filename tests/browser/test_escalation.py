@@ -31,13 +31,6 @@ def patient_expect() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def bot_api() -> Iterator[BotApi]:
-    api = BotApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, bot_api: BotApi) -> Iterator[ServerProcess]:
     srv = ServerProcess(
         tmp_path_factory.mktemp("escalation-browser"),
